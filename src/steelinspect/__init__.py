@@ -1,0 +1,3 @@
+"""steelinspect: find and classify defects on steel-plate surface images (Severstal format)."""
+
+__version__ = "0.1.0"

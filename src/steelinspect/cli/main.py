@@ -1,0 +1,45 @@
+"""The `steelinspect` console script.
+
+Each command module registers its commands on one typer app. Library errors (SteelInspectError)
+become a one-line message and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from steelinspect.errors import SteelInspectError
+
+app = typer.Typer(
+    name="steelinspect",
+    help="Find and classify defects on steel-plate images (Severstal format).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+def _register() -> None:
+    # Imported here so `steelinspect --help` stays quick and each group stays in its own file.
+    from steelinspect.cli import data_cmds, eda_cmds, model_cmds, predict_cmds, serve_cmds
+
+    for module in (data_cmds, eda_cmds, model_cmds, predict_cmds, serve_cmds):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()
+    except SteelInspectError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real Severstal sample (skipped when absent) and small synthetic datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_SAMPLE = Path(os.environ.get("STEELINSPECT_REAL_SAMPLE", REPO.parent / "shared" / "severstal-sample"))
+
+# Two cores are shared by the whole suite: keep torch from oversubscribing them.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def real_sample() -> Path:
+    """../shared/severstal-sample: 30 real images, 40 real masks (see its README)."""
+    if not (REAL_SAMPLE / "train.csv").is_file():
+        pytest.skip(f"real Severstal sample not found at {REAL_SAMPLE} (set STEELINSPECT_REAL_SAMPLE)")
+    return REAL_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A small synthetic dataset in the newer label format (64 images, seed 0). Do not modify it."""
+    from steelinspect.data.synth import generate
+
+    out = tmp_path_factory.mktemp("synth") / "data"
+    generate(out, images=64, seed=0)
+    return out
