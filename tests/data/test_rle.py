@@ -1,0 +1,111 @@
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from steelinspect import rle
+from steelinspect.errors import RLEError
+
+
+def kernel_decode(mask_rle, shape=(256, 1600)):
+    """The usual Kaggle kernel decoder, as the reference for correctness and speed."""
+    s = mask_rle.split()
+    starts, lengths = [np.asarray(x, dtype=int) for x in (s[0:][::2], s[1:][::2])]
+    starts -= 1
+    ends = starts + lengths
+    img = np.zeros(shape[0] * shape[1], dtype=np.uint8)
+    for lo, hi in zip(starts, ends):
+        img[lo:hi] = 1
+    return img.reshape(shape, order="F")
+
+
+def kernel_encode(img):
+    pixels = img.T.flatten()
+    pixels = np.concatenate([[0], pixels, [0]])
+    runs = np.where(pixels[1:] != pixels[:-1])[0] + 1
+    runs[1::2] -= runs[::2]
+    return " ".join(str(x) for x in runs)
+
+
+def test_numbering_is_one_based_column_major():
+    mask = rle.decode("1 3 258 1", shape=(256, 4))
+    assert mask[0:3, 0].all() and mask.sum() == 4
+    assert mask[1, 1]  # pixel 258 = row 1 of column 1 (0-based)
+    assert rle.encode(mask) == "1 3 258 1"
+
+
+def test_empty_string_is_empty_mask():
+    assert not rle.decode("").any()
+    assert rle.encode(np.zeros((256, 1600), bool)) == ""
+    assert rle.area("") == 0
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("1 2 3", "odd number of tokens"),
+        ("1 x", "'x' is not an integer"),
+        ("1.5 2", "not an integer"),
+        ("0 5", "numbered from 1"),
+        ("-3 5", "numbered from 1"),
+        ("10 0", "at least 1"),
+        ("409600 2", "past the 256x1600 image"),
+        ("100 5 50 2", "unsorted"),
+        ("100 5 102 3", "overlapping"),
+    ],
+)
+def test_malformed_rle_says_what_is_wrong(bad, words):
+    with pytest.raises(RLEError, match=words):
+        rle.decode(bad)
+
+
+def test_adjacent_runs_are_valid():
+    assert rle.decode("1 2 3 2", shape=(4, 1)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 40), st.integers(1, 40))))
+def test_round_trip_mask(mask):
+    text = rle.encode(mask)
+    assert np.array_equal(rle.decode(text, mask.shape), mask)
+    assert rle.area(text, mask.shape) == mask.sum()
+    assert text == kernel_encode(mask.astype(np.uint8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 30), st.integers(1, 30)), max_size=20))
+def test_round_trip_string(pairs):
+    # Build a canonical RLE: gaps >= 1 so runs never touch, then string -> mask -> string is identity.
+    tokens, pos = [], 0
+    for gap, length in pairs:
+        start = pos + gap + 1
+        tokens += [start, length]
+        pos = start + length - 1
+    shape = (16, max(1, (pos // 16) + 2))
+    text = " ".join(map(str, tokens))
+    assert rle.encode(rle.decode(text, shape)) == text
+
+
+def test_mask_stack_helpers():
+    rng = np.random.default_rng(0)
+    stack = np.zeros((256, 1600, 4), bool)
+    stack[10:50, 100:300, 0] = True
+    stack[:, 900:910, 2] = rng.random((256, 10)) > 0.5
+    rles = rle.build_rles(stack)
+    assert rles[1] == "" and rles[3] == ""
+    assert np.array_equal(rle.build_mask(rles), stack)
+    assert np.array_equal(rle.build_mask({1: rles[0], 3: rles[2]}), stack)
+    with pytest.raises(RLEError, match="class id 7"):
+        rle.build_mask({7: "1 1"})
+
+
+def test_real_rows_round_trip_exactly(real_sample):
+    rows = pd.read_csv(real_sample / "train.csv")
+    assert len(rows) == 40
+    for text in rows.EncodedPixels:
+        mask = rle.decode(text)
+        assert mask.shape == (256, 1600)
+        assert np.array_equal(mask, kernel_decode(text).astype(bool))
+        assert rle.encode(mask) == text
