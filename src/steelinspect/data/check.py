@@ -24,6 +24,7 @@ from steelinspect.data.layout import data_dir
 from steelinspect.data.master import image_ids
 from steelinspect.errors import ImageError, Problem
 
+JPEG_START = b"\xff\xd8"
 JPEG_END = b"\xff\xd9"
 
 
@@ -52,17 +53,23 @@ class CheckReport:
 
 def check_image(path: Path, shape: tuple[int, int] = IMAGE_SHAPE) -> Problem | None:
     """One image file: readable, complete, of the expected size. Returns the problem or None."""
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        # A truncated JPEG may still decode (grey fill) or fail vaguely; the missing end marker is specific.
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(2)
+                fh.seek(0, 2)
+                if head == JPEG_START and fh.tell() > 4:
+                    fh.seek(-2, 2)
+                    if fh.read(2) != JPEG_END:
+                        return Problem("bad_image", str(path), "truncated JPEG (no end-of-image marker)")
+        except OSError as exc:
+            return Problem("bad_image", str(path), f"cannot read file ({exc.strerror or exc})")
     try:
         image = read_gray(path)
         check_size(image, path, shape)
     except ImageError as exc:
         return Problem("bad_image", str(path), exc.problem)
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        # libjpeg decodes a truncated file with a warning and grey fill; the missing end marker tells.
-        with path.open("rb") as fh:
-            fh.seek(-2, 2)
-            if fh.read(2) != JPEG_END:
-                return Problem("bad_image", str(path), "truncated JPEG (no end-of-image marker)")
     return None
 
 
