@@ -23,7 +23,8 @@ def synth(
     """Write a synthetic dataset in the Kaggle Severstal layout."""
     from steelinspect.data.synth import generate
 
-    path = generate(out_dir, images=images, seed=seed, label_format=label_format, workers=workers, progress=True)
+    with progress_bar("generating images", images) as advance:
+        path = generate(out_dir, images=images, seed=seed, label_format=label_format, workers=workers, on_image=advance)
     out.print(f"wrote {images} images and {path / 'train.csv'} ({label_format} format)")
 
 
