@@ -1,6 +1,7 @@
 """The end-to-end demo on the synthetic default: each stage calls the library the CLI calls.
 
-Stages so far: synth -> check -> master. Later capabilities append their stage here.
+Stages: synth -> check -> master -> EDA report. Later capabilities append their stage here; the report
+collects every stage's figures and tables.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
     from steelinspect.data.check import check_dataset
     from steelinspect.data.master import build_master, write_master
     from steelinspect.data.synth import generate
+    from steelinspect.eda.report import eda_report
+    from steelinspect.eda.stats import EdaConfig
 
     out = Path(config.out)
     result = DemoResult()
@@ -50,4 +53,11 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
     write_master(master, out / "master.csv")
     log(f"    {int(master.Defect.sum())} of {len(master)} images have defects")
     result.outputs["master table"] = out / "master.csv"
+
+    log("[4] EDA report")
+    report, stats = eda_report(data, out / "report", EdaConfig(seed=config.seed))
+    log(f"    masks per class {stats.masks_per_class}")
+
+    report.write(out / "report" / "report.html")
+    result.outputs["report"] = out / "report" / "report.html"
     return result
