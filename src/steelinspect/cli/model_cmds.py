@@ -1,9 +1,105 @@
-"""Commands of this group (registered on the app by cli.main)."""
+"""Model commands: `train binary|multiclass|segment` and `evaluate`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console(soft_wrap=True)
+train_app = typer.Typer(help="Train a model into a run directory.", no_args_is_help=True)
+
+
+def build_config(task: str, data: Path, out_dir: Path, **options) -> "TrainConfig":
+    """TrainConfig from the options every `train` command shares (the CLI is only this translation)."""
+    from steelinspect.data.transforms import parse_size
+    from steelinspect.train.config import TrainConfig
+
+    size = options.pop("image_size")
+    return TrainConfig(task=task, data=data, out=out_dir, image_size=parse_size(size), **options)
+
+
+def _run(config) -> None:
+    from steelinspect.train.api import train
+
+    run_dir = train(config, progress=True, log=out.print)
+    out.print(f"run directory: {run_dir}")
+
+
+# Options shared by every train command (typer needs them spelled out per command).
+DATA = typer.Argument(..., help="DATA_DIR holding train.csv and train_images/.")
+OUT = typer.Option(..., "--out", help="Run directory to create (or continue with --resume).")
+EPOCHS = typer.Option(10, "--epochs")
+BATCH = typer.Option(16, "--batch-size")
+LR = typer.Option(1e-3, "--lr", help="Adam learning rate.")
+SEED = typer.Option(0, "--seed", help="Fixes splits, sampling, augmentation and initialisation.")
+DEVICE = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
+WORKERS = typer.Option(2, "--workers", help="Data loader worker processes.")
+RESUME = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
+WEIGHTS = typer.Option(None, "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
+
+
+def _classifier(task: str):
+    def command(
+        data: Path = DATA,
+        out_dir: Path = OUT,
+        protocol: str = typer.Option("full", "--protocol", help="full (every image) or seed (the capstone's N per class)."),
+        per_class: int = typer.Option(180, "--per-class", help="Images per class under --protocol seed."),
+        epochs: int = EPOCHS,
+        batch_size: int = BATCH,
+        lr: float = LR,
+        image_size: str = typer.Option("256x512", "--image-size", help="HxW the images are resized to."),
+        arch: str = typer.Option("vgg", "--arch", help="vgg, resnet18 or resnet34."),
+        seed: int = SEED,
+        device: str = DEVICE,
+        workers: int = WORKERS,
+        resume: bool = RESUME,
+        weights: Path = WEIGHTS,
+    ) -> None:
+        _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
+                          batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
+                          workers=workers, resume=resume, weights=weights))
+
+    command.__doc__ = {
+        "binary": "Step 1: defect or clean (BCE).",
+        "multiclass": "Step 2: which defect class (softmax under --protocol seed, 4 sigmoids under full).",
+    }[task]
+    return command
+
+
+train_app.command("binary")(_classifier("binary"))
+train_app.command("multiclass")(_classifier("multiclass"))
+
+
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Run directory of a trained model."),
+    data: Path = typer.Option(..., "--data", help="Labelled DATA_DIR to score on."),
+    out_json: Path = typer.Option(None, "--out", help="Where to write the metrics (default RUN_DIR/evaluation.json)."),
+    device: str = DEVICE,
+    workers: int = WORKERS,
+) -> None:
+    """Recompute a run's metrics on a labelled dataset (its own splits when it is the training data)."""
+    from steelinspect.io import write_json
+    from steelinspect.train.evaluate import evaluate as run_evaluate
+
+    metrics = run_evaluate(run_dir, data, device=device, workers=workers)
+    target = out_json or run_dir / "evaluation.json"
+    write_json(target, metrics)
+    table = Table(title=f"{run_dir} on {data}")
+    keys = [k for k in ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "dice_kaggle") if
+            any(isinstance(m, dict) and k in m for m in metrics.values())]
+    table.add_column("split")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for split, m in metrics.items():
+        if isinstance(m, dict) and "n" in m or (isinstance(m, dict) and "loss" in m):
+            table.add_row(split, *("–" if m.get(k) is None else f"{m[k]:.4f}" for k in keys))
+    out.print(table)
+    out.print(f"wrote {target}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(train_app, name="train")
+    app.command()(evaluate)

@@ -1,0 +1,122 @@
+"""Torch datasets for classification, and the training augmentation.
+
+Augmentation randomness comes from an RNG seeded by (seed, epoch, index), so a sample's augmentation does not
+depend on the number of loader workers or processes, and a resumed run sees exactly what an uninterrupted one
+would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from steelinspect.data.images import read_gray
+from steelinspect.data.transforms import Preprocess
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-only augmentation: flips, brightness/contrast, a random crop (resized back by preprocessing)."""
+
+    hflip: float = 0.5
+    vflip: float = 0.5
+    brightness: float = 20.0  # grey levels added, +-
+    contrast: float = 0.2  # gain 1 +- contrast
+    crop: float = 0.9  # keep at least this fraction of each side
+
+    def __call__(self, gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        height, width = gray.shape
+        if self.crop < 1:
+            h = int(height * rng.uniform(self.crop, 1))
+            w = int(width * rng.uniform(self.crop, 1))
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            gray = gray[top : top + h, left : left + w]
+        if rng.random() < self.hflip:
+            gray = gray[:, ::-1]
+        if rng.random() < self.vflip:
+            gray = gray[::-1, :]
+        gain = rng.uniform(1 - self.contrast, 1 + self.contrast)
+        shift = rng.uniform(-self.brightness, self.brightness)
+        mean = float(gray.mean())
+        out = (gray.astype(np.float32) - mean) * gain + mean + shift
+        return np.ascontiguousarray(np.clip(out, 0, 255).astype(np.uint8))
+
+
+class ImageDataset(Dataset):
+    """(image, target) pairs: image float32 (1, H, W) preprocessed; target as given (float vector or class index)."""
+
+    def __init__(
+        self,
+        images_dir: Path,
+        image_ids: list[str],
+        targets: np.ndarray,
+        preprocess: Preprocess,
+        augment: Augment | None = None,
+        seed: int = 0,
+    ):
+        if len(image_ids) != len(targets):
+            raise ValueError(f"{len(image_ids)} images but {len(targets)} targets")
+        self.images_dir = Path(images_dir)
+        self.image_ids = list(image_ids)
+        self.targets = targets
+        self.preprocess = preprocess
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def load(self, index: int) -> np.ndarray:
+        gray = read_gray(self.images_dir / self.image_ids[index])
+        if self.augment is not None:
+            gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
+        return gray
+
+    def __getitem__(self, index: int):
+        x = torch.from_numpy(self.preprocess(self.load(index)))
+        return x, torch.as_tensor(self.targets[index]), index
+
+
+class EpochSampler(Sampler[int]):
+    """Seeded order per epoch, sharded across processes so that each global batch is the same set of images
+    whatever the number of processes: rank r takes its contiguous slice of every global batch."""
+
+    def __init__(self, size: int, global_batch: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1):
+        self.size, self.global_batch, self.seed, self.shuffle = size, global_batch, seed, shuffle
+        self.rank, self.world, self.epoch = rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> np.ndarray:
+        if self.shuffle:
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return np.arange(self.size)
+
+    def __iter__(self):
+        order = self.order()
+        if self.world == 1:
+            return iter(order.tolist())
+        per_rank = self.global_batch // self.world
+        mine = []
+        for start in range(0, self.size, self.global_batch):
+            batch = order[start : start + self.global_batch]
+            # Pad a short last batch by wrapping, so every rank runs the same number of steps.
+            if len(batch) < self.global_batch:
+                batch = np.resize(batch, self.global_batch) if len(batch) else batch
+            mine.extend(batch[self.rank * per_rank : (self.rank + 1) * per_rank].tolist())
+        return iter(mine)
+
+    def __len__(self) -> int:
+        if self.world == 1:
+            return self.size
+        batches = -(-self.size // self.global_batch)
+        return batches * (self.global_batch // self.world)

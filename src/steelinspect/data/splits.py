@@ -1,0 +1,95 @@
+"""Which images a run trains on, and how they are split: the two protocols.
+
+- `seed` reproduces the capstone: N images per class drawn from single-class images only; the binary set is those
+  4N defect images plus 4N clean ones; the multiclass set is the 4N defect images (one label each).
+- `full` uses every image: the binary set is all images; the multi-label set is every defect image (what step 2
+  sees in the cascade), with all of its classes.
+Splits are stratified by label combination ("0" clean, "3", "1 3", ...); combinations too rare to stratify are
+pooled, so small datasets never make the split fail. Everything is fixed by the seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from steelinspect.constants import CLASS_IDS
+from steelinspect.errors import ConfigError
+
+PROTOCOLS = ("full", "seed")
+SPLITS = ("train", "val", "test")
+
+
+def combination_key(class_ids: list[int]) -> str:
+    return " ".join(map(str, class_ids)) if class_ids else "0"
+
+
+def select_images(master: pd.DataFrame, task: str, protocol: str, per_class: int, seed: int) -> pd.DataFrame:
+    """The images a task trains on under a protocol, with a `key` column (label combination)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    frame = master.assign(key=master.ClassIds.map(combination_key))
+    if protocol == "seed" and task != "segment":
+        rng = np.random.default_rng(seed)
+        picked = []
+        for c in CLASS_IDS:
+            single = frame[frame.ClassIds.map(lambda ids, c=c: ids == [c])]
+            take = min(per_class, len(single))
+            picked.append(single.iloc[np.sort(rng.permutation(len(single))[:take])])
+        defects = pd.concat(picked)
+        if task == "binary":
+            clean = frame[~frame.Defect]
+            take = min(len(defects), len(clean))
+            defects = pd.concat([defects, clean.iloc[np.sort(rng.permutation(len(clean))[:take])]])
+        frame = defects
+    elif task in ("multiclass", "multilabel"):
+        frame = frame[frame.Defect]
+    if frame.empty:
+        raise ConfigError(f"no images for task {task!r} under protocol {protocol!r} (are there defect images?)")
+    return frame.sort_values("ImageId").reset_index(drop=True)
+
+
+def _pooled_keys(keys: pd.Series, min_count: int) -> pd.Series:
+    counts = keys.value_counts()
+    rare = counts[counts < min_count].index
+    pooled = keys.where(~keys.isin(rare), "rare")
+    if (pooled == "rare").sum() < min_count:  # the pool itself too small: fold it into the largest group
+        pooled = pooled.where(pooled != "rare", counts.index[0])
+    return pooled
+
+
+def _split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if fraction <= 0 or len(frame) < 2:
+        return frame, frame.iloc[:0]
+    n_out = max(1, int(round(len(frame) * fraction)))
+    keys = _pooled_keys(frame.key, min_count=max(2, int(np.ceil(1 / max(fraction, 1e-9)))))
+    stratify = keys if keys.nunique() > 1 and n_out >= keys.nunique() else None
+    try:
+        a, b = train_test_split(frame, test_size=n_out, random_state=seed, stratify=stratify)
+    except ValueError:  # a group too small to stratify after all: split at random
+        a, b = train_test_split(frame, test_size=n_out, random_state=seed)
+    return a.sort_values("ImageId"), b.sort_values("ImageId")
+
+
+def split_frame(frame: pd.DataFrame, seed: int, val: float = 0.15, test: float = 0.15) -> dict[str, pd.DataFrame]:
+    """Stratified train/val/test split of a selected frame (with a `key` column)."""
+    if not 0 <= val < 1 or not 0 <= test < 1 or val + test >= 1:
+        raise ConfigError(f"val ({val}) and test ({test}) fractions must be in [0, 1) and sum below 1")
+    rest, test_part = _split(frame, test, seed)
+    train_part, val_part = _split(rest, val / (1 - test) if test < 1 else 0, seed + 1)
+    return {"train": train_part.reset_index(drop=True), "val": val_part.reset_index(drop=True),
+            "test": test_part.reset_index(drop=True)}
+
+
+def split_ids(splits: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
+    return {name: part.ImageId.tolist() for name, part in splits.items()}
+
+
+def frames_from_ids(master: pd.DataFrame, ids: dict[str, list[str]]) -> dict[str, pd.DataFrame]:
+    """Rebuild split frames from stored image ids (resume, evaluate)."""
+    frame = master.assign(key=master.ClassIds.map(combination_key)).set_index("ImageId", drop=False)
+    missing = [i for part in ids.values() for i in part if i not in frame.index]
+    if missing:
+        raise ConfigError(f"{len(missing)} image(s) of the run's splits are not in the dataset, e.g. {missing[0]}")
+    return {name: frame.loc[part].reset_index(drop=True) for name, part in ids.items()}

@@ -1,0 +1,121 @@
+"""Classification metrics over a whole split (never averaged over batches).
+
+Every function returns the run's metric record M = {"loss", "accuracy", "precision", "recall", "f1", "roc_auc",
+"per_class": {...}, "confusion_matrix": ...}. For several classes, precision, recall and F1 are macro averages over the classes that occur in the
+split's truth or predictions;
+a ROC AUC that is undefined (one class absent) is None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    multilabel_confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from steelinspect.constants import CLASS_IDS
+
+
+def _auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
+    if len(np.unique(y_true)) < 2:
+        return None
+    return float(roc_auc_score(y_true, score))
+
+
+def _per_class(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray) -> dict[str, dict]:
+    """Columns are classes 1..4 as 0/1 indicators."""
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0, labels=range(y_true.shape[1]))
+    return {
+        str(c): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i]),
+                 "roc_auc": _auc(y_true[:, i], scores[:, i])}
+        for i, c in enumerate(CLASS_IDS[: y_true.shape[1]])
+    }
+
+
+def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5, loss: float | None = None) -> dict:
+    """Defect (1) vs clean (0)."""
+    y_true = np.asarray(y_true).astype(int).ravel()
+    prob = np.asarray(prob, dtype=np.float64).ravel()
+    y_pred = (prob >= threshold).astype(int)
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
+    return {
+        "loss": loss,
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(p),
+        "recall": float(r),
+        "f1": float(f),
+        "roc_auc": _auc(y_true, prob),
+        "per_class": {},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
+        "threshold": float(threshold),
+        "n": int(len(y_true)),
+    }
+
+
+def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, loss: float | None = None) -> dict:
+    """One class per image (softmax): y_true holds class indices 0..3."""
+    y_true = np.asarray(y_true).astype(int).ravel()
+    probs = np.asarray(probs, dtype=np.float64)
+    k = probs.shape[1]
+    y_pred = probs.argmax(axis=1)
+    onehot_true, onehot_pred = np.eye(k)[y_true], np.eye(k)[y_pred]
+    seen = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0, labels=seen)
+    present = [i for i in range(k) if 0 < onehot_true[:, i].sum() < len(y_true)]
+    auc = float(np.mean([roc_auc_score(onehot_true[:, i], probs[:, i]) for i in present])) if present else None
+    return {
+        "loss": loss,
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(p),
+        "recall": float(r),
+        "f1": float(f),
+        "roc_auc": auc,
+        "per_class": _per_class(onehot_true.astype(int), onehot_pred.astype(int), probs),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=range(k)).tolist(),
+        "n": int(len(y_true)),
+    }
+
+
+def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, thresholds, loss: float | None = None) -> dict:
+    """Several classes per image (sigmoids). accuracy is the exact-match ratio (all four labels right);
+    confusion_matrix holds one [[tn, fp], [fn, tp]] per class."""
+    y_true = np.asarray(y_true).astype(int)
+    probs = np.asarray(probs, dtype=np.float64)
+    y_pred = (probs >= np.asarray(thresholds, dtype=np.float64)[None, :]).astype(int)
+    # Macro over the classes that occur (in truth or prediction): a class absent from both says nothing.
+    seen = [i for i in range(y_true.shape[1]) if y_true[:, i].any() or y_pred[:, i].any()] or [0]
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0, labels=seen)
+    aucs = [_auc(y_true[:, i], probs[:, i]) for i in range(y_true.shape[1])]
+    aucs = [a for a in aucs if a is not None]
+    return {
+        "loss": loss,
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(p),
+        "recall": float(r),
+        "f1": float(f),
+        "roc_auc": float(np.mean(aucs)) if aucs else None,
+        "per_class": _per_class(y_true, y_pred, probs),
+        "confusion_matrix": multilabel_confusion_matrix(y_true, y_pred).tolist(),
+        "thresholds": [float(t) for t in thresholds],
+        "n": int(len(y_true)),
+    }
+
+
+def best_f1_threshold(y_true: np.ndarray, prob: np.ndarray, grid: np.ndarray | None = None) -> float:
+    """The probability threshold maximising F1 (ties: the one closest to 0.5)."""
+    y_true = np.asarray(y_true).astype(bool).ravel()
+    prob = np.asarray(prob, dtype=np.float64).ravel()
+    grid = np.round(np.arange(0.05, 0.951, 0.025), 3) if grid is None else grid
+    if not y_true.any():
+        return 0.5
+    pred = prob[None, :] >= grid[:, None]
+    tp = (pred & y_true).sum(1)
+    fp = (pred & ~y_true).sum(1)
+    fn = (~pred & y_true).sum(1)
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+    return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])

@@ -1,0 +1,54 @@
+"""Load pretrained weights from a local file laid out as torchvision's ResNet state dict.
+
+conv1's RGB filters are summed into one grey channel (a grey image is R = G = B, so the response is unchanged);
+the ImageNet fc layer is skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from steelinspect.errors import ConfigError
+from steelinspect.models.resnet import ResNetEncoder
+
+
+def load_torchvision_resnet(encoder: ResNetEncoder, path: str | Path) -> dict[str, list[str]]:
+    """Copy matching tensors into `encoder`. Returns {"loaded": [...], "missing": [...], "skipped": [...]}.
+
+    Raises ConfigError naming the file when it cannot be read or nothing in it fits the encoder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("weights file not found", path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ConfigError(f"cannot read weights ({type(exc).__name__}: {exc})", path) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ConfigError("not a state dict (expected a mapping of parameter names to tensors)", path)
+    own = encoder.state_dict()
+    loaded, skipped = [], []
+    for key, value in state.items():
+        key = key.removeprefix("module.").removeprefix("encoder.")
+        if key not in own or not torch.is_tensor(value):
+            skipped.append(key)
+            continue
+        if key == "conv1.weight" and value.shape[1] != own[key].shape[1]:
+            value = value.sum(dim=1, keepdim=True) if own[key].shape[1] == 1 else value
+        if value.shape != own[key].shape:
+            raise ConfigError(
+                f"{key} has shape {tuple(value.shape)}, the ResNet-{encoder.depth} encoder expects "
+                f"{tuple(own[key].shape)} (is this a ResNet-{encoder.depth} file?)",
+                path,
+            )
+        own[key] = value.to(own[key].dtype)
+        loaded.append(key)
+    if not loaded:
+        raise ConfigError("no parameter in the file matches a torchvision ResNet (conv1, bn1, layer1..4)", path)
+    encoder.load_state_dict(own)
+    missing = [k for k in own if k not in loaded]
+    return {"loaded": loaded, "missing": missing, "skipped": skipped}

@@ -1,0 +1,133 @@
+"""The run directory: model.pt (what prediction needs), checkpoint.pt (what resuming needs), and loading them.
+
+model.pt holds plain types only, so it loads with torch.load(..., weights_only=True):
+{"format", "arch", "task", "num_outputs", "in_channels", "state_dict", "preprocess", "thresholds", "class_ids",
+ "postprocess", "loss_weights", "epoch", "config"}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from steelinspect.constants import CLASS_IDS
+from steelinspect.data.transforms import Preprocess
+from steelinspect.errors import RunError
+from steelinspect.io import atomic_write
+from steelinspect.models.factory import build_model
+from steelinspect.train.config import TrainConfig
+
+FORMAT = 1
+MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass
+class LoadedRun:
+    model: nn.Module
+    task: str  # binary | multiclass | multilabel | segment
+    preprocess: Preprocess
+    thresholds: list[float]
+    class_ids: tuple[int, ...]
+    config: TrainConfig
+    run_dir: Path
+    arch: str = ""
+    postprocess: dict | None = None
+    loss_weights: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _save(obj: dict, path: Path) -> None:
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, num_outputs: int,
+               preprocess: Preprocess, thresholds: list[float], epoch: int, postprocess: dict | None = None,
+               loss_weights: list[float] | None = None) -> Path:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _save({
+        "format": FORMAT,
+        "arch": config.arch,
+        "task": task,
+        "num_outputs": num_outputs,
+        "in_channels": 1,
+        "state_dict": state,
+        "preprocess": preprocess.to_dict(),
+        "thresholds": [float(t) for t in thresholds],
+        "class_ids": list(CLASS_IDS),
+        "postprocess": postprocess,
+        "loss_weights": loss_weights,
+        "epoch": epoch,
+        "config": config.to_dict(),
+    }, run_dir / MODEL_FILE)
+    return run_dir / MODEL_FILE
+
+
+def update_model_params(run_dir: Path, thresholds: list[float] | None = None, postprocess: dict | None = None) -> None:
+    """Store tuned decision parameters in an existing model.pt."""
+    blob = read_model_file(run_dir)
+    if thresholds is not None:
+        blob["thresholds"] = [float(t) for t in thresholds]
+    if postprocess is not None:
+        blob["postprocess"] = postprocess
+    _save(blob, run_dir / MODEL_FILE)
+
+
+def read_model_file(run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError("run directory not found", run_dir)
+    path = run_dir / MODEL_FILE
+    if not path.is_file():
+        raise RunError(f"no {MODEL_FILE} in the run directory (did training finish its first epoch?)", run_dir)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file raises many types
+        raise RunError(f"cannot read {MODEL_FILE} ({type(exc).__name__}: {exc})", path) from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state_dict" not in blob:
+        raise RunError(f"{MODEL_FILE} is not a steelinspect model (format {FORMAT})", path)
+    return blob
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """The run's model (eval mode, on `device`) and everything needed to preprocess and decide."""
+    run_dir = Path(run_dir)
+    blob = read_model_file(run_dir)
+    model = build_model(blob["arch"], blob["num_outputs"], blob.get("in_channels", 1))
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise RunError(f"weights do not fit the {blob['arch']} model ({exc})", run_dir / MODEL_FILE) from None
+    model.eval().to(device)
+    return LoadedRun(
+        model=model,
+        task=blob["task"],
+        preprocess=Preprocess.from_dict(blob["preprocess"]),
+        thresholds=list(blob.get("thresholds") or []),
+        class_ids=tuple(blob.get("class_ids") or CLASS_IDS),
+        config=TrainConfig.from_dict(blob["config"]),
+        run_dir=run_dir,
+        arch=blob["arch"],
+        postprocess=blob.get("postprocess"),
+        loss_weights=blob.get("loss_weights"),
+    )
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    _save(state, run_dir / CHECKPOINT_FILE)
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise RunError(f"no {CHECKPOINT_FILE} to resume from", run_dir)
+    try:
+        # The checkpoint holds optimiser and RNG state (numpy arrays inside), written by us: full unpickling.
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise RunError(f"cannot read {CHECKPOINT_FILE} ({type(exc).__name__}: {exc})", path) from None

@@ -1,0 +1,91 @@
+"""Typed training configuration; written to RUN_DIR/config.json and read back on resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from steelinspect.errors import ConfigError
+
+TASKS = ("binary", "multiclass", "segment")
+
+
+@dataclass
+class TrainConfig:
+    task: str  # "binary" | "multiclass" (step 2; multi-label under the full protocol) | "segment"
+    data: Path
+    out: Path
+    protocol: str = "full"  # "full" (every image) | "seed" (the capstone's N per class)
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    image_size: tuple[int, int] = (256, 512)
+    arch: str = "vgg"
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2
+    per_class: int = 180
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    weights: Path | None = None
+    resume: bool = False
+    augment: bool = True
+    crop_width: tuple[int, int] = (384, 800)  # segment: random crop widths at full resolution
+    extra: dict = field(default_factory=dict)  # task-specific settings (kept so config.json stays complete)
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.protocol not in ("full", "seed"):
+            raise ConfigError(f"--protocol must be 'full' or 'seed', got {self.protocol!r}")
+        for name in ("epochs", "batch_size", "per_class"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        h, w = self.image_size
+        if h % 32 or w % 32 or h <= 0 or w <= 0:
+            raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
+
+    @property
+    def head(self) -> str:
+        """The model task: binary, multiclass (softmax, seed protocol), multilabel (full protocol) or segment."""
+        if self.task == "multiclass":
+            return "multiclass" if self.protocol == "seed" else "multilabel"
+        return self.task
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, Path):
+                data[key] = str(value)
+            elif isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("data", "out"):
+            values[key] = Path(values[key])
+        if values.get("weights"):
+            values["weights"] = Path(values["weights"])
+        for key in ("image_size", "crop_width"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "TrainConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"cannot read the run's config ({exc})", path) from None
+
+    def differs_from(self, other: "TrainConfig", ignore=("epochs", "resume", "workers", "device")) -> list[str]:
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if k not in ignore and a[k] != b.get(k)]

@@ -1,0 +1,52 @@
+"""`steelinspect evaluate`: recompute a run's metrics on a labelled dataset.
+
+On the run's own dataset the stored splits are scored again ({"train", "val", "test", "thresholds"}, like
+metrics.json); on any other dataset every image the task applies to is scored as one split, "all".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from steelinspect.data.layout import data_dir
+from steelinspect.data.master import build_master
+from steelinspect.data.splits import frames_from_ids, select_images
+from steelinspect.io import read_json
+from steelinspect.train import distributed
+from steelinspect.train.checkpoint import load_run
+from steelinspect.train.loop import evaluate_loader, resolve_device
+from steelinspect.train.tasks import make_task
+
+
+def evaluate(run_dir: str | Path, data: str | Path, device: str = "auto", batch_size: int = 16, workers: int = 2) -> dict:
+    run_dir, data = Path(run_dir), Path(data)
+    dev = resolve_device(device)
+    run = load_run(run_dir, dev)
+    layout = data_dir(data)
+    master = build_master(data)
+    task = make_task(run.task)
+    task.set_loss_weights(run.loss_weights)
+    same_data = Path(run.config.data).resolve() == data.resolve() and (run_dir / "splits.json").is_file()
+    if same_data:
+        frames = frames_from_ids(master, read_json(run_dir / "splits.json"))
+    else:
+        # Every image the head applies to: all (binary), defect images (multi-label), single-class (softmax).
+        frames = {"all": select_images(master, run.task, "full", 0, 0)}
+        if run.task == "multiclass":
+            frames["all"] = frames["all"][frames["all"].Defect_no == 1]
+    params = run.thresholds if run.postprocess is None else run.postprocess
+    out = {}
+    for name, frame in frames.items():
+        if frame.empty:
+            out[name] = None
+            continue
+        dataset = task.dataset(layout.images, frame, run.preprocess, False, 0)
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+        with torch.inference_mode():
+            part = evaluate_loader(run.model, task, loader, dev, distributed.Dist())
+        out[name] = task.metrics(part, params)
+    out["thresholds"] = params
+    return out

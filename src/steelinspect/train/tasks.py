@@ -1,0 +1,206 @@
+"""What differs between tasks, behind one small interface, so the training loop is the same for all.
+
+A Task knows: its number of outputs, its dataset (targets from master rows), its loss, logits -> probabilities,
+how to collect a whole split's outputs, the metrics of a split, and which decision parameters to tune on the
+validation split (thresholds here; post-processing for segmentation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from steelinspect.constants import CLASS_IDS, NUM_CLASSES
+from steelinspect.data.dataset import Augment, ImageDataset
+from steelinspect.data.transforms import Preprocess
+from steelinspect.metrics.classification import (
+    best_f1_threshold,
+    binary_metrics,
+    multiclass_metrics,
+    multilabel_metrics,
+)
+
+
+def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
+    """Softmax for the single-label multiclass head, sigmoid for every other."""
+    return torch.softmax(logits, dim=1) if task == "multiclass" else torch.sigmoid(logits)
+
+
+@dataclass
+class Collector:
+    """A split's probabilities and targets, gathered batch by batch (and across processes)."""
+
+    probs: list[np.ndarray] = field(default_factory=list)
+    targets: list[np.ndarray] = field(default_factory=list)
+    indices: list[np.ndarray] = field(default_factory=list)
+    loss_sum: float = 0.0
+    count: int = 0
+
+    def add(self, probs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor, loss: float) -> None:
+        self.probs.append(probs.detach().float().cpu().numpy())
+        self.targets.append(targets.detach().cpu().numpy())
+        self.indices.append(indices.detach().cpu().numpy())
+        self.loss_sum += loss * len(targets)
+        self.count += len(targets)
+
+    @classmethod
+    def merge(cls, parts: list["Collector"]) -> "Collector":
+        """One collector from every process's part, de-duplicated and in dataset order."""
+        out = cls(loss_sum=sum(p.loss_sum for p in parts), count=sum(p.count for p in parts))
+        probs = np.concatenate([a for p in parts for a in p.probs]) if out.count else np.zeros((0,))
+        targets = np.concatenate([a for p in parts for a in p.targets]) if out.count else np.zeros((0,))
+        indices = np.concatenate([a for p in parts for a in p.indices]) if out.count else np.zeros((0,), int)
+        _, first = np.unique(indices, return_index=True)
+        out.probs, out.targets, out.indices = [probs[first]], [targets[first]], [indices[first]]
+        return out
+
+    @property
+    def loss(self) -> float | None:
+        return self.loss_sum / self.count if self.count else None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.probs), np.concatenate(self.targets)
+
+
+class ClassificationTask:
+    """Shared by the three classification heads; subclasses set targets, loss and metrics."""
+
+    name = "classification"
+    num_outputs = 1
+    score_key = "f1"  # picks the best epoch (on validation)
+    history_keys = ("accuracy", "precision", "recall", "f1")
+
+    @staticmethod
+    def param_fields(params: list[float]) -> dict:
+        """Where tuned parameters go in model.pt."""
+        return {"thresholds": params}
+
+    def dataset(self, images_dir: Path, frame: pd.DataFrame, preprocess: Preprocess, augment: bool, seed: int):
+        return ImageDataset(images_dir, frame.ImageId.tolist(), self.targets(frame), preprocess,
+                            Augment() if augment else None, seed)
+
+    def new_collector(self) -> Collector:
+        return Collector()
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return probabilities(self.name, logits)
+
+    pos_weight: torch.Tensor | None = None
+
+    def setup_loss(self, train_targets: np.ndarray) -> None:
+        """Class-imbalance weights from the training targets (called once before training)."""
+
+    def loss_weights(self) -> list[float] | None:
+        """Stored in model.pt, so evaluation reports the same loss as training."""
+        return None if self.pos_weight is None else self.pos_weight.tolist()
+
+    def set_loss_weights(self, weights: list[float] | None) -> None:
+        self.pos_weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+
+    def default_params(self) -> list[float]:
+        return []
+
+    def tune(self, collector: Collector) -> list[float]:
+        return self.default_params()
+
+
+class BinaryTask(ClassificationTask):
+    name = "binary"
+    num_outputs = 1
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame.Defect.to_numpy(dtype=np.float32)[:, None]
+
+    def setup_loss(self, train_targets: np.ndarray) -> None:
+        pos = float(train_targets.sum())
+        neg = float(len(train_targets) - pos)
+        self.pos_weight = torch.tensor([min(max(neg / max(pos, 1.0), 0.2), 5.0)])
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        return F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=weight)
+
+    def default_params(self) -> list[float]:
+        return [0.5]
+
+    def tune(self, collector: Collector) -> list[float]:
+        probs, y = collector.arrays()
+        return [best_f1_threshold(y, probs)]
+
+    def metrics(self, collector: Collector, params: list[float]) -> dict:
+        probs, y = collector.arrays()
+        return binary_metrics(y, probs, params[0], collector.loss)
+
+
+class MulticlassTask(ClassificationTask):
+    """One label per image, softmax + cross-entropy (the capstone's step 2)."""
+
+    name = "multiclass"
+    num_outputs = NUM_CLASSES
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+        if (frame.Defect_no != 1).any():
+            raise ValueError("the single-label multiclass head needs images with exactly one class")
+        return np.array([ids[0] - 1 for ids in frame.ClassIds], dtype=np.int64)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y.long())
+
+    def metrics(self, collector: Collector, params: list[float]) -> dict:
+        probs, y = collector.arrays()
+        return multiclass_metrics(y, probs, collector.loss)
+
+
+class MultilabelTask(ClassificationTask):
+    """Four sigmoids + BCE, so images with several classes count (the full protocol's step 2)."""
+
+    name = "multilabel"
+    num_outputs = NUM_CLASSES
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(frame), NUM_CLASSES), dtype=np.float32)
+        for row, ids in enumerate(frame.ClassIds):
+            out[row, [c - 1 for c in ids]] = 1
+        return out
+
+    def setup_loss(self, train_targets: np.ndarray) -> None:
+        # Rare classes (2 is 3% of masks) get a larger positive weight, capped so they do not dominate.
+        pos = train_targets.sum(0)
+        neg = len(train_targets) - pos
+        self.pos_weight = torch.tensor(np.clip(neg / np.maximum(pos, 1), 1.0, 10.0), dtype=torch.float32)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        return F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=weight)
+
+    def default_params(self) -> list[float]:
+        return [0.5] * NUM_CLASSES
+
+    def tune(self, collector: Collector) -> list[float]:
+        probs, y = collector.arrays()
+        return [best_f1_threshold(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
+
+    def metrics(self, collector: Collector, params: list[float]) -> dict:
+        probs, y = collector.arrays()
+        return multilabel_metrics(y, probs, params, collector.loss)
+
+
+def make_task(head: str):
+    """The task object for a model head (TrainConfig.head)."""
+    if head == "segment":
+        from steelinspect.train.segment import SegmentTask
+
+        return SegmentTask()
+    tasks = {"binary": BinaryTask, "multiclass": MulticlassTask, "multilabel": MultilabelTask}
+    if head not in tasks:
+        raise ValueError(f"unknown task {head!r}")
+    return tasks[head]()
+
+
+CLASS_TASKS = ("binary", "multiclass", "multilabel")
+__all__ = ["make_task", "probabilities", "Collector", "CLASS_TASKS", "CLASS_IDS"]
