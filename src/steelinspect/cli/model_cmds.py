@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -25,7 +26,8 @@ def _run(config) -> None:
     from steelinspect.train.api import train
 
     run_dir = train(config, progress=True, log=out.print)
-    out.print(f"run directory: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 speaks
+        out.print(f"run directory: {run_dir}")
 
 
 # Options shared by every train command (typer needs them spelled out per command).

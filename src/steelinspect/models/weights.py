@@ -49,6 +49,15 @@ def load_torchvision_resnet(encoder: ResNetEncoder, path: str | Path) -> dict[st
         loaded.append(key)
     if not loaded:
         raise ConfigError("no parameter in the file matches a torchvision ResNet (conv1, bn1, layer1..4)", path)
+    # A ResNet of another depth shares many names; a partial load would silently mix weights and noise.
+    foreign = [k for k in skipped if k.startswith(("conv1", "bn1", "layer"))]
+    missing = [k for k in own if k not in loaded and not k.endswith("num_batches_tracked")]
+    if foreign or missing:
+        example = (foreign or missing)[0]
+        raise ConfigError(
+            f"the file does not fit the ResNet-{encoder.depth} encoder ({len(foreign)} extra and {len(missing)} "
+            f"missing parameters, e.g. {example}); is it a ResNet-{encoder.depth} file?",
+            path,
+        )
     encoder.load_state_dict(own)
-    missing = [k for k in own if k not in loaded]
     return {"loaded": loaded, "missing": missing, "skipped": skipped}

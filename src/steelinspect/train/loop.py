@@ -189,9 +189,10 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            collector.add(task.probabilities(logits.detach()), y, idx, loss.item())
+            loss_value = loss.item()
+            collector.add(task.probabilities(logits.detach()), y, idx, loss_value)
             seen += len(x) * d.world
-            bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         train_part = type(collector).merge(distributed.gather(d, collector))

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from steelinspect.metrics.classification import (
+    best_f1_threshold,
+    binary_metrics,
+    multiclass_metrics,
+    multilabel_metrics,
+)
+
+
+def test_binary_against_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(y * 0.4 + rng.random(200) * 0.6, 0, 1)
+    m = binary_metrics(y, p, threshold=0.5, loss=0.3)
+    pred = p >= 0.5
+    assert m["f1"] == pytest.approx(f1_score(y, pred))
+    assert m["precision"] == pytest.approx(precision_score(y, pred))
+    assert m["recall"] == pytest.approx(recall_score(y, pred))
+    assert np.array(m["confusion_matrix"]).sum() == 200 and m["loss"] == 0.3
+    assert 0.5 < m["roc_auc"] <= 1
+
+
+def test_whole_split_is_not_a_batch_average():
+    # Two batches: F1 of the whole split differs from the mean of per-batch F1 (the capstone's Keras metric).
+    y = np.array([1, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([1, 1, 1, 0, 1, 1, 0, 0], dtype=float)
+    whole = binary_metrics(y, p)["f1"]
+    batches = np.mean([f1_score(y[:4], p[:4] >= 0.5), f1_score(y[4:], p[4:] >= 0.5)])
+    assert whole == pytest.approx(f1_score(y, p >= 0.5)) and whole != pytest.approx(batches)
+
+
+def test_multiclass_macro_and_confusion():
+    y = np.array([0, 1, 2, 3, 2, 2])
+    probs = np.eye(4)[[0, 1, 2, 2, 2, 3]]
+    m = multiclass_metrics(y, probs)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["f1"] == pytest.approx(f1_score(y, probs.argmax(1), average="macro"))
+    assert m["confusion_matrix"][3][2] == 1 and m["per_class"]["4"]["support"] == 1
+
+
+def test_multilabel_macro_over_present_classes():
+    y = np.array([[1, 0, 1, 0], [0, 0, 1, 0], [1, 0, 0, 1]])
+    probs = np.array([[0.9, 0.1, 0.8, 0.2], [0.2, 0.1, 0.7, 0.6], [0.6, 0.2, 0.1, 0.9]])
+    m = multilabel_metrics(y, probs, [0.5] * 4)
+    pred = probs >= 0.5
+    # Class 2 never occurs in truth or prediction, so it is left out of the macro average.
+    assert m["f1"] == pytest.approx(f1_score(y[:, [0, 2, 3]], pred[:, [0, 2, 3]], average="macro"))
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert len(m["confusion_matrix"]) == 4 and m["per_class"]["2"]["roc_auc"] is None
+
+
+def test_threshold_tuning_finds_the_gap():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.35, 0.8, 0.9])
+    t = best_f1_threshold(y, p)
+    assert 0.3 < t <= 0.35
+    assert binary_metrics(y, p, t)["f1"] == 1.0

@@ -1,0 +1,138 @@
+"""Training end to end on a small synthetic set: run directory, resume, multi-process, CLI errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from steelinspect.errors import ConfigError, RunError
+from steelinspect.train.checkpoint import load_run
+from steelinspect.train.config import TrainConfig
+from steelinspect.train.evaluate import evaluate
+from steelinspect.train.loop import train
+
+pytestmark = pytest.mark.slow
+SMALL = dict(epochs=2, batch_size=8, image_size=(64, 128), workers=0, arch="vgg", seed=0)
+METRIC_KEYS = {"loss", "accuracy", "precision", "recall", "f1", "roc_auc", "per_class", "confusion_matrix"}
+
+
+@pytest.fixture(scope="module")
+def binary_run(synth_dir, tmp_path_factory):
+    return train(TrainConfig(task="binary", data=synth_dir, out=tmp_path_factory.mktemp("r") / "bin", **SMALL), progress=False)
+
+
+def test_run_directory(binary_run):
+    for name in ("model.pt", "config.json", "history.json", "curves.png", "metrics.json", "splits.json", "checkpoint.pt"):
+        assert (binary_run / name).is_file(), name
+    metrics = json.loads((binary_run / "metrics.json").read_text())
+    assert set(metrics) == {"train", "val", "test", "thresholds"}
+    for split in ("train", "val", "test"):
+        assert METRIC_KEYS <= set(metrics[split])
+    history = json.loads((binary_run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    for key in ("train_loss", "val_loss", "train_f1", "val_f1", "val_accuracy", "val_precision", "val_recall", "lr", "seconds"):
+        assert key in history[0]
+    blob = torch.load(binary_run / "model.pt", weights_only=True)
+    assert blob["arch"] == "vgg" and blob["task"] == "binary" and blob["thresholds"] == metrics["thresholds"]
+    config = TrainConfig.read(binary_run / "config.json")
+    assert config.image_size == (64, 128) and config.task == "binary"
+
+
+def test_load_run_and_evaluate_reproduce_metrics(binary_run, synth_dir):
+    run = load_run(binary_run)
+    assert run.task == "binary" and run.preprocess.size == (64, 128) and len(run.thresholds) == 1
+    with torch.no_grad():
+        assert run.model(torch.zeros(2, 1, 64, 128)).shape == (2, 1)
+    again = evaluate(binary_run, synth_dir, device="cpu", workers=0)
+    stored = json.loads((binary_run / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        assert again[split]["loss"] == pytest.approx(stored[split]["loss"], abs=1e-5)
+        assert again[split]["f1"] == pytest.approx(stored[split]["f1"])
+
+
+def test_refuses_to_overwrite_a_run(binary_run, synth_dir):
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(TrainConfig(task="binary", data=synth_dir, out=binary_run, **SMALL), progress=False)
+    with pytest.raises(RunError, match="run directory not found"):
+        load_run(binary_run.parent / "missing")
+
+
+@pytest.mark.parametrize("protocol, head", [("full", "multilabel"), ("seed", "multiclass")])
+def test_step_two_heads(synth_dir, tmp_path, protocol, head):
+    run_dir = train(TrainConfig(task="multiclass", data=synth_dir, out=tmp_path / "mc", protocol=protocol, per_class=6,
+                                **{**SMALL, "epochs": 1}), progress=False)
+    run = load_run(run_dir)
+    assert run.task == head
+    assert len(run.thresholds) == (4 if head == "multilabel" else 0)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["test"]["per_class"]) <= {"1", "2", "3", "4"}
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "steelinspect", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_resume_after_interruption_matches_uninterrupted(synth_dir, tmp_path):
+    args = ["train", "binary", synth_dir, "--epochs", "4", "--batch-size", "8", "--image-size", "64x128",
+            "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = _cli(*args, "--out", tmp_path / "full", env=env)
+    assert full.wait(timeout=300) == 0, full.stderr.read()
+
+    part = _cli(*args, "--out", tmp_path / "part", env=env)
+    history = tmp_path / "part" / "history.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not history.exists():
+        time.sleep(0.05)
+    part.send_signal(signal.SIGINT)
+    code = part.wait(timeout=120)
+    assert not (tmp_path / "part" / "metrics.json").exists(), "the run finished before it could be interrupted"
+    assert code == 130 and "Traceback" not in part.stderr.read()
+
+    resumed = _cli(*args, "--out", tmp_path / "part", "--resume", env=env)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    a = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "part" / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        assert b[split]["loss"] == pytest.approx(a[split]["loss"], abs=1e-6)
+        assert b[split]["f1"] == a[split]["f1"]
+    assert a["thresholds"] == b["thresholds"]
+
+
+def test_two_processes_match_one(synth_dir, tmp_path):
+    common = ["binary", str(synth_dir), "--epochs", "2", "--batch-size", "8", "--image-size", "64x128",
+              "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29561",
+                          "-m", "steelinspect", "train", *common, "--out", str(tmp_path / "ddp")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = subprocess.run([sys.executable, "-m", "steelinspect", "train", *common, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert (tmp_path / "ddp" / "splits.json").read_text() == (tmp_path / "one" / "splits.json").read_text()
+    a = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    # Same data, same global batches and initialisation; BatchNorm sees per-process batches, hence a tolerance.
+    for split in ("val", "test"):
+        assert a[split]["n"] == b[split]["n"]
+        assert a[split]["loss"] == pytest.approx(b[split]["loss"], abs=0.05)
+
+
+def test_cli_errors_are_one_line(tmp_path, synth_dir):
+    for args, words in [
+        (["train", "binary", tmp_path / "none", "--out", tmp_path / "r"], "data folder not found"),
+        (["train", "binary", synth_dir, "--out", tmp_path / "r", "--image-size", "100x100"], "multiples of 32"),
+        (["train", "binary", synth_dir, "--out", tmp_path / "r", "--arch", "alexnet", "--epochs", "1"], "unknown --arch"),
+        (["train", "binary", synth_dir, "--out", tmp_path / "r2", "--resume"], "nothing to resume"),
+        (["evaluate", tmp_path / "nope", "--data", synth_dir], "run directory not found"),
+    ]:
+        proc = _cli(*args)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and words in err and "Traceback" not in err, (args, err)
