@@ -1,9 +1,87 @@
-"""Commands of this group (registered on the app by cli.main)."""
+"""Prediction commands: predict (the cascade over images) and evaluate-cascade."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from steelinspect.cli.progress import progress_bar
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+BINARY = typer.Option(..., "--binary", help="Run directory of the step-1 (defect or clean) model.")
+MULTICLASS = typer.Option(..., "--multiclass", help="Run directory of the step-2 (which class) model.")
+
+
+def _count(images: list[Path]) -> int:
+    from steelinspect.data.images import list_images
+
+    return len(list_images(images if len(images) > 1 else images[0]))
+
+
+def predict(
+    images: list[Path] = typer.Argument(..., help="A folder of images, or image files."),
+    binary: Path = BINARY,
+    multiclass: Path = MULTICLASS,
+    out_csv: Path = typer.Option(Path("predictions.csv"), "--out", help="Where to write one row per image."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    workers: int = typer.Option(4, "--workers", help="Threads decoding images ahead of the model."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Predict defect / clean and the defect classes for every image, streaming, batched."""
+    from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict as run_predict, write_predictions
+
+    config = PredictConfig(batch_size=batch_size, workers=workers, device=device)
+    source = images if len(images) > 1 else images[0]
+    cascade = Cascade.from_runs(binary, multiclass, config)
+    stats = PredictStats()
+    with progress_bar("predicting", _count(images)) as advance:
+        write_predictions(run_predict(source, cascade, config, stats, on_image=advance), out_csv)
+    for problem in stats.skipped:
+        err.print(f"[yellow]skipped[/] {problem}")
+    out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
+              f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
+
+
+def evaluate_cascade(
+    binary: Path = BINARY,
+    multiclass: Path = MULTICLASS,
+    data: Path = typer.Option(..., "--data", help="Labelled DATA_DIR (best: images neither run trained on)."),
+    out_json: Path = typer.Option(None, "--out", help="Also write the metrics as JSON."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    workers: int = typer.Option(4, "--workers"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Score both steps together on a labelled dataset."""
+    from steelinspect.infer.evaluate import score_cascade
+    from steelinspect.io import write_json
+
+    with progress_bar("predicting", None) as advance:
+        metrics = score_cascade(binary, multiclass, data, batch_size=batch_size, workers=workers, device=device,
+                                on_image=advance)
+    table = Table(title=f"Cascade on {data} ({metrics['images']} images)")
+    for col in ("stage", "precision", "recall", "f1", "n"):
+        table.add_column(col, justify="right")
+    s1 = metrics["step1"]
+    table.add_row("step 1: defect vs clean", f"{s1['precision']:.3f}", f"{s1['recall']:.3f}", f"{s1['f1']:.3f}", str(s1["n"]))
+    for stage in ("step2", "end_to_end"):
+        m = metrics[stage]
+        label = "step 2: classes (images step 1 passed)" if stage == "step2" else "end to end: classes"
+        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["n"]))
+        for c, pc in m["per_class"].items():
+            table.add_row(f"  class {c}", f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}", str(pc["support"]))
+    out.print(table)
+    out.print(f"defect images missed by step 1: {metrics['missed_by_step1']}; "
+              f"clean images flagged by step 1: {metrics['false_alarms_step1']}")
+    if out_json:
+        write_json(out_json, metrics)
+        out.print(f"wrote {out_json}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(predict)
+    app.command("evaluate-cascade")(evaluate_cascade)

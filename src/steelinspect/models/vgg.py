@@ -20,12 +20,19 @@ def _block(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
 
 
 class VGGNet(nn.Module):
-    """Five blocks (16..128 channels), global average pooling (any input size), dense head -> logits."""
+    """A strided stem, four conv-conv-pool-dropout blocks, global average pooling (any input size), a dense
+    head -> logits. The stem halves the image first: full-resolution double convolutions cost most of the
+    compute and, on these textures, little accuracy (measured: twice the training speed on CPU)."""
 
-    def __init__(self, num_outputs: int, in_channels: int = 1, widths=(16, 32, 64, 96, 128), dropout: float = 0.1):
+    def __init__(self, num_outputs: int, in_channels: int = 1, widths=(24, 32, 64, 128, 192), dropout: float = 0.1):
         super().__init__()
-        blocks, c_in = [], in_channels
-        for width in widths:
+        stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 5, stride=2, padding=2, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        blocks, c_in = [stem], widths[0]
+        for width in widths[1:]:
             blocks.append(_block(c_in, width, dropout))
             c_in = width
         self.features = nn.Sequential(*blocks)

@@ -1,0 +1,143 @@
+"""The two-step cascade: step 1 says defect or clean, step 2 says which class(es).
+
+`predict()` streams rows (one dict per readable image) so any number of images fits in flat memory;
+`write_predictions()` streams them to CSV through a temporary file.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from steelinspect.constants import CLASS_IDS
+from steelinspect.data.images import list_images
+from steelinspect.errors import ConfigError, Problem, RunError
+from steelinspect.infer.engines import make_engine
+from steelinspect.infer.loader import Batch, iter_batches
+from steelinspect.io import atomic_write
+from steelinspect.train.checkpoint import LoadedRun, load_run
+from steelinspect.train.loop import resolve_device
+
+PREDICTION_COLUMNS = ["ImageId", "p_defect", "has_defect", *(f"p_class_{c}" for c in CLASS_IDS), "classes"]
+
+
+@dataclass
+class PredictConfig:
+    batch_size: int = 16
+    workers: int = 4
+    device: str = "auto"
+    engine: str = "torch"
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def decide_classes(task: str, probs: np.ndarray, thresholds: list[float]) -> list[int]:
+    """Step 2's classes for one image the binary step called defective. Multi-label: every class over its
+    threshold, or the most probable one when none is (step 1 said there is a defect); softmax: the argmax."""
+    if task == "multilabel":
+        chosen = [c for c, p, t in zip(CLASS_IDS, probs, thresholds) if p >= t]
+        return chosen or [CLASS_IDS[int(np.argmax(probs))]]
+    return [CLASS_IDS[int(np.argmax(probs))]]
+
+
+class Cascade:
+    """Binary + multiclass runs, each on its own engine and preprocessing."""
+
+    def __init__(self, binary: LoadedRun, multiclass: LoadedRun, config: PredictConfig):
+        if binary.task != "binary":
+            raise RunError(f"--binary needs a binary run, this one is {binary.task!r}", binary.run_dir)
+        if multiclass.task not in ("multiclass", "multilabel"):
+            raise RunError(f"--multiclass needs a multiclass run, this one is {multiclass.task!r}", multiclass.run_dir)
+        device = resolve_device(config.device)
+        self.binary, self.multiclass = binary, multiclass
+        self.binary_engine = make_engine(binary, config.engine, device)
+        self.multi_engine = make_engine(multiclass, config.engine, device)
+
+    @classmethod
+    def from_runs(cls, binary_dir: str | Path, multiclass_dir: str | Path, config: PredictConfig) -> "Cascade":
+        return cls(load_run(binary_dir), load_run(multiclass_dir), config)
+
+    @property
+    def preprocesses(self):
+        return [self.binary.preprocess, self.multiclass.preprocess]
+
+    def predict_batch(self, batch: Batch) -> list[dict]:
+        p_defect = _sigmoid(self.binary_engine(batch.input(self.binary.preprocess)))[:, 0]
+        logits = self.multi_engine(batch.input(self.multiclass.preprocess))
+        p_class = _softmax(logits) if self.multiclass.task == "multiclass" else _sigmoid(logits)
+        threshold = self.binary.thresholds[0] if self.binary.thresholds else 0.5
+        rows = []
+        for image_id, pd_, pc in zip(batch.image_ids, p_defect, p_class):
+            has_defect = bool(pd_ >= threshold)
+            classes = decide_classes(self.multiclass.task, pc, self.multiclass.thresholds) if has_defect else []
+            row = {"ImageId": image_id, "p_defect": float(pd_), "has_defect": has_defect}
+            row.update({f"p_class_{c}": float(p) for c, p in zip(CLASS_IDS, pc)})
+            row["classes"] = " ".join(map(str, classes))
+            rows.append(row)
+        return rows
+
+
+@dataclass
+class PredictStats:
+    images: int = 0
+    defects: int = 0
+    seconds: float = 0.0
+    skipped: list[Problem] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def predict(
+    images: str | Path | list,
+    cascade: Cascade,
+    config: PredictConfig,
+    stats: PredictStats | None = None,
+    on_image: Callable[[int], None] | None = None,
+) -> Iterator[dict]:
+    """Prediction rows for every readable image of a folder or list of files (unreadable ones land in
+    stats.skipped)."""
+    config.validate()
+    paths = list_images(images)
+    stats = stats if stats is not None else PredictStats()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in iter_batches(paths, cascade.preprocesses, config.batch_size, config.workers,
+                                  on_problem=stats.skipped.append, on_image=on_image):
+            for row in cascade.predict_batch(batch):
+                stats.images += 1
+                stats.defects += row["has_defect"]
+                yield row
+            stats.seconds = time.perf_counter() - start
+
+
+def write_predictions(rows: Iterable[dict], path: str | Path, columns: list[str] = PREDICTION_COLUMNS) -> int:
+    """Stream rows to CSV (temp file, then rename). Returns the number of rows."""
+    n = 0
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+            n += 1
+    return n
