@@ -30,3 +30,17 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "data"
     generate(out, images=64, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(synth_dir, tmp_path_factory) -> dict[str, Path]:
+    """A binary and a multi-label run trained for one epoch on `synth_dir` at 64x128 (shared, do not modify)."""
+    from steelinspect.train.config import TrainConfig
+    from steelinspect.train.loop import train
+
+    root = tmp_path_factory.mktemp("runs")
+    small = dict(epochs=1, batch_size=8, image_size=(64, 128), workers=0, arch="vgg", seed=0)
+    return {
+        task: train(TrainConfig(task=task, data=synth_dir, out=root / task, **small), progress=False)
+        for task in ("binary", "multiclass")
+    }

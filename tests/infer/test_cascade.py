@@ -1,0 +1,96 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from steelinspect.data.master import build_master
+from steelinspect.infer.cascade import PREDICTION_COLUMNS, Cascade, PredictConfig, decide_classes, predict
+from steelinspect.metrics.cascade import evaluate_cascade
+from steelinspect.train.checkpoint import load_run
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "steelinspect", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_decide_classes():
+    assert decide_classes("multilabel", np.array([0.9, 0.1, 0.7, 0.2]), [0.5] * 4) == [1, 3]
+    assert decide_classes("multilabel", np.array([0.3, 0.1, 0.4, 0.2]), [0.5] * 4) == [3]
+    assert decide_classes("multiclass", np.array([0.1, 0.6, 0.2, 0.1]), []) == [2]
+
+
+def test_predict_cli_writes_every_readable_image(tiny_runs, synth_dir, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in sorted((synth_dir / "train_images").iterdir())[:9]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    proc = cli("predict", folder, "--binary", tiny_runs["binary"], "--multiclass", tiny_runs["multiclass"],
+               "--out", tmp_path / "p.csv", "--batch-size", "4")
+    assert proc.returncode == 0
+    assert "broken.jpg" in proc.stderr and "1 skipped" in proc.stdout
+    table = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert list(table.columns) == PREDICTION_COLUMNS and len(table) == 9
+    probs = table[["p_defect", "p_class_1", "p_class_2", "p_class_3", "p_class_4"]].to_numpy()
+    assert ((probs >= 0) & (probs <= 1)).all()
+    threshold = load_run(tiny_runs["binary"]).thresholds[0]
+    assert (table.has_defect == (table.p_defect >= threshold - 1e-6)).all()
+    assert (table.loc[~table.has_defect, "classes"] == "").all()
+    assert (table.loc[table.has_defect, "classes"] != "").all()
+
+
+def test_batch_size_does_not_change_predictions(tiny_runs, synth_dir):
+    runs = load_run(tiny_runs["binary"]), load_run(tiny_runs["multiclass"])
+    images = sorted((synth_dir / "train_images").iterdir())[:10]
+    out = []
+    for bs in (1, 7):
+        config = PredictConfig(batch_size=bs, workers=2, device="cpu")
+        out.append(pd.DataFrame(list(predict(images, Cascade(*runs, config), config))))
+    cols = ["p_defect", "p_class_1", "p_class_4"]
+    assert np.allclose(out[0][cols].to_numpy(), out[1][cols].to_numpy(), atol=1e-5)
+
+
+def test_evaluate_cascade_counts_step1_misses(tiny_runs, synth_dir, tmp_path):
+    proc = cli("evaluate-cascade", "--binary", tiny_runs["binary"], "--multiclass", tiny_runs["multiclass"],
+               "--data", synth_dir, "--out", tmp_path / "m.json")
+    assert proc.returncode == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert {"images", "step1", "step2", "end_to_end", "missed_by_step1"} <= set(metrics)
+    assert metrics["images"] == 64
+
+    # Step 1 says clean everywhere: every defect is a miss, end-to-end recall is 0, step 2 has nothing to judge.
+    master = build_master(synth_dir)
+    clean = pd.DataFrame({"ImageId": master.ImageId, "p_defect": 0.0, "has_defect": False, "classes": ""})
+    m = evaluate_cascade(clean, master)
+    assert m["missed_by_step1"] == int(master.Defect.sum())
+    assert m["end_to_end"]["recall"] == 0 and m["step2"]["n"] == 0 and m["step1"]["recall"] == 0
+    # A perfect cascade scores 1 everywhere.
+    perfect = pd.DataFrame({"ImageId": master.ImageId, "p_defect": master.Defect.astype(float),
+                            "has_defect": master.Defect, "classes": master.ClassIds.map(lambda c: " ".join(map(str, c)))})
+    m = evaluate_cascade(perfect, master)
+    assert m["end_to_end"]["f1"] == 1 and m["step2"]["f1"] == 1 and m["step1"]["f1"] == 1
+
+
+def test_predict_on_real_images(tiny_runs, real_sample, tmp_path):
+    proc = cli("predict", real_sample / "train_images", "--binary", tiny_runs["binary"], "--multiclass",
+               tiny_runs["multiclass"], "--out", tmp_path / "real.csv")
+    assert proc.returncode == 0
+    assert len(pd.read_csv(tmp_path / "real.csv")) == 30
+
+
+def test_predict_refuses_bad_runs(tiny_runs, tmp_path, synth_dir):
+    proc = cli("predict", synth_dir / "train_images", "--binary", tiny_runs["multiclass"], "--multiclass",
+               tiny_runs["multiclass"], "--out", tmp_path / "x.csv")
+    assert proc.returncode == 1 and "--binary needs a binary run" in proc.stderr
+    proc = cli("predict", tmp_path / "nothing", "--binary", tiny_runs["binary"], "--multiclass",
+               tiny_runs["multiclass"], "--out", tmp_path / "x.csv")
+    assert proc.returncode == 1 and "no such file or folder" in proc.stderr
+    assert not (tmp_path / "x.csv").exists()
