@@ -1,9 +1,29 @@
-"""Commands of this group (registered on the app by cli.main)."""
+"""The serve command: the inspection web page and JSON API."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def serve(
+    binary: Path = typer.Option(..., "--binary", help="Run directory of the step-1 model."),
+    multiclass: Path = typer.Option(..., "--multiclass", help="Run directory of the step-2 model."),
+    segment: Path = typer.Option(None, "--segment", help="Run directory of a segment model (adds masks)."),
+    data: Path = typer.Option(None, "--data", help="A labelled DATA_DIR to browse (truth beside prediction)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest accepted file (413 above)."),
+    engine: str = typer.Option("auto", "--engine", help="auto, onnx or torch."),
+    tta: bool = typer.Option(False, "--tta", help="Average the segmenter over flips."),
+) -> None:
+    """Serve the inspection page: upload or browse images, see defects, classes and sizes."""
+    from steelinspect.serve.app import ServeConfig, serve as run_server
+
+    run_server(ServeConfig(binary=binary, multiclass=multiclass, segment=segment, data=data, host=host, port=port,
+                           max_upload_mb=max_upload_mb, engine=engine, tta=tta))
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(serve)

@@ -102,7 +102,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as exc:
-        raise RunError(f"weights do not fit the {blob['arch']} model ({exc})", run_dir / MODEL_FILE) from None
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise RunError(f"weights do not fit the {blob['arch']} model (made by another version of steelinspect?): "
+                       f"{first[:200]}", run_dir / MODEL_FILE) from None
     model.eval().to(device)
     return LoadedRun(
         model=model,
