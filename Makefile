@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test install install-test system-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -q -e ".[onnx,serve,dev]"
 	touch $@
 
+# Debian's Chromium and its driver for the browser test of the web page (skipped with a reason if absent).
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	    || echo "warning: could not install chromium/chromium-driver; the browser test will be skipped" )
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -25,7 +31,7 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/steelinspect demo --out runs/demo
 
-test: install-test
+test: install-test system-deps
 	$(PY) -m pytest -q
 
 bench: install

@@ -14,6 +14,7 @@ prediction runs; decoding, encoding and the network are not serialised behind it
 from __future__ import annotations
 
 import threading
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +61,19 @@ class DatasetBrowser:
         self.master = build_master(root).set_index("ImageId", drop=False)
         self.inspector = inspector
         self.predicted: dict[str, dict] = {}
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._predict_all, daemon=True)
         self.thread.start()
 
+    def stop(self) -> None:
+        """Stop the background predictions (at server shutdown, so no model call outlives the app)."""
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
     def _predict_all(self) -> None:
         for image_id in self.master.index:
+            if self.stopping.is_set():
+                return
             try:
                 result = self.inspector.inspect(read_gray(self.layout.image(image_id)), image_id)
             except ImageError:
@@ -109,8 +118,14 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
                                                      device=config.device), tta=config.tta)
     browser = DatasetBrowser(config.data, inspector) if config.data else None
     limit = int(config.max_upload_mb * 1024 * 1024)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if browser is not None:
+            browser.stop()
+
     app = FastAPI(title="steelinspect", description="Steel-plate defect inspection (Severstal format).",
-                  version="0.1.0")
+                  version="0.1.0", lifespan=lifespan)
     app.state.inspector, app.state.browser = inspector, browser
 
     @app.middleware("http")

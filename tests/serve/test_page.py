@@ -1,0 +1,98 @@
+"""End to end: the page in headless Chromium uploads an image and shows the verdict and the overlay.
+
+Needs Debian's chromium and chromium-driver (.ci/run installs them); skipped with a reason when absent.
+"""
+
+import shutil
+import socket
+import threading
+import time
+import pytest
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_runs, tiny_segment_run):
+    import uvicorn
+
+    from steelinspect.serve.app import ServeConfig, create_app
+
+    port = free_port()
+    app = create_app(ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"],
+                                 segment=tiny_segment_run, engine="torch"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=1400,1100"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_upload_shows_verdict_and_overlay(server, browser, real_sample, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    WebDriverWait(browser, 30).until(EC.text_to_be_present_in_element((By.ID, "status"), "classifier"))
+    image = real_sample / "train_images" / "2930b4f52.jpg"
+    browser.find_element(By.ID, "files").send_keys(str(image))
+    verdict = WebDriverWait(browser, 120).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".card .verdict")))
+    assert verdict.text.startswith("defect") or verdict.text == "clean"
+    assert browser.find_element(By.CSS_SELECTOR, ".card .name").text == "2930b4f52.jpg"
+    base = browser.find_element(By.CSS_SELECTOR, ".card img.base")
+    assert base.get_attribute("src").startswith("data:image/jpeg") and base.get_attribute("naturalWidth") == "1600"
+    rows = browser.find_elements(By.CSS_SELECTOR, ".card table.probs tbody tr td")
+    assert len(rows) == 5 and all(0 <= float(td.text) <= 1 for td in rows)
+    layers = browser.find_elements(By.CSS_SELECTOR, ".card img.layer")
+    toggles = browser.find_elements(By.CSS_SELECTOR, ".card .toggles input")
+    assert len(layers) == len(toggles)
+    if toggles:  # toggling a class hides its layer
+        toggles[0].click()
+        assert not layers[0].is_displayed()
+        toggles[0].click()
+    assert browser.save_screenshot(str(tmp_path / "page.png"))
+
+
+def test_bad_upload_shows_an_error(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    browser.find_element(By.ID, "files").send_keys(str(bad))
+    verdict = WebDriverWait(browser, 60).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".card .verdict")))
+    assert verdict.text == "error"
+    assert "not a readable image" in browser.find_element(By.CSS_SELECTOR, ".card .error-text").text
