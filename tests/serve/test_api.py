@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(tiny_runs, tiny_segment_run, real_sample):
-    config = ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"], segment=tiny_segment_run,
+def client(tiny_runs, real_sample):
+    config = ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"], segment=None,
                          data=real_sample, max_upload_mb=1.0, engine="torch")
     with TestClient(create_app(config)) as c:
         yield c
@@ -27,7 +27,7 @@ def jpeg(image: np.ndarray) -> bytes:
 
 def test_health_and_docs(client):
     info = client.get("/api/health").json()
-    assert info["status"] == "ok" and info["segmentation"] is True and info["dataset"]["images"] == 30
+    assert info["status"] == "ok" and info["segmentation"] is False and info["dataset"]["images"] == 30
     assert client.get("/docs").status_code == 200
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
     page = client.get("/")
@@ -44,7 +44,6 @@ def test_predict_real_images(client, real_sample):
     for r in results:
         assert 0 <= r["p_defect"] <= 1 and set(r["p_class"]) == {"1", "2", "3", "4"}
         assert isinstance(r["has_defect"], bool) and r["image"].startswith("data:image/jpeg;base64,")
-        assert r["overlay"].startswith("data:image/png;base64,")
         for d in r["defects"]:
             assert d["class"] in (1, 2, 3, 4) and d["area_px"] > 0 and len(d["bbox"]) == 4
         if not r["has_defect"]:

@@ -21,14 +21,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_runs, tiny_segment_run):
+def server(tiny_runs):
     import uvicorn
 
     from steelinspect.serve.app import ServeConfig, create_app
 
     port = free_port()
     app = create_app(ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"],
-                                 segment=tiny_segment_run, engine="torch"))
+                                 segment=None, engine="torch"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

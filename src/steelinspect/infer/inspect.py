@@ -63,12 +63,12 @@ class Inspector:
 
     def __init__(self, binary: str | Path, multiclass: str | Path, segment: str | Path | None = None,
                  config: PredictConfig | None = None, tta: bool = False):
-        from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep
-
         self.config = config or PredictConfig(batch_size=1, workers=1)
         self.cascade = Cascade.from_runs(binary, multiclass, self.config)
         self.segment = None
         if segment is not None:
+            from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep
+
             run = load_run(segment)
             engine = make_engine(run, self.config.engine, resolve_device(self.config.device))
             self.segment = SegmentStep(run, SegmentOptions(tta=tta), engine)
