@@ -15,20 +15,20 @@ out = Console(soft_wrap=True)
 def eda(
     data: Path = typer.Argument(..., help="DATA_DIR holding train.csv and train_images/."),
     report_dir: Path = typer.Option(Path("report"), "--out", help="Folder for report.html, stats.json and figures."),
-    sample: int = typer.Option(2000, "--sample", help="Images decoded for brightness statistics (0 = all)."),
-    per_class: int = typer.Option(3, "--gallery", help="Gallery examples per class."),
-    seed: int = typer.Option(0, "--seed"),
+    sample: int = typer.Option(2000, "--sample", help="Images decoded for brightness and black band (0 = all)."),
+    per_class: int = typer.Option(3, "--gallery", help="Gallery examples per class and of multi-class images."),
+    seed: int = typer.Option(0, "--seed", help="Fixes the brightness sample and the gallery picks."),
     workers: int = typer.Option(4, "--workers", help="Threads decoding images."),
 ) -> None:
-    """Explore a dataset: counts, class balance, defect areas, where defects fall, mask overlays."""
-    from steelinspect.data.master import build_master
+    """Explore a dataset: counts, class balance, defect areas, where defects fall, brightness, mask overlays."""
     from steelinspect.eda.report import write_report
-    from steelinspect.eda.stats import EdaConfig, steps
+    from steelinspect.eda.stats import EdaConfig, progress_total
 
     config = EdaConfig(sample=sample, seed=seed, workers=workers, gallery_per_class=per_class)
-    with progress_bar("analysing", steps(build_master(data), config)) as advance:
+    config.validate()
+    with progress_bar("analysing", progress_total(data, config)) as advance:
         path = write_report(data, report_dir, config, on_step=advance)
-    out.print(f"wrote {path} (stats in {report_dir / 'stats.json'})")
+    out.print(f"wrote {path} (numbers in {report_dir / 'stats.json'}, figures beside it)")
 
 
 def show(
