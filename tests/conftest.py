@@ -44,3 +44,25 @@ def tiny_runs(synth_dir, tmp_path_factory) -> dict[str, Path]:
         task: train(TrainConfig(task=task, data=synth_dir, out=root / task, **small), progress=False)
         for task in ("binary", "multiclass")
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_seg_data(tmp_path_factory) -> Path:
+    """12 synthetic images (seed 1) for segmentation tests: few images keep a UNet epoch to seconds."""
+    from steelinspect.data.synth import generate
+
+    out = tmp_path_factory.mktemp("segsynth") / "data"
+    generate(out, images=12, seed=1, workers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_segment_run(tiny_seg_data, tmp_path_factory) -> Path:
+    """A UNet-ResNet18 segment run: 1 epoch on 64x256 crops of 64x384 images (shared, do not modify)."""
+    from steelinspect.train.config import TrainConfig
+    from steelinspect.train.loop import train
+
+    out = tmp_path_factory.mktemp("segrun") / "segment"
+    config = TrainConfig(task="segment", data=tiny_seg_data, out=out, arch="unet_resnet18", epochs=1, batch_size=4,
+                         image_size=(64, 384), crop_width=(256, 256), workers=0, seed=0, device="cpu")
+    return train(config, progress=False)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from steelinspect.train.config import TrainConfig
 
 out = Console(soft_wrap=True)
 train_app = typer.Typer(help="Train a model into a run directory.", no_args_is_help=True)
@@ -38,7 +42,7 @@ BATCH = typer.Option(16, "--batch-size")
 LR = typer.Option(1e-3, "--lr", help="Adam learning rate.")
 SEED = typer.Option(0, "--seed", help="Fixes splits, sampling, augmentation and initialisation.")
 DEVICE = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
-WORKERS = typer.Option(2, "--workers", help="Data loader worker processes.")
+WORKERS = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="Data loader worker processes (0: load in the main process).")
 RESUME = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
 WEIGHTS = typer.Option(None, "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
 
@@ -73,6 +77,30 @@ def _classifier(task: str):
 
 train_app.command("binary")(_classifier("binary"))
 train_app.command("multiclass")(_classifier("multiclass"))
+
+
+@train_app.command("segment")
+def segment(
+    data: Path = DATA,
+    out_dir: Path = OUT,
+    epochs: int = EPOCHS,
+    batch_size: int = typer.Option(8, "--batch-size"),
+    lr: float = LR,
+    image_size: str = typer.Option("256x1600", "--image-size", help="HxW the whole image is resized to (full size by default)."),
+    crop_width: str = typer.Option("384..800", "--crop-width", help="Training crop widths MIN..MAX in pixels of --image-size (one width per epoch; 'none': whole images)."),
+    arch: str = typer.Option("unet_resnet18", "--arch", help="unet_resnet18 or unet_resnet34."),
+    seed: int = SEED,
+    device: str = DEVICE,
+    workers: int = WORKERS,
+    resume: bool = RESUME,
+    weights: Path = WEIGHTS,
+) -> None:
+    """Segmenter: UNet, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
+    from steelinspect.train.segment import parse_crop_widths
+
+    _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
+                      crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
+                      resume=resume, weights=weights))
 
 
 def evaluate(

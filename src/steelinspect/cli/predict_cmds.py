@@ -31,12 +31,27 @@ def predict(
     batch_size: int = typer.Option(16, "--batch-size"),
     workers: int = typer.Option(4, "--workers", help="Threads decoding images ahead of the model."),
     device: str = typer.Option("auto", "--device"),
+    engine: str = typer.Option("auto", "--engine", help="auto (ONNX Runtime on CPU when exported, else PyTorch), onnx or torch."),
+    segment: Path = typer.Option(None, "--segment", help="Run directory of a segment model: adds masks, areas, boxes."),
+    submission: Path = typer.Option(None, "--submission", help="With --segment: write a Kaggle submission CSV."),
+    overlays: Path = typer.Option(None, "--overlays", help="With --segment: write PNG mask overlays into this folder."),
+    tta: bool = typer.Option(False, "--tta", help="With --segment: average the segmenter over horizontal and vertical flips."),
+    class_gate: str = typer.Option("off", "--class-gate", help="With --segment: off, drop (keep only step 2's classes) or scale (min area / class probability)."),
 ) -> None:
-    """Predict defect / clean and the defect classes for every image, streaming, batched."""
+    """Predict defect / clean and the defect classes for every image, streaming, batched; with --segment also
+    the defect masks (areas, boxes, Kaggle submission, overlays)."""
     from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict as run_predict, write_predictions
 
-    config = PredictConfig(batch_size=batch_size, workers=workers, device=device)
+    config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine)
     source = images if len(images) > 1 else images[0]
+    if segment is not None:
+        _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate, config,
+                         _count(images))
+        return
+    if submission or overlays or tta:
+        from steelinspect.errors import ConfigError
+
+        raise ConfigError("--submission, --overlays and --tta need a segment run (--segment RUN_DIR)")
     cascade = Cascade.from_runs(binary, multiclass, config)
     stats = PredictStats()
     with progress_bar("predicting", _count(images)) as advance:
@@ -45,6 +60,22 @@ def predict(
         err.print(f"[yellow]skipped[/] {problem}")
     out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
               f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
+
+
+def _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate, config,
+                     total: int) -> None:
+    from steelinspect.infer.segment_predict import PipelineOutputs, SegmentOptions, predict_pipeline
+
+    outputs = PipelineOutputs(out_csv, submission, overlays)
+    with progress_bar("predicting", total) as advance:
+        stats = predict_pipeline(source, binary, multiclass, segment, outputs, config,
+                                 SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance)
+    for problem in stats.skipped:
+        err.print(f"[yellow]skipped[/] {problem}")
+    masks = ", ".join(f"class {c}: {n}" for c, n in stats.masks.items())
+    out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; masks {masks}; "
+              f"{stats.images_per_s:.1f} images/s; wrote {out_csv}"
+              + (f", {submission}" if submission else "") + (f", overlays in {overlays}" if overlays else ""))
 
 
 def evaluate_cascade(

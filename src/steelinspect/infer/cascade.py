@@ -32,7 +32,7 @@ class PredictConfig:
     batch_size: int = 16
     workers: int = 4
     device: str = "auto"
-    engine: str = "torch"
+    engine: str = "auto"  # auto | torch | onnx (see infer/engines.py)
 
     def validate(self) -> None:
         if self.batch_size < 1:

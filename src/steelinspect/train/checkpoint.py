@@ -47,8 +47,8 @@ def _save(obj: dict, path: Path) -> None:
 
 
 def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, num_outputs: int,
-               preprocess: Preprocess, thresholds: list[float], epoch: int, postprocess: dict | None = None,
-               loss_weights: list[float] | None = None) -> Path:
+               preprocess: Preprocess, thresholds: list[float] | None = None, epoch: int = 0,
+               postprocess: dict | None = None, loss_weights: list[float] | None = None) -> Path:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _save({
         "format": FORMAT,
@@ -58,7 +58,7 @@ def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, 
         "in_channels": 1,
         "state_dict": state,
         "preprocess": preprocess.to_dict(),
-        "thresholds": [float(t) for t in thresholds],
+        "thresholds": [float(t) for t in thresholds or []],
         "class_ids": list(CLASS_IDS),
         "postprocess": postprocess,
         "loss_weights": loss_weights,

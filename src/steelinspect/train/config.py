@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -24,14 +25,14 @@ class TrainConfig:
     arch: str = "vgg"
     seed: int = 0
     device: str = "auto"
-    workers: int = 2
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     per_class: int = 180
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     weights: Path | None = None
     resume: bool = False
     augment: bool = True
-    crop_width: tuple[int, int] = (384, 800)  # segment: random crop widths at full resolution
+    crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
     extra: dict = field(default_factory=dict)  # task-specific settings (kept so config.json stays complete)
 
     def validate(self) -> None:
@@ -75,7 +76,7 @@ class TrainConfig:
         if values.get("weights"):
             values["weights"] = Path(values["weights"])
         for key in ("image_size", "crop_width"):
-            if key in values:
+            if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
 

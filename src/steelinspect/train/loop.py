@@ -115,6 +115,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     distributed.barrier(d)
     head = config.head
     task = make_task(head)
+    if hasattr(task, "configure"):  # task-specific settings (segment: crop widths)
+        task.configure(config)
 
     # Data: the same splits on every process (fixed by the seed, or read back when resuming).
     master = build_master(config.data)
@@ -211,8 +213,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
             best = score
         if d.main:
             if improved:
-                save_model(run_dir, model, config, head, task.num_outputs, preprocess, params, epoch + 1,
-                           loss_weights=task.loss_weights())
+                save_model(run_dir, model, config, head, task.num_outputs, preprocess, epoch=epoch + 1,
+                           loss_weights=task.loss_weights(), **task.param_fields(params))
             save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                       "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
                                       "best": best, "torch_rng": torch.get_rng_state(),

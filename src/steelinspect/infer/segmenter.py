@@ -1,0 +1,54 @@
+"""Segmenter probabilities on whole images, at full 256x1600 size, optionally averaged over flips (TTA).
+
+The UNet is convolutional, so it runs on the whole image even when it was trained on crops. When the run works
+at a reduced size, probabilities are resized back to 256x1600, so masks, areas and boxes are always in pixels of
+the original image. Works with any inference engine: a callable from a float32 batch (N, 1, h, w) to logits.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from steelinspect.constants import IMAGE_SHAPE
+
+Logits = Callable[[np.ndarray], np.ndarray]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def segment_probs(logits: Logits, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Sigmoid probabilities float32 (N, 4, h, w) of a preprocessed batch (N, 1, h, w).
+
+    `tta` averages the identity, the horizontal and the vertical flip (each flipped back).
+    """
+    probs = _sigmoid(logits(x).astype(np.float32))
+    if tta:
+        for axis in (-1, -2):
+            flipped = np.ascontiguousarray(np.flip(x, axis=axis))
+            probs += np.flip(_sigmoid(logits(flipped).astype(np.float32)), axis=axis)
+        probs /= 3.0
+    return probs
+
+
+def torch_logits(model: torch.nn.Module, device: torch.device | str = "cpu") -> Logits:
+    """A torch model as a NumPy logits function (eval mode, no autograd)."""
+    model.eval()
+
+    @torch.inference_mode()
+    def run(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+    return run
+
+
+def to_full_size(probs: np.ndarray, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
+    """float (4, h, w) -> float32 (4, H, W), bilinear; unchanged when already full size."""
+    if probs.shape[1:] == tuple(shape):
+        return probs.astype(np.float32, copy=False)
+    return np.stack([cv2.resize(p, shape[::-1], interpolation=cv2.INTER_LINEAR) for p in probs.astype(np.float32)])
