@@ -1,8 +1,9 @@
-"""Training speed (images/s) per architecture, and the data loader's own speed against it.
+"""Training speed: images/s of one optimiser step (forward, loss, backward, Adam) per architecture.
 
-    python bench/train.py [--size 256x512] [--batches 6] [--archs vgg resnet18 resnet34] [--workers 2]
+    python bench/train.py [--size 256x512] [--batch 16] [--batches 6] [--archs vgg resnet18 resnet34]
 
-The loader must keep up with training: its images/s should be at least 3x the fastest training rate.
+The batches are preprocessed tensors already in memory, so this is the model's rate alone; bench/loader.py
+measures the data loader alone and compares the two.
 """
 
 from __future__ import annotations
@@ -12,67 +13,52 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic, timer  # noqa: E402
+from common import timer  # noqa: E402
 
-from steelinspect.data.dataset import Augment, ImageDataset  # noqa: E402
-from steelinspect.data.master import build_master  # noqa: E402
-from steelinspect.data.transforms import Preprocess, parse_size  # noqa: E402
+from steelinspect.data.transforms import parse_size  # noqa: E402
 from steelinspect.models.factory import build_model  # noqa: E402
 
 
-def train_rate(arch: str, size: tuple[int, int], batch: int, batches: int) -> float:
+def train_rate(arch: str, size: tuple[int, int], batch: int, batches: int, device: str = "cpu") -> float:
+    """Images/s of `batches` training steps on random grey batches, after one warm-up step."""
     torch.manual_seed(0)
-    model = build_model(arch, 4)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x, y = torch.randn(batch, 1, *size), torch.rand(batch, 4).round()
-    for i in range(batches + 1):
-        if i == 1:  # the first step warms up allocators and kernels
-            with timer() as t:
-                for _ in range(batches):
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-            return batch * batches / t["seconds"]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
-        opt.zero_grad()
+    model = build_model(arch, 4).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, 1, *size, device=device)
+    y = torch.rand(batch, 4, device=device).round()
+
+    def step() -> None:
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-    return 0.0
+        optimizer.step()
 
-
-def loader_rate(data: Path, size: tuple[int, int], batch: int, workers: int) -> float:
-    master = build_master(data)
-    ds = ImageDataset(data / "train_images", master.ImageId.tolist(), master.Defect.to_numpy()[:, None],
-                      Preprocess(*size), Augment(), seed=0)
-    loader = DataLoader(ds, batch_size=batch, num_workers=workers, shuffle=True)
+    step()  # warm-up: allocator, kernels
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
     with timer() as t:
-        n = sum(len(x) for x, _, _ in loader)
-    return n / t["seconds"]
+        for _ in range(batches):
+            step()
+        sync()
+    return batch * batches / t["seconds"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="256x512")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batches", type=int, default=6)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--archs", nargs="+", default=["vgg", "resnet18", "resnet34"])
-    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     size = parse_size(args.size)
-    print(f"training at {size[0]}x{size[1]}, batch {args.batch}, {torch.get_num_threads()} threads")
-    rates = {}
+    print(f"training steps at {size[0]}x{size[1]}, batch {args.batch}, {torch.get_num_threads()} torch threads, "
+          f"{args.device}")
     for arch in args.archs:
-        rates[arch] = train_rate(arch, size, args.batch, args.batches)
-        print(f"  {arch:<10} {rates[arch]:7.1f} images/s (train step)")
-    loader = loader_rate(synthetic(args.images), size, args.batch, args.workers)
-    fastest = max(rates.values())
-    print(f"  loader     {loader:7.1f} images/s (decode + augment + resize, {args.workers} workers)")
-    print(f"  loader / fastest training rate: x{loader / fastest:.1f} (target >= 3)")
+        print(f"  {arch:<10} {train_rate(arch, size, args.batch, args.batches, args.device):7.1f} images/s")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,223 @@
+"""Inference speed: plain PyTorch eager (batch 1, like a typical competition kernel) against the project's
+default path (batched, decoding in threads ahead of the model, ONNX Runtime on CPU), measured in one run on the
+same full-size 1600x256 images.
+
+    python bench/inference.py --images 60 --out results.json [--runs RUN_A RUN_B RUN_C] [--memory 100 2000]
+
+Without --runs, freshly initialised models of the default architectures are used (speed does not depend on
+the weights): binary and multiclass VGG at 256x512, UNet-ResNet18 at 256x1600. --memory N1 N2 also measures the
+peak memory of the default cascade path on N1 and N2 images, in child processes.
+
+results.json: {"binary"|"multiclass"|"segment"|"cascade": {"torch_eager_img_s", "default_img_s", "ratio"},
+"stages_ms": {"decode", "resize", "model", "postprocess", "rle"}, "peak_rss_mb", "memory": {...}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import synthetic  # noqa: E402
+
+from steelinspect import rle  # noqa: E402
+from steelinspect.data.images import list_images, read_gray  # noqa: E402
+from steelinspect.data.transforms import Preprocess  # noqa: E402
+from steelinspect.infer.cascade import PredictConfig  # noqa: E402
+from steelinspect.infer.export import export_onnx  # noqa: E402
+from steelinspect.infer.postprocess import PostProcess  # noqa: E402
+from steelinspect.models.factory import build_model  # noqa: E402
+from steelinspect.train.checkpoint import load_run, save_model  # noqa: E402
+from steelinspect.train.config import TrainConfig  # noqa: E402
+
+
+def fresh_runs(root: Path) -> dict[str, Path]:
+    """Run directories holding untrained default models (no training needed to time them)."""
+    specs = {"binary": ("binary", "vgg", 1, (256, 512)), "multiclass": ("multilabel", "vgg", 4, (256, 512)),
+             "segment": ("segment", "unet_resnet18", 4, (256, 1600))}
+    runs = {}
+    for name, (task, arch, outputs, size) in specs.items():
+        torch.manual_seed(0)
+        run_dir = root / name
+        run_dir.mkdir(parents=True)
+        config = TrainConfig(task=name, data=root, out=run_dir, arch=arch, image_size=size)
+        params = {"postprocess": PostProcess().to_dict()} if task == "segment" else {
+            "thresholds": [0.5] * (1 if task == "binary" else 4)}
+        save_model(run_dir, build_model(arch, outputs).eval(), config, task, outputs, Preprocess(*size), epoch=0, **params)
+        runs[name] = run_dir
+    return runs
+
+
+def eager(run_dir: Path, paths: list[Path]) -> float:
+    """Images/s of the plain loop: read, resize, one image through the model at a time."""
+    run = load_run(run_dir)
+    model, prep = run.model.eval(), run.preprocess
+    start = time.perf_counter()
+    with torch.no_grad():
+        for path in paths:
+            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            x = torch.from_numpy(prep(image))[None]
+            out = torch.sigmoid(model(x))
+            if run.task == "segment":
+                masks = (out[0] > 0.5).numpy()
+                [rle.encode(m) for m in masks]
+    return len(paths) / (time.perf_counter() - start)
+
+
+def default_model(run_dir: Path, paths: list[Path], batch: int) -> float:
+    """Images/s of one model on the default path: batched loader, ONNX Runtime."""
+    from steelinspect.infer.engines import make_engine
+    from steelinspect.infer.loader import iter_batches
+    from steelinspect.infer.segmenter import segment_probs, to_full_size
+
+    run = load_run(run_dir)
+    engine = make_engine(run, "auto", torch.device("cpu"))
+    post = PostProcess.from_dict(run.postprocess) if run.task == "segment" else None
+    start = time.perf_counter()
+    for b in iter_batches(paths, [run.preprocess], batch, workers=2):
+        x = b.input(run.preprocess)
+        if post is None:
+            engine(x)
+            continue
+        for p in segment_probs(engine, x):
+            masks, _ = post(to_full_size(p))
+            [rle.encode(m) for m in masks]
+    return len(paths) / (time.perf_counter() - start)
+
+
+def default_cascade(runs: dict[str, Path], paths: list[Path], batch: int) -> float:
+    from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = PredictConfig(batch_size=batch, workers=2, device="cpu", engine="auto")
+        stats = predict_pipeline(paths, runs["binary"], runs["multiclass"], runs["segment"],
+                                 PipelineOutputs(Path(tmp) / "p.csv", Path(tmp) / "s.csv"), config)
+    return stats.images_per_s
+
+
+def eager_cascade(runs: dict[str, Path], paths: list[Path]) -> float:
+    loaded = {k: load_run(v) for k, v in runs.items()}
+    start = time.perf_counter()
+    with torch.no_grad():
+        for path in paths:
+            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            p = torch.sigmoid(loaded["binary"].model(torch.from_numpy(loaded["binary"].preprocess(image))[None]))
+            torch.sigmoid(loaded["multiclass"].model(torch.from_numpy(loaded["multiclass"].preprocess(image))[None]))
+            if float(p) >= 0.0:  # untrained models: segment every image, as a worst case
+                seg = torch.sigmoid(loaded["segment"].model(torch.from_numpy(loaded["segment"].preprocess(image))[None]))
+                [rle.encode(m) for m in (seg[0] > 0.5).numpy()]
+    return len(paths) / (time.perf_counter() - start)
+
+
+def stages(runs: dict[str, Path], paths: list[Path], batch: int) -> dict[str, float]:
+    """Milliseconds per image of each stage of the default path."""
+    from steelinspect.infer.engines import make_engine
+    from steelinspect.infer.segmenter import segment_probs, to_full_size
+
+    seg = load_run(runs["segment"])
+    engines = {k: make_engine(load_run(v), "auto", torch.device("cpu")) for k, v in runs.items()}
+    preps = {k: load_run(v).preprocess for k, v in runs.items()}
+    post = PostProcess.from_dict(seg.postprocess)
+    t = dict.fromkeys(("decode", "resize", "model", "postprocess", "rle"), 0.0)
+    images = []
+    for path in paths:
+        s = time.perf_counter()
+        images.append(read_gray(path))
+        t["decode"] += time.perf_counter() - s
+    for i in range(0, len(images), batch):
+        chunk = images[i : i + batch]
+        s = time.perf_counter()
+        inputs = {k: np.stack([p(g) for g in chunk]) for k, p in preps.items()}
+        t["resize"] += time.perf_counter() - s
+        s = time.perf_counter()
+        engines["binary"](inputs["binary"])
+        engines["multiclass"](inputs["multiclass"])
+        probs = segment_probs(engines["segment"], inputs["segment"])
+        t["model"] += time.perf_counter() - s
+        for p in probs:
+            s = time.perf_counter()
+            masks, _ = post(to_full_size(p))
+            t["postprocess"] += time.perf_counter() - s
+            s = time.perf_counter()
+            [rle.encode(m) for m in masks]
+            t["rle"] += time.perf_counter() - s
+    return {k: round(v / len(paths) * 1000, 2) for k, v in t.items()}
+
+
+MEMORY_CHILD = r"""
+import json, resource, sys, tempfile
+from pathlib import Path
+from steelinspect.infer.cascade import PredictConfig
+from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
+paths = sorted(Path(sys.argv[1]).iterdir())[: int(sys.argv[2])]
+with tempfile.TemporaryDirectory() as tmp:
+    stats = predict_pipeline(paths, sys.argv[3], sys.argv[4], sys.argv[5],
+                             PipelineOutputs(Path(tmp) / "p.csv", Path(tmp) / "s.csv"),
+                             PredictConfig(batch_size=16, workers=2, device="cpu"))
+print(json.dumps({"images": stats.images, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def memory(runs: dict[str, Path], counts: list[int]) -> dict[str, float]:
+    out = {}
+    for n in counts:
+        data = synthetic(n, seed=2)
+        proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(data / "train_images"), str(n),
+                               str(runs["binary"]), str(runs["multiclass"]), str(runs["segment"])],
+                              capture_output=True, text=True, check=True)
+        out[str(n)] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=Path("results.json"))
+    parser.add_argument("--runs", nargs=3, type=Path, metavar=("BINARY", "MULTICLASS", "SEGMENT"))
+    parser.add_argument("--memory", nargs="*", type=int, default=[], help="image counts for the memory check")
+    args = parser.parse_args()
+    paths = list_images(synthetic(args.images, seed=1) / "train_images")
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = dict(zip(("binary", "multiclass", "segment"), args.runs)) if args.runs else fresh_runs(Path(tmp))
+        if args.runs:  # export into copies, never into the user's run directories
+            import shutil
+
+            runs = {k: Path(shutil.copytree(v, Path(tmp) / k)) for k, v in runs.items()}
+        for run_dir in runs.values():
+            export_onnx(run_dir)
+        results = {}
+        for name in ("binary", "multiclass", "segment"):
+            a, b = eager(runs[name], paths), default_model(runs[name], paths, args.batch)
+            results[name] = {"torch_eager_img_s": round(a, 2), "default_img_s": round(b, 2), "ratio": round(b / a, 2)}
+        a, b = eager_cascade(runs, paths), default_cascade(runs, paths, args.batch)
+        results["cascade"] = {"torch_eager_img_s": round(a, 2), "default_img_s": round(b, 2), "ratio": round(b / a, 2)}
+        results["stages_ms"] = stages(runs, paths, args.batch)
+        results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if args.memory:
+            results["memory"] = memory(runs, args.memory)
+    results["images"] = len(paths)
+    results["threads"] = torch.get_num_threads()
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{len(paths)} full-size images, {torch.get_num_threads()} threads")
+    print(f"{'':<12}{'torch eager b=1':>16}{'default':>12}{'ratio':>8}")
+    for name in ("binary", "multiclass", "segment", "cascade"):
+        r = results[name]
+        print(f"{name:<12}{r['torch_eager_img_s']:>13.1f}/s{r['default_img_s']:>10.1f}/s{r['ratio']:>7.2f}x")
+    print("stages, ms per image: " + ", ".join(f"{k} {v}" for k, v in results["stages_ms"].items()))
+    print(f"peak RSS {results['peak_rss_mb']} MB" + (f"; cascade peak RSS by image count {results['memory']}" if args.memory else ""))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""ONNX export and the ONNX Runtime engine give PyTorch's predictions."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+
+from steelinspect.errors import RunError
+from steelinspect.infer.cascade import Cascade, PredictConfig, predict
+from steelinspect.infer.export import export_onnx
+
+pytestmark = pytest.mark.slow
+COLUMNS = ["p_defect", "p_class_1", "p_class_2", "p_class_3", "p_class_4"]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_runs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    runs = {name: shutil.copytree(path, root / name) for name, path in tiny_runs.items()}
+    for path in runs.values():
+        report = export_onnx(path)
+        assert report.path == path / "model.onnx" and report.max_abs_diff < 1e-3
+    return runs
+
+
+def test_metadata_and_dynamic_batch(exported):
+    model = onnx.load(str(exported["binary"] / "model.onnx"))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["steelinspect_task"] == "binary" and '"height": 64' in meta["steelinspect_preprocess"]
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and dims[2].dim_value == 64
+
+
+@pytest.mark.parametrize("source", ["synthetic", "real"])
+def test_onnx_predictions_match_torch(exported, synth_dir, real_sample, source):
+    images = synth_dir / "train_images" if source == "synthetic" else real_sample / "train_images"
+    out = {}
+    for engine in ("torch", "onnx"):
+        config = PredictConfig(batch_size=5, workers=2, device="cpu", engine=engine)
+        cascade = Cascade.from_runs(exported["binary"], exported["multiclass"], config)
+        assert cascade.binary_engine.name == engine
+        out[engine] = pd.DataFrame(list(predict(images, cascade, config)))
+    assert np.allclose(out["torch"][COLUMNS].to_numpy(), out["onnx"][COLUMNS].to_numpy(), atol=1e-4)
+    agree = (out["torch"].classes == out["onnx"].classes).mean()
+    assert agree >= 0.95  # a probability within 1e-4 of a threshold may flip; nearly all must agree
+
+
+def test_auto_engine_prefers_onnx_on_cpu(exported, tiny_runs):
+    config = PredictConfig(device="cpu", engine="auto")
+    assert Cascade.from_runs(exported["binary"], exported["multiclass"], config).binary_engine.name == "onnx"
+    assert Cascade.from_runs(tiny_runs["binary"], tiny_runs["multiclass"], config).binary_engine.name == "torch"
+
+
+def test_onnx_engine_without_export_says_how(tiny_runs, synth_dir, tmp_path):
+    with pytest.raises(RunError, match="steelinspect export"):
+        Cascade.from_runs(tiny_runs["binary"], tiny_runs["multiclass"], PredictConfig(device="cpu", engine="onnx"))
+    proc = subprocess.run([sys.executable, "-m", "steelinspect", "predict", str(synth_dir / "train_images"),
+                           "--binary", str(tiny_runs["binary"]), "--multiclass", str(tiny_runs["multiclass"]),
+                           "--engine", "onnx", "--out", str(tmp_path / "p.csv")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "export it first with `steelinspect export" in proc.stderr
