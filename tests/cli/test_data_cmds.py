@@ -1,17 +1,8 @@
 """The data commands through the real console script: exit codes and messages, never a traceback."""
 
-import subprocess
-import sys
 
+from tests.cli_runner import run_cli as run
 from tests.data.fixtures import make_dataset
-
-
-def run(*args):
-    proc = subprocess.run(
-        [sys.executable, "-m", "steelinspect", *map(str, args)], capture_output=True, text=True, timeout=120
-    )
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    return proc
 
 
 def test_check_clean_real_sample(real_sample):

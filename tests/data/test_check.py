@@ -1,8 +1,5 @@
-import shutil
 
-import cv2
 import numpy as np
-import pytest
 
 from steelinspect.data.check import check_dataset
 from tests.data.fixtures import box_rle, make_dataset, write_image

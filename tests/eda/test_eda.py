@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -12,7 +10,14 @@ from steelinspect.constants import CLASS_COLOURS
 from steelinspect.data.labels import read_labels
 from steelinspect.data.master import build_master
 from steelinspect.eda.report import eda_report
-from steelinspect.eda.stats import HEATMAP_SHAPE, EdaConfig, band_width, compute_stats, union_pixels
+from steelinspect.eda.stats import (
+    HEATMAP_SHAPE,
+    EdaConfig,
+    band_width,
+    compute_stats,
+    union_pixels,
+)
+from tests.cli_runner import run_cli as cli
 from tests.data.fixtures import box_rle, make_dataset
 
 AREA_KEYS = {"mean", "median", "std", "max", "min"}
@@ -164,11 +169,6 @@ def test_gallery_falls_back_to_multi_class_images(real_sample):
     assert len(pick_class_examples(master, 1, 3, rng)) == 0
     assert all(len(ids) >= 2 for ids in pick_multi_examples(master, 5, rng).ClassIds)
 
-
-def cli(*args):
-    proc = subprocess.run([sys.executable, "-m", "steelinspect", *map(str, args)], capture_output=True, text=True)
-    assert "Traceback" not in proc.stderr
-    return proc
 
 
 @pytest.mark.slow

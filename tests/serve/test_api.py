@@ -1,7 +1,6 @@
 """The JSON API with the real sample images, bad inputs, and concurrent uploads."""
 
 import concurrent.futures
-import io
 
 import cv2
 import numpy as np
