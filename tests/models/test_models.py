@@ -72,3 +72,15 @@ def test_bad_weight_files(tmp_path):
     torch.save({"something": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(ConfigError, match="no parameter"):
         load_torchvision_resnet(encoder, tmp_path / "other.pth")
+
+
+def test_classifier_pooling_sees_a_small_defect():
+    from steelinspect.models.pooling import AvgMaxPool
+
+    features = torch.zeros(1, 3, 32, 64)
+    spot = features.clone()
+    spot[0, 1, 5, 7] = 4.0  # one strong activation in a large clean map
+    pooled, pooled_spot = AvgMaxPool()(features), AvgMaxPool()(spot)
+    assert pooled.shape == (1, 6)
+    assert pooled_spot[0, 4] == 4.0  # the max keeps it whole ...
+    assert pooled_spot[0, 1] < 0.01  # ... where the average all but loses it

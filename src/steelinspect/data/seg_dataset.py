@@ -122,16 +122,17 @@ class SegmentDataset(Dataset):
         image, masks = self.load(index)
         # (seed, epoch, index): reproducible, new every epoch, the same whatever the number of workers.
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.augment is not None:
+            image, masks = augment(image, masks, self.augment, rng)
+        # Normalised as a whole image before cropping: a crop then carries the statistics inference sees.
+        x = self.preprocess.normalize(np.ascontiguousarray(image))
         width = self.crop_width()
         if width is not None:
             left = self._crop_left(masks, width, rng)
-            image = image[:, left : left + width]
+            x = x[:, :, left : left + width]
             masks = masks[:, :, left : left + width]
-        if self.augment is not None:
-            image, masks = augment(image, masks, self.augment, rng)
-        x = self.preprocess.normalize(np.ascontiguousarray(image))
         y = np.ascontiguousarray(masks, dtype=np.uint8)
-        return torch.from_numpy(x), torch.from_numpy(y), index
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), index
 
     def _crop_left(self, masks: np.ndarray, width: int, rng: np.random.Generator) -> int:
         full = masks.shape[2]

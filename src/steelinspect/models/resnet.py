@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from steelinspect.models.pooling import AvgMaxPool
+
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 WIDTHS = (64, 128, 256, 512)
 
@@ -69,15 +71,15 @@ class ResNetEncoder(nn.Module):
 
 
 class ResNetClassifier(nn.Module):
-    """Encoder + global average pooling + dropout + linear -> logits."""
+    """Encoder + global average and max pooling + dropout + linear -> logits."""
 
     def __init__(self, num_outputs: int, depth: int = 18, in_channels: int = 1, dropout: float = 0.2):
         super().__init__()
         self.encoder = ResNetEncoder(depth, in_channels)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = AvgMaxPool()
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.encoder.out_channels[-1], num_outputs)
+        self.fc = nn.Linear(2 * self.encoder.out_channels[-1], num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)[-1]
-        return self.fc(self.dropout(torch.flatten(self.pool(features), 1)))
+        return self.fc(self.dropout(self.pool(features)))
