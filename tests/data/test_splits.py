@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from steelinspect.data.master import build_master
-from steelinspect.data.splits import frames_from_ids, select_images, split_frame, split_ids
+from steelinspect.data.splits import frames_from_ids, make_splits, select_images, split_frame, split_ids
 from steelinspect.errors import ConfigError
 
 
@@ -58,3 +58,17 @@ def test_stored_ids_round_trip_and_missing(master):
         frames_from_ids(master, {"train": ["nope.jpg"]})
     with pytest.raises(ConfigError, match="--protocol"):
         select_images(master, "binary", "other", 1, 0)
+
+
+def test_full_protocol_puts_an_image_in_the_same_split_for_every_task(master):
+    binary = split_ids(make_splits(master, "binary", "full", 0, seed=2))
+    multi = split_ids(make_splits(master, "multilabel", "full", 0, seed=2))
+    segment = split_ids(make_splits(master, "segment", "full", 0, seed=2))
+    assert segment == binary and sum(map(len, binary.values())) == len(master)
+    defects = set(master.ImageId[master.Defect])
+    for name in ("train", "val", "test"):
+        assert set(multi[name]) == set(binary[name]) & defects and multi[name]
+    assert sum(map(len, multi.values())) == len(defects)
+    # The seed protocol samples first, then splits its own sample.
+    seed = make_splits(master, "multiclass", "seed", per_class=5, seed=2)
+    assert split_ids(seed) == split_ids(split_frame(select_images(master, "multiclass", "seed", 5, 2), 2))

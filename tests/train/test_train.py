@@ -62,6 +62,30 @@ def test_refuses_to_overwrite_a_run(binary_run, synth_dir):
         load_run(binary_run.parent / "missing")
 
 
+def test_init_starts_step_two_from_step_one(binary_run, synth_dir, tmp_path):
+    from steelinspect.models.factory import build_model
+    from steelinspect.train.checkpoint import init_from_run
+
+    source = torch.load(binary_run / "model.pt", weights_only=True)["state_dict"]
+    model = build_model("vgg", 4)
+    splits = json.loads((binary_run / "splits.json").read_text())
+    loaded = init_from_run(model, binary_run, "vgg", held_out=splits["val"] + splits["test"])
+    state = model.state_dict()
+    assert 0 < loaded < len(state)  # everything but the last layer (1 output there, 4 here)
+    assert torch.equal(state["features.0.0.weight"], source["features.0.0.weight"])
+    assert torch.equal(state["head.1.weight"], source["head.1.weight"])
+    assert source["head.4.weight"].shape == (1, 128) and state["head.4.weight"].shape == (4, 128)
+    # Through training: same seed and data, so step 2's held-out images are held out of step 1 too.
+    run_dir = train(TrainConfig(task="multiclass", data=synth_dir, out=tmp_path / "mc", init=binary_run,
+                                **{**SMALL, "epochs": 1}), progress=False)
+    assert TrainConfig.read(run_dir / "config.json").init == binary_run
+    with pytest.raises(RunError, match="validation/test images"):
+        train(TrainConfig(task="multiclass", data=synth_dir, out=tmp_path / "leak", init=binary_run,
+                          **{**SMALL, "seed": 1}), progress=False)
+    with pytest.raises(RunError, match="is a vgg model"):
+        init_from_run(build_model("resnet18", 4), binary_run, "resnet18", held_out=[])
+
+
 @pytest.mark.parametrize("protocol, head", [("full", "multilabel"), ("seed", "multiclass")])
 def test_step_two_heads(synth_dir, tmp_path, protocol, head):
     run_dir = train(TrainConfig(task="multiclass", data=synth_dir, out=tmp_path / "mc", protocol=protocol, per_class=6,

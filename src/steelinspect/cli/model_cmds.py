@@ -45,6 +45,8 @@ DEVICE = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda
 WORKERS = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="Data loader worker processes (0: load in the main process).")
 RESUME = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
 WEIGHTS = typer.Option(None, "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
+INIT = typer.Option(None, "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
+                    "every layer but the head. It must not have trained on this run's validation or test images.")
 
 
 def _classifier(task: str):
@@ -63,10 +65,11 @@ def _classifier(task: str):
         workers: int = WORKERS,
         resume: bool = RESUME,
         weights: Path = WEIGHTS,
+        init: Path = INIT,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
-                          workers=workers, resume=resume, weights=weights))
+                          workers=workers, resume=resume, weights=weights, init=init))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -94,13 +97,14 @@ def segment(
     workers: int = WORKERS,
     resume: bool = RESUME,
     weights: Path = WEIGHTS,
+    init: Path = INIT,
 ) -> None:
     """Segmenter: UNet, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
 
     _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
-                      resume=resume, weights=weights))
+                      resume=resume, weights=weights, init=init))
 
 
 def evaluate(

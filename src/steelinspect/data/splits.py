@@ -6,6 +6,11 @@
   sees in the cascade), with all of its classes.
 Splits are stratified by label combination ("0" clean, "3", "1 3", ...); combinations too rare to stratify are
 pooled, so small datasets never make the split fail. Everything is fixed by the seed.
+
+Under `full` the whole dataset is split once and each task keeps its own images of every split, so for one seed an
+image lies in the same split for step 1, step 2 and the segmenter: one run can start from another's weights
+(`--init`) without having trained on the other's validation or test images, and the cascade can be scored on test
+images that none of its steps saw.
 """
 
 from __future__ import annotations
@@ -80,6 +85,18 @@ def split_frame(frame: pd.DataFrame, seed: int, val: float = 0.15, test: float =
     train_part, val_part = _split(rest, val / (1 - test) if test < 1 else 0, seed + 1)
     return {"train": train_part.reset_index(drop=True), "val": val_part.reset_index(drop=True),
             "test": test_part.reset_index(drop=True)}
+
+
+def make_splits(master: pd.DataFrame, task: str, protocol: str, per_class: int, seed: int, val: float = 0.15,
+                test: float = 0.15) -> dict[str, pd.DataFrame]:
+    """The train/val/test images of a task under a protocol (see the module docstring)."""
+    selected = select_images(master, task, protocol, per_class, seed)
+    if protocol == "seed":
+        return split_frame(selected, seed, val, test)
+    everything = select_images(master, "binary", "full", per_class, seed)
+    keep = set(selected.ImageId)
+    return {name: part[part.ImageId.isin(keep)].reset_index(drop=True)
+            for name, part in split_frame(everything, seed, val, test).items()}
 
 
 def split_ids(splits: dict[str, pd.DataFrame]) -> dict[str, list[str]]:

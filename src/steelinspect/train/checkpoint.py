@@ -120,6 +120,28 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     )
 
 
+def init_from_run(model: nn.Module, run_dir: str | Path, arch: str, held_out: list[str]) -> int:
+    """Copy into `model` every tensor of another run's model.pt whose name and shape match (the head of another
+    task does not); returns how many. Refused when the other run is another architecture, or trained on any of
+    `held_out` (this run's validation and test images): its weights would carry them into this run's scores."""
+    run_dir = Path(run_dir)
+    blob = read_model_file(run_dir)
+    if blob["arch"] != arch:
+        raise RunError(f"--init run is a {blob['arch']} model; this run trains {arch}", run_dir)
+    from steelinspect.io import read_json
+
+    splits_file = run_dir / "splits.json"
+    trained = set(read_json(splits_file).get("train", [])) if splits_file.is_file() else set()
+    leaked = sorted(trained.intersection(held_out))
+    if leaked:
+        raise RunError(f"--init run trained on {len(leaked)} of this run's validation/test images (e.g. "
+                       f"{leaked[0]}); train both with --protocol full, the same --seed and the same data", run_dir)
+    own = model.state_dict()
+    matching = {k: v for k, v in blob["state_dict"].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
 def save_checkpoint(run_dir: Path, state: dict) -> None:
     _save(state, run_dir / CHECKPOINT_FILE)
 

@@ -30,6 +30,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     weights: Path | None = None
+    init: Path | None = None  # a run directory whose weights (where shapes match) start this model
     resume: bool = False
     augment: bool = True
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
@@ -73,8 +74,9 @@ class TrainConfig:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("data", "out"):
             values[key] = Path(values[key])
-        if values.get("weights"):
-            values["weights"] = Path(values["weights"])
+        for key in ("weights", "init"):
+            if values.get(key):
+                values[key] = Path(values[key])
         for key in ("image_size", "crop_width"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from steelinspect.data.dataset import EpochSampler
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
-from steelinspect.data.splits import frames_from_ids, select_images, split_frame, split_ids
+from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
@@ -121,8 +121,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     # Data: the same splits on every process (fixed by the seed, or read back when resuming).
     master = build_master(config.data)
     if stored is None:
-        selected = select_images(master, head, config.protocol, config.per_class, config.seed)
-        splits = split_frame(selected, config.seed, config.val_fraction, config.test_fraction)
+        splits = make_splits(master, head, config.protocol, config.per_class, config.seed, config.val_fraction,
+                             config.test_fraction)
         if d.main:
             write_json(run_dir / "splits.json", split_ids(splits))
             write_json(run_dir / "config.json", config.to_dict())
@@ -149,6 +149,11 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
 
         report = load_torchvision_resnet(encoder, config.weights)
         say(f"loaded {len(report['loaded'])} tensors from {config.weights} ({len(report['missing'])} left as initialised)")
+    if config.init:
+        from steelinspect.train.checkpoint import init_from_run
+
+        loaded = init_from_run(model, config.init, config.arch, held_out=[*splits["val"].ImageId, *splits["test"].ImageId])
+        say(f"started from {config.init}: {loaded} of {len(model.state_dict())} tensors (the head is new)")
     model.to(device)
     net = DistributedDataParallel(model) if d.enabled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
