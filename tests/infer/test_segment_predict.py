@@ -48,6 +48,21 @@ def test_binary_step_calling_clean_drops_every_mask():
     assert kept.masks.any()
 
 
+def test_the_segmenter_runs_only_on_images_step_one_calls_defective():
+    seen = []
+
+    def counting(x):
+        seen.append(len(x))
+        return engine(x)
+
+    x = np.zeros((3, 1, 256, 1600), np.float32)
+    rows = [row(has_defect=False), row(), row(has_defect=False)]
+    results = SegmentStep(fake_run(), SegmentOptions(), counting)(x, rows)
+    assert seen == [1] and [r.masks.any() for r in results] == [False, True, False]
+    SegmentStep(fake_run(), SegmentOptions(), counting)(x, [row(has_defect=False)] * 3)
+    assert seen == [1]  # nothing to segment: the model is not called at all
+
+
 def test_class_gates():
     (drop,) = SegmentStep(fake_run(), SegmentOptions(class_gate="drop"), engine)(X, [row(classes="3")])
     assert drop.masks[2].any() and not drop.masks[3].any()

@@ -40,3 +40,18 @@ def test_probs_come_back_at_full_size():
     assert full[:, :, :790].max() == 0 and full[:, :, 810:].min() == 1
     same = np.zeros((4, 256, 1600), np.float32)
     assert to_full_size(same) is same
+
+
+def test_large_batches_run_in_chunks_with_the_same_result():
+    x = np.random.default_rng(1).normal(size=(7, 1, 32, 64)).astype(np.float32)
+    seen = []
+    inner = torch_logits(Ramp())
+
+    def logits(batch):
+        seen.append(len(batch))
+        return inner(batch)
+
+    whole = segment_probs(inner, x, tta=True, chunk=100)
+    chunked = segment_probs(logits, x, tta=True, chunk=3)
+    assert seen == [3] * 3 + [3] * 3 + [1] * 3  # identity, horizontal, vertical flip per chunk
+    assert np.allclose(chunked, whole, atol=1e-6)

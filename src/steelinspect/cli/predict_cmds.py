@@ -36,7 +36,7 @@ def predict(
     submission: Path = typer.Option(None, "--submission", help="With --segment: write a Kaggle submission CSV."),
     overlays: Path = typer.Option(None, "--overlays", help="With --segment: write PNG mask overlays into this folder."),
     tta: bool = typer.Option(False, "--tta", help="With --segment: average the segmenter over horizontal and vertical flips."),
-    class_gate: str = typer.Option("off", "--class-gate", help="With --segment: off, drop (keep only step 2's classes) or scale (min area / class probability)."),
+    class_gate: str = typer.Option("drop", "--class-gate", help="With --segment: drop (keep only step 2's classes), scale (min area / class probability) or off."),
 ) -> None:
     """Predict defect / clean and the defect classes for every image, streaming, batched; with --segment also
     the defect masks (areas, boxes, Kaggle submission, overlays)."""

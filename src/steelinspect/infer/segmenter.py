@@ -22,11 +22,18 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def segment_probs(logits: Logits, x: np.ndarray, tta: bool = False) -> np.ndarray:
-    """Sigmoid probabilities float32 (N, 4, h, w) of a preprocessed batch (N, 1, h, w).
+# A UNet at 256x1600 holds about 0.3 GB of activations per image: the segmenter takes a batch this many images
+# at a time, so memory stays bounded whatever batch the classifiers use (16 at once peaked at 6 GB).
+CHUNK = 4
+
+
+def segment_probs(logits: Logits, x: np.ndarray, tta: bool = False, chunk: int = CHUNK) -> np.ndarray:
+    """Sigmoid probabilities float32 (N, 4, h, w) of a preprocessed batch (N, 1, h, w), `chunk` images at a time.
 
     `tta` averages the identity, the horizontal and the vertical flip (each flipped back).
     """
+    if len(x) > chunk:
+        return np.concatenate([segment_probs(logits, x[i : i + chunk], tta, chunk) for i in range(0, len(x), chunk)])
     probs = _sigmoid(logits(x).astype(np.float32))
     if tta:
         for axis in (-1, -2):
