@@ -66,3 +66,21 @@ def tiny_segment_run(tiny_seg_data, tmp_path_factory) -> Path:
     config = TrainConfig(task="segment", data=tiny_seg_data, out=out, arch="unet_resnet18", epochs=1, batch_size=4,
                          image_size=(64, 384), crop_width=(256, 256), workers=0, seed=0, device="cpu")
     return train(config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def forced_runs(tiny_runs, tiny_segment_run, tmp_path_factory) -> dict[str, Path]:
+    """Copies of the tiny runs whose decisions are forced, so pictures of masks can be checked for certain:
+    step 1 calls every image defective, step 2 says class 3, and the segmenter marks the whole image as class 3
+    (threshold 0: every sigmoid is above it; thresholds 1 for the other classes: none is)."""
+    import shutil
+
+    from steelinspect.train.checkpoint import update_model_params
+
+    root = tmp_path_factory.mktemp("forced")
+    runs = {name: Path(shutil.copytree(src, root / name)) for name, src in
+            {**tiny_runs, "segment": tiny_segment_run}.items()}
+    update_model_params(runs["binary"], thresholds=[0.0])
+    update_model_params(runs["multiclass"], thresholds=[1.0, 1.0, 0.0, 1.0])  # the multi-label head
+    update_model_params(runs["segment"], postprocess={"thresholds": [1.0, 1.0, 0.0, 1.0], "min_areas": [0, 0, 0, 0]})
+    return runs

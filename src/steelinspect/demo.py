@@ -1,16 +1,19 @@
 """The end-to-end demo on the synthetic default: each stage calls the library the CLI calls.
 
-Stages: synth -> check -> master -> EDA -> train step 1 and step 2 -> evaluate -> predict and score the
-cascade on held-out images -> one report with every stage's figures and tables. Running it again reuses what
-is finished (and resumes an interrupted training run).
+Stages: synth -> check -> master -> EDA -> train step 1, step 2 (started from step 1) and the segmenter ->
+export to ONNX -> predict on held-out images (cascade + segmenter: predictions, Kaggle submission, overlays) ->
+score the cascade and the submission -> one report with every stage's figures and tables, and the command that
+serves the trained models. Running it again reuses what is finished (and resumes an interrupted training run).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from steelinspect.errors import DataError
@@ -23,9 +26,16 @@ class DemoConfig:
     out: Path = Path("runs/demo")
     images: int = 400  # training set (the held-out set is a quarter of it, generated with another seed)
     seed: int = 0
-    image_size: tuple[int, int] = (128, 512)  # half the default height: the demo must finish in minutes on CPU
-    epochs: int = 6
+    # Classifiers at half the default height: the demo must finish in minutes on 2 CPU cores.
+    image_size: tuple[int, int] = (128, 512)
+    epochs: int = 10
     arch: str = "vgg"
+    # The segmenter works at half the full size (at a quarter the rough texture of class 4 is lost), trained on
+    # narrow random crops; it predicts whole images.
+    seg_image_size: tuple[int, int] = (128, 800)
+    seg_crop_width: tuple[int, int] = (128, 160)
+    seg_epochs: int = 8
+    seg_arch: str = "unet_resnet18"
     workers: int = 2
 
 
@@ -33,6 +43,7 @@ class DemoConfig:
 class DemoResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)
+    serve_command: str = ""
 
 
 def _dataset(path: Path, images: int, seed: int, log: Log) -> Path:
@@ -46,11 +57,17 @@ def _dataset(path: Path, images: int, seed: int, log: Log) -> Path:
 
 
 def _train(config, log: Log) -> Path:
-    """Train, or reuse a finished run, or resume an interrupted one."""
+    """Train, or reuse a finished run made with the same settings, or resume an interrupted one."""
+    from steelinspect.errors import ConfigError
+    from steelinspect.train.config import TrainConfig
     from steelinspect.train.loop import train
 
     run_dir = Path(config.out)
     if (run_dir / "metrics.json").is_file():
+        changed = TrainConfig.read(run_dir / "config.json").differs_from(config, ignore=("resume", "workers", "device"))
+        if changed:
+            raise ConfigError(f"{run_dir} holds a run made with other settings ({', '.join(changed)}); delete it or "
+                              "choose another --out")
         log(f"    reusing finished run {run_dir}")
         return run_dir
     config.resume = (run_dir / "checkpoint.pt").is_file()
@@ -62,6 +79,24 @@ def _metrics_table(metrics: dict, keys=("loss", "accuracy", "precision", "recall
     return pd.DataFrame(rows, columns=["split", *keys]).astype({k: float for k in keys})
 
 
+def _dice_table(metrics: dict) -> pd.DataFrame:
+    """Kaggle Dice per split of a segment run, beside the all-empty baseline and per class."""
+    rows = []
+    for split in ("val", "test"):
+        m = metrics.get(split)
+        if m:
+            rows.append([split, m["dice_kaggle"], m["dice_empty_baseline"],
+                         *(m["dice_per_class"][str(c)] for c in (1, 2, 3, 4))])
+    return pd.DataFrame(rows, columns=["split", "Kaggle Dice", "all-empty", *(f"class {c}" for c in (1, 2, 3, 4))])
+
+
+def _score_table(report) -> pd.DataFrame:
+    """The per-class table `steelinspect score` prints."""
+    rows = [[str(s.class_id), s.dice, s.dice_positive, s.positives, s.predicted, s.empty_baseline] for s in report.classes]
+    rows.append(["all", report.dice_kaggle, None, None, None, report.dice_empty_baseline])
+    return pd.DataFrame(rows, columns=["class", "Dice", "Dice on defects", "defects", "predicted", "all-empty"])
+
+
 def _cascade_table(metrics: dict) -> pd.DataFrame:
     rows = [["step 1: defect vs clean", metrics["step1"]["precision"], metrics["step1"]["recall"], metrics["step1"]["f1"]]]
     for stage, label in (("step2", "step 2: classes on images step 1 passed"), ("end_to_end", "end to end: classes")):
@@ -71,14 +106,38 @@ def _cascade_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "precision", "recall", "f1"])
 
 
-def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
-    import json
+def _examples(master: pd.DataFrame, predicted: dict[str, list[str]], k: int, seed: int) -> pd.DataFrame:
+    """Held-out images for the truth-vs-prediction gallery: those with a true or predicted defect first."""
+    rng = np.random.default_rng(seed)
+    busy = master.Defect | master.ImageId.map(lambda i: any(predicted.get(i, [])))
+    order = [*rng.permutation(np.flatnonzero(busy)), *rng.permutation(np.flatnonzero(~busy))]
+    return master.iloc[order[:k]]
 
+
+def _export(runs: dict[str, Path], log: Log) -> None:
+    """ONNX Runtime runs exported models on the CPU (`--engine auto`); skipped when it is not installed."""
+    import importlib.util
+
+    if not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):  # pragma: no cover - make demo installs them
+        log("    onnx / onnxruntime not installed: predicting with PyTorch")
+        return
+    from steelinspect.infer.export import export_onnx
+
+    for name, run_dir in runs.items():
+        report = export_onnx(run_dir)
+        log(f"    {name}: {report.path} (largest difference from PyTorch {report.max_abs_diff:.1e})")
+
+
+def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     from steelinspect.data.check import check_dataset
     from steelinspect.data.master import build_master, write_master
+    from steelinspect.eda import gallery
+    from steelinspect.eda.figures import example_figure
     from steelinspect.eda.report import eda_report
     from steelinspect.eda.stats import EdaConfig
-    from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict, write_predictions
+    from steelinspect.infer.cascade import PredictConfig
+    from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
+    from steelinspect.infer.submission import read_submission, score_submission
     from steelinspect.metrics.cascade import evaluate_cascade
     from steelinspect.train.config import TrainConfig
 
@@ -108,38 +167,80 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     report, stats = eda_report(data, out / "report", EdaConfig(seed=config.seed))
     log(f"    masks per class {stats.masks_per_class}")
 
-    runs = {}
-    for step, task in (("5", "binary"), ("6", "multiclass")):
-        log(f"[{step}] train {task} ({config.arch}, {config.image_size[0]}x{config.image_size[1]}, {config.epochs} epochs)")
-        train_config = TrainConfig(task=task, data=data, out=out / "runs" / task, epochs=config.epochs,
-                                   image_size=config.image_size, arch=config.arch, seed=config.seed,
-                                   workers=config.workers, batch_size=16)
+    runs: dict[str, Path] = {}
+    common = dict(data=data, seed=config.seed, workers=config.workers)
+    plans = [
+        ("5", "binary", TrainConfig(task="binary", out=out / "runs" / "binary", epochs=config.epochs,
+                                    image_size=config.image_size, arch=config.arch, **common)),
+        # Step 2 starts from step 1's weights: with a few hundred defect images it learns much faster that way.
+        ("6", "multiclass", TrainConfig(task="multiclass", out=out / "runs" / "multiclass", epochs=config.epochs,
+                                        image_size=config.image_size, arch=config.arch,
+                                        init=out / "runs" / "binary", **common)),
+        ("7", "segment", TrainConfig(task="segment", out=out / "runs" / "segment", epochs=config.seg_epochs,
+                                     image_size=config.seg_image_size, crop_width=config.seg_crop_width,
+                                     arch=config.seg_arch, batch_size=8, **common)),
+    ]
+    titles = {"binary": "Step 1: defect or clean (binary)", "multiclass": "Step 2: which class (multi-label)",
+              "segment": "Segmentation: where each defect is (UNet)"}
+    for step, task, train_config in plans:
+        h, w = train_config.image_size
+        log(f"[{step}] train {task} ({train_config.arch}, {h}x{w}, {train_config.epochs} epochs)")
         runs[task] = _train(train_config, log)
         metrics = json.loads((runs[task] / "metrics.json").read_text())
         result.metrics[task] = metrics
-        log(f"    test F1 {metrics['test']['f1']:.3f}, accuracy {metrics['test']['accuracy']:.3f}")
         result.outputs[f"{task} run"] = runs[task]
-        report.heading(f"Step {'1: defect or clean' if task == 'binary' else '2: which class'} ({task})")
-        report.table(_metrics_table(metrics)).image(runs[task] / "curves.png", "loss and F1 per epoch")
+        report.heading(titles[task])
+        if task == "segment":
+            test = metrics["test"]
+            log(f"    test Kaggle Dice {test['dice_kaggle']:.4f} (all-empty {test['dice_empty_baseline']:.4f})")
+            report.table(_dice_table(metrics), float_format="{:.4f}")
+            report.paragraph(f"Post-processing tuned on validation: thresholds {metrics['thresholds']['thresholds']}, "
+                             f"minimum areas {metrics['thresholds']['min_areas']} pixels (at 256x1600).", note=True)
+        else:
+            log(f"    test F1 {metrics['test']['f1']:.3f}, accuracy {metrics['test']['accuracy']:.3f}")
+            report.table(_metrics_table(metrics))
+        report.image(runs[task] / "curves.png", "loss and score per epoch, train vs validation")
 
-    log("[7] predict and score the cascade on held-out images")
-    predict_config = PredictConfig(batch_size=16, workers=2)
-    cascade = Cascade.from_runs(runs["binary"], runs["multiclass"], predict_config)
-    stats_p = PredictStats()
-    predictions = out / "predictions.csv"
-    write_predictions(predict(holdout / "train_images", cascade, predict_config, stats_p), predictions)
+    log("[8] export to ONNX (ONNX Runtime predicts on the CPU)")
+    _export(runs, log)
+
+    log("[9] predict on held-out images: cascade + segmenter")
+    predictions, submission, overlays = out / "predictions.csv", out / "submission.csv", out / "overlays"
+    predict_config = PredictConfig(batch_size=8, workers=2)
+    stats_p = predict_pipeline(holdout / "train_images", runs["binary"], runs["multiclass"], runs["segment"],
+                               PipelineOutputs(predictions, submission, overlays), predict_config)
+    log(f"    {stats_p.images} images at {stats_p.images_per_s:.1f} images/s; {stats_p.defects} called defective")
+    result.outputs.update({"predictions": predictions, "submission": submission, "overlays": overlays})
+
+    log("[10] score on held-out images")
     table = pd.read_csv(predictions, keep_default_na=False)
-    cascade_metrics = evaluate_cascade(table, build_master(holdout))
+    holdout_master = build_master(holdout)
+    cascade_metrics = evaluate_cascade(table, holdout_master)
+    scored = score_submission(submission, holdout).report
     result.metrics["cascade"] = cascade_metrics
-    log(f"    {stats_p.images} images at {stats_p.images_per_s:.1f} images/s; step 1 F1 "
-        f"{cascade_metrics['step1']['f1']:.3f}, end-to-end class F1 {cascade_metrics['end_to_end']['f1']:.3f}")
-    result.outputs["predictions"] = predictions
-    report.heading("The cascade on held-out images")
-    report.paragraph(f"{stats_p.images} images never seen in training; {cascade_metrics['missed_by_step1']} defect "
-                     f"images missed by step 1, {cascade_metrics['false_alarms_step1']} clean images flagged.")
+    result.metrics["submission"] = scored.to_dict()
+    log(f"    step 1 F1 {cascade_metrics['step1']['f1']:.3f}, end-to-end class F1 "
+        f"{cascade_metrics['end_to_end']['f1']:.3f}; Kaggle Dice {scored.dice_kaggle:.4f} against "
+        f"{scored.dice_empty_baseline:.4f} for an all-empty submission")
+
+    report.heading("On held-out images")
+    report.paragraph(f"{stats_p.images} images none of the models saw, generated with another seed: "
+                     f"{cascade_metrics['missed_by_step1']} defect images missed by step 1, "
+                     f"{cascade_metrics['false_alarms_step1']} clean images flagged.")
     report.table(_cascade_table(cascade_metrics))
+    report.paragraph(f"The submission ({submission.name}) scored with the competition's metric: Kaggle Dice "
+                     f"{scored.dice_kaggle:.4f}; an all-empty submission scores {scored.dice_empty_baseline:.4f} "
+                     f"on the same images (margin {scored.margin:+.4f}).")
+    report.table(_score_table(scored), float_format="{:.4f}")
+    predicted = read_submission(submission).masks
+    panels, _ = gallery.panels(_examples(holdout_master, predicted, 6, config.seed), holdout / "train_images", predicted)
+    figure = example_figure(panels, "Held-out images: truth (top) and prediction (bottom)",
+                            out / "report" / "predictions.png")
+    report.image(figure, "Masks in the class colours; more overlays in " + overlays.name + "/")
     report.paragraph("First predictions:", note=True).table(table.head(10))
 
     report.write(out / "report" / "report.html")
     result.outputs["report"] = out / "report" / "report.html"
+    result.serve_command = (f"steelinspect serve --binary {runs['binary']} --multiclass {runs['multiclass']} "
+                            f"--segment {runs['segment']} --data {holdout}")
     return result

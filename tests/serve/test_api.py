@@ -92,3 +92,17 @@ def test_concurrent_uploads(client, real_sample):
     assert all(r.status_code == 200 for r in responses)
     first = responses[0].json()[0]["p_defect"]
     assert all(abs(r.json()[0]["p_defect"] - first) < 1e-6 for r in responses)
+
+
+def test_segmenter_masks_reach_the_answer(forced_runs, real_sample):
+    # Forced runs: every image is defective and class 3 covers it whole (see conftest.forced_runs).
+    config = ServeConfig(binary=forced_runs["binary"], multiclass=forced_runs["multiclass"],
+                         segment=forced_runs["segment"], engine="torch")
+    with TestClient(create_app(config)) as forced:
+        assert forced.get("/api/health").json()["segmentation"] is True
+        data = (real_sample / "train_images" / "2930b4f52.jpg").read_bytes()
+        (result,) = forced.post("/api/predict", files=[("files", ("2930b4f52.jpg", data, "image/jpeg"))]).json()
+    assert result["has_defect"] is True and result["classes"]
+    assert result["defects"] == [{"class": 3, "area_px": 256 * 1600, "bbox": [0, 0, 1600, 256]}]
+    assert list(result["layers"]) == ["3"] and result["layers"]["3"].startswith("data:image/png;base64,")
+    assert result["overlay"].startswith("data:image/png;base64,")

@@ -21,14 +21,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_runs):
+def server(forced_runs):
+    """The page over forced runs (conftest.forced_runs): every upload is a defect with a class 3 mask."""
     import uvicorn
 
     from steelinspect.serve.app import ServeConfig, create_app
 
     port = free_port()
-    app = create_app(ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"],
-                                 segment=None, engine="torch"))
+    app = create_app(ServeConfig(binary=forced_runs["binary"], multiclass=forced_runs["multiclass"],
+                                 segment=forced_runs["segment"], engine="torch"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -68,19 +69,24 @@ def test_upload_shows_verdict_and_overlay(server, browser, real_sample, tmp_path
     image = real_sample / "train_images" / "2930b4f52.jpg"
     browser.find_element(By.ID, "files").send_keys(str(image))
     verdict = WebDriverWait(browser, 120).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".card .verdict")))
-    assert verdict.text.startswith("defect") or verdict.text == "clean"
+    assert verdict.text.startswith("defect")
     assert browser.find_element(By.CSS_SELECTOR, ".card .name").text == "2930b4f52.jpg"
     base = browser.find_element(By.CSS_SELECTOR, ".card img.base")
     assert base.get_attribute("src").startswith("data:image/jpeg") and base.get_attribute("naturalWidth") == "1600"
     rows = browser.find_elements(By.CSS_SELECTOR, ".card table.probs tbody tr td")
     assert len(rows) == 5 and all(0 <= float(td.text) <= 1 for td in rows)
+    # The overlay: one layer (class 3), shown over the image, and hidden by its toggle.
     layers = browser.find_elements(By.CSS_SELECTOR, ".card img.layer")
     toggles = browser.find_elements(By.CSS_SELECTOR, ".card .toggles input")
-    assert len(layers) == len(toggles)
-    if toggles:  # toggling a class hides its layer
-        toggles[0].click()
-        assert not layers[0].is_displayed()
-        toggles[0].click()
+    assert len(layers) == len(toggles) == 1 and layers[0].is_displayed()
+    assert layers[0].get_attribute("src").startswith("data:image/png") and layers[0].get_attribute("naturalWidth") == "1600"
+    toggles[0].click()
+    assert not layers[0].is_displayed()
+    toggles[0].click()
+    assert layers[0].is_displayed()
+    defects = browser.find_elements(By.CSS_SELECTOR, ".card table.defects tbody tr")
+    assert len(defects) == 1
+    assert [td.text for td in defects[0].find_elements(By.TAG_NAME, "td")] == ["3", "409600", "0, 0, 1600, 256"]
     assert browser.save_screenshot(str(tmp_path / "page.png"))
 
 

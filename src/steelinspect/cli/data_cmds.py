@@ -83,6 +83,8 @@ def demo(
     out.print("\n[bold]Outputs[/]")
     for name, path in result.outputs.items():
         out.print(f"  {name:<22} {path}")
+    out.print("\n[bold]Inspect images in the browser[/] (then open http://127.0.0.1:8000):")
+    out.print(f"  {result.serve_command}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""Pick and draw gallery examples: images of a class, images with several classes, one image by id."""
+"""Pick and draw gallery examples: images of a class, images with several classes, truth beside prediction."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from steelinspect import rle
+from steelinspect.constants import CLASS_IDS
 from steelinspect.data.images import check_size, read_gray
 from steelinspect.data.master import RLE_COLUMNS
-from steelinspect.eda.overlay import stacked_view
+from steelinspect.eda.overlay import stacked_view, truth_vs_prediction
 from steelinspect.errors import ImageError
 
 
@@ -46,9 +47,13 @@ def caption(image_id: str, class_ids) -> str:
     return f"{image_id}: {'classes ' + classes if classes else 'no defect (clean)'}"
 
 
-def panels(rows: pd.DataFrame, images: Path) -> tuple[list[tuple[np.ndarray, str]], list[str]]:
+def panels(rows: pd.DataFrame, images: Path, predicted: dict[str, list[str]] | None = None
+           ) -> tuple[list[tuple[np.ndarray, str]], list[str]]:
     """(picture, caption) per row, and the problems of images that could not be drawn (skipped, not fatal:
-    the report is still useful when one gallery image is corrupt)."""
+    the report is still useful when one gallery image is corrupt).
+
+    Without `predicted`: the overlay above the masks on black. With `predicted` (image id -> four RLEs in class
+    order, e.g. a submission's): the true masks above the predicted ones."""
     out, skipped = [], []
     for row in rows.itertuples(index=False):
         try:
@@ -57,6 +62,12 @@ def panels(rows: pd.DataFrame, images: Path) -> tuple[list[tuple[np.ndarray, str
         except ImageError as exc:
             skipped.append(str(exc))
             continue
-        out.append((stacked_view(gray, row_masks(row)), caption(row.ImageId, row.ClassIds)))
+        if predicted is None:
+            out.append((stacked_view(gray, row_masks(row)), caption(row.ImageId, row.ClassIds)))
+            continue
+        rles = predicted.get(row.ImageId, [""] * 4)
+        guessed = [c for c, r in zip(CLASS_IDS, rles) if r]
+        label = f"{caption(row.ImageId, row.ClassIds)}   (top: truth; bottom: predicted {' '.join(map(str, guessed)) or 'clean'})"
+        out.append((truth_vs_prediction(gray, row_masks(row), rle.build_mask(rles)), label))
     return out, skipped
 

@@ -98,6 +98,13 @@ def stacked_view(image: np.ndarray, masks: np.ndarray, gap: int = 8, **overlay_o
     return np.concatenate([top, spacer, black_background_masks(masks)], axis=0)
 
 
+def truth_vs_prediction(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, gap: int = 8) -> np.ndarray:
+    """The true masks' overlay above the predicted masks' overlay, separated by a white gap."""
+    top, bottom = overlay_masks(image, truth), overlay_masks(image, predicted)
+    spacer = np.full((gap, top.shape[1], 3), 255, dtype=np.uint8)
+    return np.concatenate([top, spacer, bottom], axis=0)
+
+
 def colour_hex(class_id: int) -> str:
     """'#rrggbb' of a class (for HTML and matplotlib)."""
     r, g, b = CLASS_COLOURS[class_id]

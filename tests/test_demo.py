@@ -1,0 +1,48 @@
+"""The demo end to end at a toy budget: every stage's output, the report's sections, reuse on a second run."""
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from steelinspect.demo import DemoConfig, run_demo
+from steelinspect.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_writes_every_output_and_reuses_them(tmp_path):
+    config = DemoConfig(out=tmp_path / "demo", images=48, image_size=(64, 128), epochs=1, seg_image_size=(64, 224),
+                        seg_crop_width=(96, 128), seg_epochs=1, workers=0)
+    logs = []
+    result = run_demo(config, log=logs.append)
+    for name in ("data", "held-out data", "master table", "binary run", "multiclass run", "segment run", "predictions",
+                 "submission", "overlays", "report"):
+        assert result.outputs[name].exists(), name
+    for run in ("binary", "multiclass", "segment"):
+        assert (result.outputs[f"{run} run"] / "model.onnx").is_file()  # exported, so prediction used ONNX Runtime
+    assert json.loads((result.outputs["multiclass run"] / "config.json").read_text())["init"].endswith("binary")
+
+    holdout_images = sorted(p.name for p in (result.outputs["held-out data"] / "train_images").iterdir())
+    predictions = pd.read_csv(result.outputs["predictions"], keep_default_na=False)
+    assert sorted(predictions.ImageId) == holdout_images and {"area_3", "boxes_3"} <= set(predictions.columns)
+    submission = pd.read_csv(result.outputs["submission"], keep_default_na=False)
+    assert len(submission) == 4 * len(holdout_images)
+    assert len(list(result.outputs["overlays"].glob("*.png"))) == len(holdout_images)
+
+    scored = result.metrics["submission"]
+    assert 0 <= scored["dice_kaggle"] <= 1 and scored["images"] == len(holdout_images)
+    html = result.outputs["report"].read_text()
+    for section in ("Step 1", "Step 2", "Segmentation", "On held-out images", "all-empty", "more overlays in overlays/"):
+        assert section in html, section
+    assert result.serve_command == (
+        f"steelinspect serve --binary {result.outputs['binary run']} --multiclass {result.outputs['multiclass run']} "
+        f"--segment {result.outputs['segment run']} --data {result.outputs['held-out data']}")
+
+    logs.clear()
+    again = run_demo(config, log=logs.append)
+    assert sum("reusing" in line for line in logs) == 5  # two datasets, three runs
+    assert again.metrics["submission"] == scored
+    with pytest.raises(ConfigError, match="other settings \\(epochs\\)"):
+        run_demo(replace(config, epochs=2), log=logs.append)  # never silently reuses a stale run
