@@ -42,7 +42,8 @@ from steelinspect.train.config import TrainConfig  # noqa: E402
 
 
 def fresh_runs(root: Path) -> dict[str, Path]:
-    """Run directories holding untrained default models (no training needed to time them)."""
+    """Run directories holding untrained default models (no training needed to time them). The binary threshold
+    is 0, so every image counts as defective and goes through the segmenter: the worst case, on both paths."""
     specs = {"binary": ("binary", "vgg", 1, (256, 512)), "multiclass": ("multilabel", "vgg", 4, (256, 512)),
              "segment": ("segment", "unet_resnet18", 4, (256, 1600))}
     runs = {}
@@ -52,7 +53,7 @@ def fresh_runs(root: Path) -> dict[str, Path]:
         run_dir.mkdir(parents=True)
         config = TrainConfig(task=name, data=root, out=run_dir, arch=arch, image_size=size)
         params = {"postprocess": PostProcess().to_dict()} if task == "segment" else {
-            "thresholds": [0.5] * (1 if task == "binary" else 4)}
+            "thresholds": [0.0] if task == "binary" else [0.5] * 4}
         save_model(run_dir, build_model(arch, outputs).eval(), config, task, outputs, Preprocess(*size), epoch=0, **params)
         runs[name] = run_dir
     return runs
@@ -106,14 +107,17 @@ def default_cascade(runs: dict[str, Path], paths: list[Path], batch: int) -> flo
 
 
 def eager_cascade(runs: dict[str, Path], paths: list[Path]) -> float:
+    """The plain loop over the whole cascade: the segmenter runs where step 1 says defect (as on the default
+    path: its threshold, from the run)."""
     loaded = {k: load_run(v) for k, v in runs.items()}
+    threshold = loaded["binary"].thresholds[0]
     start = time.perf_counter()
     with torch.no_grad():
         for path in paths:
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             p = torch.sigmoid(loaded["binary"].model(torch.from_numpy(loaded["binary"].preprocess(image))[None]))
             torch.sigmoid(loaded["multiclass"].model(torch.from_numpy(loaded["multiclass"].preprocess(image))[None]))
-            if float(p) >= 0.0:  # untrained models: segment every image, as a worst case
+            if float(p) >= threshold:
                 seg = torch.sigmoid(loaded["segment"].model(torch.from_numpy(loaded["segment"].preprocess(image))[None]))
                 [rle.encode(m) for m in (seg[0] > 0.5).numpy()]
     return len(paths) / (time.perf_counter() - start)
