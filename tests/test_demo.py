@@ -31,10 +31,15 @@ def test_demo_writes_every_output_and_reuses_them(tmp_path):
     assert len(submission) == 4 * len(holdout_images)
     assert len(list(result.outputs["overlays"].glob("*.png"))) == len(holdout_images)
 
+    gated = result.metrics["gated"]
+    assert gated["postprocess"]["gate"] == "drop" and 0 <= gated["gated_tuned"]["dice_kaggle"] <= 1
+    stored = json.loads((result.outputs["segment run"] / "metrics.json").read_text())["gated"]
+    assert stored["postprocess"] == gated["postprocess"]
     scored = result.metrics["submission"]
     assert 0 <= scored["dice_kaggle"] <= 1 and scored["images"] == len(holdout_images)
     html = result.outputs["report"].read_text()
-    for section in ("Step 1", "Step 2", "Segmentation", "On held-out images", "all-empty", "more overlays in overlays/"):
+    for section in ("Step 1", "Step 2", "Segmentation", "On held-out images", "all-empty",
+                    "Segmentation gated by the classifiers", "more overlays in overlays/"):
         assert section in html, section
     assert result.serve_command == (
         f"steelinspect serve --binary {result.outputs['binary run']} --multiclass {result.outputs['multiclass run']} "
@@ -42,7 +47,7 @@ def test_demo_writes_every_output_and_reuses_them(tmp_path):
 
     logs.clear()
     again = run_demo(config, log=logs.append)
-    assert sum("reusing" in line for line in logs) == 5  # two datasets, three runs
+    assert sum("reusing" in line for line in logs) == 6  # two datasets, three runs, the gated setting
     assert again.metrics["submission"] == scored
     with pytest.raises(ConfigError, match="other settings \\(epochs\\)"):
         run_demo(replace(config, epochs=2), log=logs.append)  # never silently reuses a stale run

@@ -134,6 +134,37 @@ def evaluate(
     out.print(f"wrote {target}")
 
 
+def tune_gate(
+    segment: Path = typer.Argument(..., help="Run directory of a segment model (its post-processing is re-tuned)."),
+    binary: Path = typer.Option(..., "--binary", help="Run directory of the step 1 model."),
+    multiclass: Path = typer.Option(..., "--multiclass", help="Run directory of the step 2 model."),
+    data: Path = typer.Option(..., "--data", help="The DATA_DIR the segment run was trained on."),
+    class_gate: str = typer.Option("drop", "--class-gate", help="drop (step 1 and step 2 gate) or off (step 1 only)."),
+    device: str = DEVICE,
+) -> None:
+    """Re-tune the segmenter's thresholds and minimum areas on its validation split with the classifiers gating
+    it, as `predict` does; score its test split; store the setting in the segment run."""
+    from steelinspect.cli.progress import progress_bar
+    from steelinspect.cli.score_cmds import score_table
+    from steelinspect.infer.cascade import PredictConfig
+    from steelinspect.io import read_json
+    from steelinspect.train.gate_tuning import tune_with_gate
+
+    splits = read_json(segment / "splits.json") if (segment / "splits.json").is_file() else {}
+    total = len(splits.get("val", [])) + len(splits.get("test", []))
+    with progress_bar("tuning", total) as advance:
+        result = tune_with_gate(segment, binary, multiclass, data, class_gate, PredictConfig(device=device),
+                                on_image=advance)
+    out.print(score_table(result.reports["gated_tuned"], title=f"{segment}: test split, gated ({class_gate}), re-tuned"))
+    r = result.reports
+    out.print(f"test Kaggle Dice: all-empty {r['alone'].dice_empty_baseline:.4f}; segmenter alone "
+              f"{r['alone'].dice_kaggle:.4f}; gated {r['gated'].dice_kaggle:.4f}; gated and re-tuned "
+              f"[bold]{r['gated_tuned'].dice_kaggle:.4f}[/]")
+    out.print(f"stored in {segment}: thresholds {list(result.postprocess.thresholds)}, minimum areas "
+              f"{list(result.postprocess.min_areas)}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
     app.command()(evaluate)
+    app.command("tune-gate")(tune_gate)

@@ -75,7 +75,8 @@ class PostProcess:
             raise ConfigError(f"gate {self.gate!r} is not one of {', '.join(GATE_MODES)}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON form (lists, as it reads back from metrics.json and model.pt)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PostProcess":

@@ -1,8 +1,10 @@
 """The run directory: model.pt (what prediction needs), checkpoint.pt (what resuming needs), and loading them.
 
 model.pt holds plain types only, so it loads with torch.load(..., weights_only=True):
-{"format", "arch", "task", "num_outputs", "in_channels", "state_dict", "preprocess", "thresholds", "class_ids",
- "postprocess", "loss_weights", "epoch", "config"}.
+{"format", "arch", "task", "num_outputs", "in_channels", "state_dict", "weights_id", "preprocess", "thresholds",
+ "class_ids", "postprocess", "loss_weights", "epoch", "config"}.
+"weights_id" fingerprints the weights alone: an ONNX export records it, so re-tuning the decision parameters
+(which ONNX Runtime never sees) keeps the export valid while new weights make it stale.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import hashlib
 
 import torch
 from torch import nn
@@ -36,6 +40,7 @@ class LoadedRun:
     config: TrainConfig
     run_dir: Path
     arch: str = ""
+    weights_id: str = ""  # "" for runs saved before fingerprints existed
     postprocess: dict | None = None
     loss_weights: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +49,15 @@ class LoadedRun:
 def _save(obj: dict, path: Path) -> None:
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
+
+
+def weights_id(state: dict[str, torch.Tensor]) -> str:
+    """A fingerprint of a state dict's names and values."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, num_outputs: int,
@@ -57,6 +71,7 @@ def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, 
         "num_outputs": num_outputs,
         "in_channels": 1,
         "state_dict": state,
+        "weights_id": weights_id(state),
         "preprocess": preprocess.to_dict(),
         "thresholds": [float(t) for t in thresholds or []],
         "class_ids": list(CLASS_IDS),
@@ -115,9 +130,22 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         config=TrainConfig.from_dict(blob["config"]),
         run_dir=run_dir,
         arch=blob["arch"],
+        weights_id=blob.get("weights_id", ""),
         postprocess=blob.get("postprocess"),
         loss_weights=blob.get("loss_weights"),
     )
+
+
+def check_not_trained_on(run_dir: str | Path, image_ids: list[str], what: str) -> None:
+    """RunError when the run trained on any of `image_ids` (its splits.json), naming how many and one of them."""
+    from steelinspect.io import read_json
+
+    splits_file = Path(run_dir) / "splits.json"
+    trained = set(read_json(splits_file).get("train", [])) if splits_file.is_file() else set()
+    leaked = sorted(trained.intersection(image_ids))
+    if leaked:
+        raise RunError(f"{what} trained on {len(leaked)} of this run's validation/test images (e.g. {leaked[0]}); "
+                       "train every run with --protocol full, the same --seed and the same data", run_dir)
 
 
 def init_from_run(model: nn.Module, run_dir: str | Path, arch: str, held_out: list[str]) -> int:
@@ -128,14 +156,7 @@ def init_from_run(model: nn.Module, run_dir: str | Path, arch: str, held_out: li
     blob = read_model_file(run_dir)
     if blob["arch"] != arch:
         raise RunError(f"--init run is a {blob['arch']} model; this run trains {arch}", run_dir)
-    from steelinspect.io import read_json
-
-    splits_file = run_dir / "splits.json"
-    trained = set(read_json(splits_file).get("train", [])) if splits_file.is_file() else set()
-    leaked = sorted(trained.intersection(held_out))
-    if leaked:
-        raise RunError(f"--init run trained on {len(leaked)} of this run's validation/test images (e.g. "
-                       f"{leaked[0]}); train both with --protocol full, the same --seed and the same data", run_dir)
+    check_not_trained_on(run_dir, held_out, "--init run")
     own = model.state_dict()
     matching = {k: v for k, v in blob["state_dict"].items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matching, strict=False)
