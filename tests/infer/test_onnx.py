@@ -63,3 +63,23 @@ def test_onnx_engine_without_export_says_how(tiny_runs, synth_dir, tmp_path):
                            "--engine", "onnx", "--out", str(tmp_path / "p.csv")], capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "export it first with `steelinspect export" in proc.stderr
+
+
+def test_retuned_parameters_keep_the_export_new_weights_make_it_stale(exported, tmp_path):
+    import torch
+
+    from steelinspect.train.checkpoint import read_model_file, update_model_params, weights_id
+
+    runs = {name: shutil.copytree(path, tmp_path / name) for name, path in exported.items()}
+    config = PredictConfig(device="cpu", engine="auto")
+    update_model_params(runs["binary"], thresholds=[0.3])  # model.pt is now newer than model.onnx
+    assert Cascade.from_runs(runs["binary"], runs["multiclass"], config).binary_engine.name == "onnx"
+
+    blob = read_model_file(runs["binary"])
+    first = next(iter(blob["state_dict"]))
+    blob["state_dict"][first] = blob["state_dict"][first] + 1.0  # new weights, as after training further
+    blob["weights_id"] = weights_id(blob["state_dict"])
+    torch.save(blob, runs["binary"] / "model.pt")
+    assert Cascade.from_runs(runs["binary"], runs["multiclass"], config).binary_engine.name == "torch"
+    with pytest.raises(RunError, match="exported from other weights"):
+        Cascade.from_runs(runs["binary"], runs["multiclass"], PredictConfig(device="cpu", engine="onnx"))

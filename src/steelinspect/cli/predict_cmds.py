@@ -32,6 +32,7 @@ def predict(
     workers: int = typer.Option(4, "--workers", help="Threads decoding images ahead of the model."),
     device: str = typer.Option("auto", "--device"),
     engine: str = typer.Option("auto", "--engine", help="auto (ONNX Runtime on CPU when exported, else PyTorch), onnx or torch."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (PyTorch autocast: fast on CPUs with AMX / AVX-512 BF16 and on GPUs)."),
     segment: Path = typer.Option(None, "--segment", help="Run directory of a segment model: adds masks, areas, boxes."),
     submission: Path = typer.Option(None, "--submission", help="With --segment: write a Kaggle submission CSV."),
     overlays: Path = typer.Option(None, "--overlays", help="With --segment: write PNG mask overlays into this folder."),
@@ -42,7 +43,7 @@ def predict(
     the defect masks (areas, boxes, Kaggle submission, overlays)."""
     from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict as run_predict, write_predictions
 
-    config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine)
+    config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine, precision=precision)
     source = images if len(images) > 1 else images[0]
     if segment is not None:
         _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate, config,

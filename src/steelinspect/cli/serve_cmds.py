@@ -16,13 +16,14 @@ def serve(
     port: int = typer.Option(8000, "--port"),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest accepted file (413 above)."),
     engine: str = typer.Option("auto", "--engine", help="auto, onnx or torch."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (PyTorch autocast)."),
     tta: bool = typer.Option(False, "--tta", help="Average the segmenter over flips."),
 ) -> None:
     """Serve the inspection page: upload or browse images, see defects, classes and sizes."""
     from steelinspect.serve.app import ServeConfig, serve as run_server
 
     run_server(ServeConfig(binary=binary, multiclass=multiclass, segment=segment, data=data, host=host, port=port,
-                           max_upload_mb=max_upload_mb, engine=engine, tta=tta))
+                           max_upload_mb=max_upload_mb, engine=engine, precision=precision, tta=tta))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,28 +17,14 @@ import torch
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.images import list_images
-from steelinspect.errors import ConfigError, Problem, RunError
+from steelinspect.errors import Problem, RunError
+from steelinspect.infer.config import PredictConfig
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch, iter_batches
 from steelinspect.io import atomic_write
 from steelinspect.train.checkpoint import LoadedRun, load_run
-from steelinspect.train.loop import resolve_device
 
 PREDICTION_COLUMNS = ["ImageId", "p_defect", "has_defect", *(f"p_class_{c}" for c in CLASS_IDS), "classes"]
-
-
-@dataclass
-class PredictConfig:
-    batch_size: int = 16
-    workers: int = 4
-    device: str = "auto"
-    engine: str = "auto"  # auto | torch | onnx (see infer/engines.py)
-
-    def validate(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -67,10 +53,10 @@ class Cascade:
             raise RunError(f"--binary needs a binary run, this one is {binary.task!r}", binary.run_dir)
         if multiclass.task not in ("multiclass", "multilabel"):
             raise RunError(f"--multiclass needs a multiclass run, this one is {multiclass.task!r}", multiclass.run_dir)
-        device = resolve_device(config.device)
+        config.validate()
         self.binary, self.multiclass = binary, multiclass
-        self.binary_engine = make_engine(binary, config.engine, device)
-        self.multi_engine = make_engine(multiclass, config.engine, device)
+        self.binary_engine = make_engine(binary, config)
+        self.multi_engine = make_engine(multiclass, config)
 
     @classmethod
     def from_runs(cls, binary_dir: str | Path, multiclass_dir: str | Path, config: PredictConfig) -> "Cascade":

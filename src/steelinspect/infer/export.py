@@ -62,6 +62,7 @@ def export_onnx(run_dir: str | Path, atol: float = 1e-3, rtol: float = 1e-3) -> 
         meta = {
             "steelinspect_task": run.task,
             "steelinspect_arch": run.arch,
+            "steelinspect_weights_id": run.weights_id,
             "steelinspect_preprocess": json.dumps(run.preprocess.to_dict()),
             "steelinspect_thresholds": json.dumps(run.thresholds),
             "steelinspect_postprocess": json.dumps(run.postprocess),

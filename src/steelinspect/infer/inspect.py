@@ -20,7 +20,6 @@ from steelinspect.infer.cascade import Cascade, PredictConfig
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch
 from steelinspect.train.checkpoint import load_run
-from steelinspect.train.loop import resolve_device
 
 
 @dataclass
@@ -70,7 +69,7 @@ class Inspector:
             from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep
 
             run = load_run(segment)
-            engine = make_engine(run, self.config.engine, resolve_device(self.config.device))
+            engine = make_engine(run, self.config)
             self.segment = SegmentStep(run, SegmentOptions(tta=tta), engine)
         self.lock = threading.Lock()
         self.runs = {"binary": str(binary), "multiclass": str(multiclass), "segment": None if segment is None else str(segment)}

@@ -35,7 +35,6 @@ from steelinspect.infer.postprocess import GATE_MODES, ClassRegions, PostProcess
 from steelinspect.infer.segmenter import segment_probs, to_full_size
 from steelinspect.infer.submission import SubmissionWriter
 from steelinspect.train.checkpoint import LoadedRun, load_run
-from steelinspect.train.loop import resolve_device
 
 SEGMENT_COLUMNS = [*(f"area_{c}" for c in CLASS_IDS), *(f"boxes_{c}" for c in CLASS_IDS)]
 
@@ -130,7 +129,7 @@ def predict_pipeline(
     options.validate()
     cascade = Cascade.from_runs(binary, multiclass, config)
     seg_run = load_run(segment)
-    step = SegmentStep(seg_run, options, make_engine(seg_run, config.engine, resolve_device(config.device)))
+    step = SegmentStep(seg_run, options, make_engine(seg_run, config))
     stats = PipelineStats()
     rows = _stream(images, cascade, step, outputs, config, stats, on_image)
     write_predictions(rows, outputs.predictions, columns=[*PREDICTION_COLUMNS, *SEGMENT_COLUMNS])

@@ -48,6 +48,7 @@ class ServeConfig:
     max_upload_mb: float = 20.0
     max_files: int = 32
     engine: str = "auto"
+    precision: str = "fp32"
     device: str = "auto"
     tta: bool = False
 
@@ -115,7 +116,8 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
     """The app, with models loaded now (bad run directories fail here, before the server starts)."""
     inspector = inspector or Inspector(config.binary, config.multiclass, config.segment,
                                        PredictConfig(batch_size=1, workers=1, engine=config.engine,
-                                                     device=config.device), tta=config.tta)
+                                                     precision=config.precision, device=config.device),
+                                       tta=config.tta)
     browser = DatasetBrowser(config.data, inspector) if config.data else None
     limit = int(config.max_upload_mb * 1024 * 1024)
     @asynccontextmanager
