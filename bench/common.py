@@ -26,3 +26,26 @@ def timer():
     start = time.perf_counter()
     yield box
     box["seconds"] = time.perf_counter() - start
+
+
+def train_step_rate(model, x, y, loss_fn, batches: int) -> float:
+    """Images/s of `batches` optimiser steps (forward, loss, backward, Adam) on one in-memory batch, after a
+    warm-up step (allocator, kernels)."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    step()
+    sync()
+    with timer() as t:
+        for _ in range(batches):
+            step()
+        sync()
+    return len(x) * batches / t["seconds"]

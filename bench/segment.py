@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic, timer  # noqa: E402
+from common import synthetic, timer, train_step_rate  # noqa: E402
 
 from steelinspect import rle  # noqa: E402
 from steelinspect.data.transforms import Preprocess, parse_size  # noqa: E402
@@ -29,31 +29,12 @@ from steelinspect.train.segment import bce_dice_loss  # noqa: E402
 FULL = (256, 1600)
 
 
-def _sync(device: str):
-    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-
-
 def train_rate(arch: str, size: tuple[int, int], batch: int, batches: int, device: str) -> float:
     torch.manual_seed(0)
     model = build_model(arch, 4).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 1, *size, device=device)
     y = (torch.rand(batch, 4, *size, device=device) > 0.95).to(torch.uint8)
-
-    def step() -> None:
-        loss = bce_dice_loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()
-    sync = _sync(device)
-    sync()
-    with timer() as t:
-        for _ in range(batches):
-            step()
-        sync()
-    return batch * batches / t["seconds"]
+    return train_step_rate(model, x, y, bce_dice_loss, batches)
 
 
 @torch.inference_mode()

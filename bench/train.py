@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import timer  # noqa: E402
+from common import train_step_rate  # noqa: E402
 
 from steelinspect.data.transforms import parse_size  # noqa: E402
 from steelinspect.models.factory import build_model  # noqa: E402
@@ -26,24 +26,9 @@ def train_rate(arch: str, size: tuple[int, int], batch: int, batches: int, devic
     """Images/s of `batches` training steps on random grey batches, after one warm-up step."""
     torch.manual_seed(0)
     model = build_model(arch, 4).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 1, *size, device=device)
     y = torch.rand(batch, 4, device=device).round()
-
-    def step() -> None:
-        loss = F.binary_cross_entropy_with_logits(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()  # warm-up: allocator, kernels
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    with timer() as t:
-        for _ in range(batches):
-            step()
-        sync()
-    return batch * batches / t["seconds"]
+    return train_step_rate(model, x, y, F.binary_cross_entropy_with_logits, batches)
 
 
 def main() -> None:

@@ -130,13 +130,12 @@ def _tune_gate(runs: dict[str, Path], data: Path, log: Log) -> dict:
 
 
 def _gate_table(gated: dict) -> pd.DataFrame:
-    rows = [["all-empty submission", gated["alone"]["dice_empty_baseline"]]]
-    rows += [[label, gated[key]["dice_kaggle"]] for key, label in (
-        ("alone", "segmenter alone (tuned alone)"), ("gated", "gated, tuned alone"),
-        ("gated_tuned", "gated, re-tuned with the gate"))]
-    rows = [row + [None] * 4 for row in rows]
-    for row, key in zip(rows[1:], ("alone", "gated", "gated_tuned")):
-        row[2:] = [gated[key]["dice_per_class"][str(c)] for c in (1, 2, 3, 4)]
+    """Test-split Kaggle Dice: all-empty, the segmenter alone, gated, gated and re-tuned (and per class)."""
+    alone = gated["alone"]
+    rows = [["all-empty submission", alone["dice_empty_baseline"], *[None] * 4]]
+    for key, label in (("alone", "segmenter alone (tuned alone)"), ("gated", "gated, tuned alone"),
+                       ("gated_tuned", "gated, re-tuned with the gate")):
+        rows.append([label, gated[key]["dice_kaggle"], *(gated[key]["dice_per_class"][str(c)] for c in (1, 2, 3, 4))])
     return pd.DataFrame(rows, columns=["test split", "Kaggle Dice", *(f"class {c}" for c in (1, 2, 3, 4))])
 
 
