@@ -154,9 +154,19 @@ def test_cli_errors_are_one_line(tmp_path, synth_dir):
         (["train", "binary", tmp_path / "none", "--out", tmp_path / "r"], "data folder not found"),
         (["train", "binary", synth_dir, "--out", tmp_path / "r", "--image-size", "100x100"], "multiples of 32"),
         (["train", "binary", synth_dir, "--out", tmp_path / "r", "--arch", "alexnet", "--epochs", "1"], "unknown --arch"),
+        (["train", "segment", synth_dir, "--out", tmp_path / "r", "--arch", "vgg"], "--arch 'vgg' cannot train segment"),
+        (["train", "binary", synth_dir, "--out", tmp_path / "r", "--arch", "unet_resnet18"], "cannot train binary"),
         (["train", "binary", synth_dir, "--out", tmp_path / "r2", "--resume"], "nothing to resume"),
         (["evaluate", tmp_path / "nope", "--data", synth_dir], "run directory not found"),
     ]:
         proc = _cli(*args)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 1 and words in err and "Traceback" not in err, (args, err)
+
+
+def test_library_defaults_follow_the_task(tmp_path):
+    segment = TrainConfig(task="segment", data=tmp_path, out=tmp_path / "s")
+    assert (segment.arch, segment.image_size, segment.batch_size) == ("unet_resnet18", (256, 1600), 8)
+    binary = TrainConfig(task="binary", data=tmp_path, out=tmp_path / "b")
+    assert (binary.arch, binary.image_size, binary.batch_size) == ("vgg", (256, 512), 16)
+    assert TrainConfig.from_dict(segment.to_dict()) == segment

@@ -10,6 +10,12 @@ from pathlib import Path
 from steelinspect.errors import ConfigError
 
 TASKS = ("binary", "multiclass", "segment")
+# What a setting left as None means, per task (the CLI shows the same defaults).
+TASK_DEFAULTS = {
+    "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
+    "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
+    "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8},
+}
 
 
 @dataclass
@@ -19,10 +25,10 @@ class TrainConfig:
     out: Path
     protocol: str = "full"  # "full" (every image) | "seed" (the capstone's N per class)
     epochs: int = 10
-    batch_size: int = 16
+    batch_size: int | None = None  # None: the task's default (TASK_DEFAULTS)
     lr: float = 1e-3
-    image_size: tuple[int, int] = (256, 512)
-    arch: str = "vgg"
+    image_size: tuple[int, int] | None = None
+    arch: str | None = None
     seed: int = 0
     device: str = "auto"
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
@@ -36,9 +42,21 @@ class TrainConfig:
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
     extra: dict = field(default_factory=dict)  # task-specific settings (kept so config.json stays complete)
 
+    def __post_init__(self) -> None:
+        for key, value in TASK_DEFAULTS.get(self.task, {}).items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+
     def validate(self) -> None:
+        from steelinspect.models.factory import ARCHS, CLASSIFIERS, SEGMENTERS
+
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        fitting = SEGMENTERS if self.task == "segment" else CLASSIFIERS
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.arch not in fitting:
+            raise ConfigError(f"--arch {self.arch!r} cannot train {self.task}; choose one of {', '.join(fitting)}")
         if self.protocol not in ("full", "seed"):
             raise ConfigError(f"--protocol must be 'full' or 'seed', got {self.protocol!r}")
         for name in ("epochs", "batch_size", "per_class"):
