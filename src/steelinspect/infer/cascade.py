@@ -45,6 +45,11 @@ def decide_classes(task: str, probs: np.ndarray, thresholds: list[float]) -> lis
     return [CLASS_IDS[int(np.argmax(probs))]]
 
 
+def row_classes(row: dict) -> list[int]:
+    """The class ids of a prediction row's "classes" field ("1 3" -> [1, 3]; "" when clean -> [])."""
+    return [int(c) for c in str(row["classes"]).split()]
+
+
 class Cascade:
     """Binary + multiclass runs, each on its own engine and preprocessing."""
 

@@ -16,7 +16,7 @@ import torch
 
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE
 from steelinspect.data.images import resize
-from steelinspect.infer.cascade import Cascade, PredictConfig
+from steelinspect.infer.cascade import Cascade, PredictConfig, row_classes
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch
 from steelinspect.train.checkpoint import load_run
@@ -95,7 +95,7 @@ class Inspector:
             p_defect=row["p_defect"],
             has_defect=row["has_defect"],
             p_class={str(c): row[f"p_class_{c}"] for c in CLASS_IDS},
-            classes=[int(c) for c in row["classes"].split()],
+            classes=row_classes(row),
             image=gray,
             masks=masks,
             defects=defects,

@@ -28,7 +28,14 @@ from steelinspect import rle
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.images import list_images, resize
 from steelinspect.errors import ConfigError, RunError
-from steelinspect.infer.cascade import PREDICTION_COLUMNS, Cascade, PredictConfig, PredictStats, write_predictions
+from steelinspect.infer.cascade import (
+    PREDICTION_COLUMNS,
+    Cascade,
+    PredictConfig,
+    PredictStats,
+    row_classes,
+    write_predictions,
+)
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import iter_batches
 from steelinspect.infer.postprocess import GATE_MODES, ClassRegions, PostProcess
@@ -83,7 +90,7 @@ class SegmentStep:
             post, class_probs = self.postprocess, None
             if row is not None and self.options.class_gate != "off":
                 if self.options.class_gate == "drop":
-                    chosen = {int(c) for c in str(row["classes"]).split()}
+                    chosen = set(row_classes(row))
                     class_probs = [1.0 if c in chosen else 0.0 for c in CLASS_IDS]
                 else:
                     class_probs = [row[f"p_class_{c}"] for c in CLASS_IDS]

@@ -25,7 +25,7 @@ from steelinspect.data.layout import data_dir
 from steelinspect.data.master import RLE_COLUMNS, build_master
 from steelinspect.data.splits import frames_from_ids
 from steelinspect.errors import ConfigError, RunError
-from steelinspect.infer.cascade import Cascade, PredictConfig
+from steelinspect.infer.cascade import Cascade, PredictConfig, row_classes
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import iter_batches
 from steelinspect.infer.postprocess import PostProcess
@@ -83,7 +83,7 @@ def _score_split(ids: list[str], master, images: Path, cascade: Cascade, seg, en
         for image_id, row, p in zip(batch.image_ids, rows, probs):
             truth = np.stack([rle.decode(r) for r in truth_rles.loc[image_id]])
             scores = grid.score_image(to_full_size(p), truth)
-            chosen = {int(c) for c in str(row["classes"]).split()}
+            chosen = set(row_classes(row))
             dice.append(scores.dice)
             predicted.append(scores.predicted)
             positive.append(scores.positive)
