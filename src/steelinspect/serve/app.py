@@ -9,10 +9,18 @@
 
 Models load once at start. Model compute runs in worker threads, so the server keeps answering while a
 prediction runs; decoding, encoding and the network are not serialised behind it.
+
+Hostile input is refused, not trusted (serve/limits.py, serve/security.py): the request body is counted as it
+streams (413 over --max-request-mb, 408 when it does not arrive within --request-timeout), every file is
+inspected on its own (a file that fails to decode or inspect gets its own error, the others are answered),
+only JPEG and PNG uploads are decoded, a symlink in --data that leads outside it is neither listed nor served
+(unless --follow-symlinks), and errors answer JSON without tracebacks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,12 +37,26 @@ from steelinspect.constants import CLASS_IDS
 from steelinspect.data.images import decode_gray, read_gray
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import RLE_COLUMNS, build_master
-from steelinspect.errors import ImageError, SteelInspectError
+from steelinspect.errors import ConfigError, ImageError, SteelInspectError
 from steelinspect.infer.cascade import PredictConfig
 from steelinspect.infer.inspect import Inspector
+from steelinspect.serve.limits import DEADLINE, BodyLimit
 from steelinspect.serve.render import pictures
+from steelinspect.serve.security import SecurityHeaders, wrap_outermost
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("steelinspect.serve")
+# The upload formats decoded (by their first bytes): OpenCV reads many more, each one more decoder to attack.
+UPLOAD_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+INTERNAL = "could not inspect this image (internal error; the server log has the details)"
+
+
+def image_problem(exc: Exception, image_id: str) -> str:
+    """One image's failure as a message for the answer: the library's own words, never a traceback."""
+    if isinstance(exc, SteelInspectError):
+        return exc.problem
+    log.error("inspecting %r failed", image_id, exc_info=exc)
+    return INTERNAL
 
 
 @dataclass
@@ -47,21 +69,42 @@ class ServeConfig:
     port: int = 8000
     max_upload_mb: float = 20.0
     max_files: int = 32
+    max_request_mb: float = 64.0
+    request_timeout: float = 120.0
+    follow_symlinks: bool = False
     engine: str = "auto"
     precision: str = "fp32"
     device: str = "auto"
     tta: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("max_upload_mb", "max_files", "max_request_mb", "request_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"serve: {name} must be positive, got {getattr(self, name)}")
+
 
 class DatasetBrowser:
     """The labelled dataset behind --data: ground truth from the master table, predictions computed once in a
-    background thread (verdict and classes, for the filters)."""
+    background thread (verdict and classes, for the filters). An image that fails is a problem of that image
+    (kept in `problems`, shown in the listing and /api/health); the others are still predicted. A symlink that
+    leads outside the data folder is neither listed nor served unless `follow_symlinks`."""
 
-    def __init__(self, root: Path, inspector: Inspector):
+    def __init__(self, root: Path, inspector: Inspector, follow_symlinks: bool = False):
         self.layout = data_dir(root)
-        self.master = build_master(root).set_index("ImageId", drop=False)
+        self.root = Path(root).resolve()
+        self.follow_symlinks = follow_symlinks
+        master = build_master(root)
+        self.problems: dict[str, str] = {}
+        for image_id in master["ImageId"]:
+            if (reason := self.outside(image_id)) is not None:
+                self.problems[image_id] = reason
+        if self.problems:
+            log.warning("not serving %d image(s) outside %s: %s", len(self.problems), self.root,
+                        ", ".join(sorted(self.problems)))
+        self.master = master[~master["ImageId"].isin(self.problems)].set_index("ImageId", drop=False)
         self.inspector = inspector
         self.predicted: dict[str, dict] = {}
+        self.done = False
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._predict_all, daemon=True)
         self.thread.start()
@@ -76,18 +119,41 @@ class DatasetBrowser:
             if self.stopping.is_set():
                 return
             try:
+                if (reason := self.outside(image_id)) is not None:  # a symlink swapped in since the start
+                    raise ImageError(reason, image_id)
                 result = self.inspector.inspect(read_gray(self.layout.image(image_id)), image_id)
-            except ImageError:
+            except Exception as exc:  # one image's failure, whatever it is, must not end the others
+                self.problems[image_id] = image_problem(exc, image_id)
                 continue
             self.predicted[image_id] = {"has_defect": result.has_defect, "classes": result.classes}
+        self.done = True
+
+    def outside(self, image_id: str) -> str | None:
+        """Why this image is not served (its real path is outside the data folder), or None."""
+        if self.follow_symlinks:
+            return None
+        real = self.layout.image(image_id).resolve()
+        if real.is_relative_to(self.root):
+            return None
+        return "refused: a symlink to a file outside the data folder (serve --follow-symlinks allows it)"
 
     def path(self, image_id: str) -> Path:
         """The image's path, refusing anything that is not a plain file name of this dataset."""
         if Path(image_id).name != image_id or image_id.startswith(".") or "\\" in image_id:
             raise HTTPException(400, f"refused: {image_id!r} is outside the data folder")
         if image_id not in self.master.index:
+            if image_id in self.problems:  # refused at the start: a symlink to outside
+                raise HTTPException(403, self.problems[image_id])
             raise HTTPException(404, f"no image {image_id!r} in the dataset")
+        if (reason := self.outside(image_id)) is not None:
+            raise HTTPException(403, reason)
         return self.layout.image(image_id)
+
+    def status(self) -> dict:
+        """For /api/health: progress of the background predictions and the images that failed (first 100)."""
+        return {"images": len(self.master), "predicted": len(self.predicted), "done": self.done,
+                "failed": len(self.problems),
+                "problems": [{"image_id": k, "error": v} for k, v in sorted(self.problems.items())[:100]]}
 
     def listing(self, cls: int | None, verdict: str | None, disagree: bool, offset: int, limit: int) -> dict:
         rows = []
@@ -103,8 +169,10 @@ class DatasetBrowser:
                 continue
             rows.append({"image_id": r.ImageId, "truth": truth,
                          "predicted": None if pred is None else pred["classes"],
-                         "has_defect": None if pred is None else pred["has_defect"]})
+                         "has_defect": None if pred is None else pred["has_defect"],
+                         "error": self.problems.get(r.ImageId)})
         return {"total": len(rows), "predicted": len(self.predicted), "images": len(self.master),
+                "failed": len(self.problems),
                 "items": rows[offset : offset + limit]}
 
     def truth_masks(self, image_id: str) -> np.ndarray:
@@ -118,7 +186,7 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
                                        PredictConfig(batch_size=1, workers=1, engine=config.engine,
                                                      precision=config.precision, device=config.device),
                                        tta=config.tta)
-    browser = DatasetBrowser(config.data, inspector) if config.data else None
+    browser = DatasetBrowser(config.data, inspector, config.follow_symlinks) if config.data else None
     limit = int(config.max_upload_mb * 1024 * 1024)
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -129,13 +197,9 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
     app = FastAPI(title="steelinspect", description="Steel-plate defect inspection (Severstal format).",
                   version="0.1.0", lifespan=lifespan)
     app.state.inspector, app.state.browser = inspector, browser
-
-    @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > limit * config.max_files:
-            return JSONResponse({"detail": f"upload too large (limit {config.max_upload_mb:g} MB per file)"}, 413)
-        return await call_next(request)
+    # Outermost, around Starlette's error middleware: every answer, a 500 included, passes through both.
+    wrap_outermost(app, lambda inner: SecurityHeaders(
+        BodyLimit(inner, int(config.max_request_mb * 2**20), config.request_timeout)))
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -144,27 +208,40 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
     @app.get("/api/health")
     async def health() -> dict:
         return {"status": "ok", "runs": inspector.runs, "segmentation": inspector.segment is not None,
-                "dataset": None if browser is None else {"images": len(browser.master), "predicted": len(browser.predicted)},
-                "max_upload_mb": config.max_upload_mb, "max_files": config.max_files}
+                "dataset": None if browser is None else browser.status(),
+                "max_upload_mb": config.max_upload_mb, "max_files": config.max_files,
+                "max_request_mb": config.max_request_mb, "request_timeout_s": config.request_timeout}
 
     def inspect_bytes(name: str, data: bytes) -> dict:
+        """One file's answer: its result, or its own error (whatever failed), never an exception."""
         try:
-            gray = decode_gray(data, name)
-        except ImageError as exc:
-            return {"image_id": name, "error": exc.problem}
-        result = inspector.inspect(gray, name)
-        return {**result.to_json(), **pictures(result.image, result.masks)}
+            if not data.startswith(UPLOAD_SIGNATURES):
+                raise ImageError("not a readable image (the server accepts JPEG or PNG files)", name)
+            result = inspector.inspect(decode_gray(data, name), name)
+            return {**result.to_json(), **pictures(result.image, result.masks)}
+        except Exception as exc:
+            return {"image_id": name, "error": image_problem(exc, name)}
 
     @app.post("/api/predict")
-    async def predict(files: list[UploadFile] = File(..., description="One or more images (JPEG or PNG).")) -> list[dict]:
+    async def predict(request: Request,
+                      files: list[UploadFile] = File(..., description="One or more images (JPEG or PNG).")) -> list[dict]:
         if len(files) > config.max_files:
-            raise HTTPException(413, f"too many files ({len(files)}; at most {config.max_files} per request)")
+            raise HTTPException(413, f"too many files ({len(files)}; at most {config.max_files} per request, --max-files)")
+        loop = asyncio.get_running_loop()
+        deadline = request.scope.get(DEADLINE, loop.time() + config.request_timeout)
         results = []
         for upload in files:
-            name = Path(upload.filename or "upload").name
+            # The name is only ever returned in JSON (the page shows it with textContent); bounded in length.
+            name = (Path(upload.filename or "upload").name or "upload")[:255]
+            if loop.time() > deadline:
+                results.append({"image_id": name, "error": f"not inspected: the request ran past its "
+                                f"{config.request_timeout:g} s limit (--request-timeout)"})
+                continue
             data = await upload.read(limit + 1)
             if len(data) > limit:
-                raise HTTPException(413, f"{name} is larger than {config.max_upload_mb:g} MB")
+                results.append({"image_id": name, "error": f"larger than {config.max_upload_mb:g} MB "
+                                "(the per-file limit, --max-upload-mb)"})
+                continue
             results.append(await run_in_threadpool(inspect_bytes, name, data))
         return results
 
@@ -192,12 +269,17 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
 
         try:
             return await run_in_threadpool(work)
-        except ImageError as exc:
-            raise HTTPException(422, str(exc)) from None
+        except Exception as exc:  # this image's problem: answered, the server goes on
+            raise HTTPException(422, f"{image_id}: {image_problem(exc, image_id)}") from None
 
     @app.exception_handler(SteelInspectError)
     async def library_error(_request: Request, exc: SteelInspectError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, 422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the traceback; the client gets one line of JSON, never the traceback.
+        return JSONResponse({"detail": "internal server error (the server log has the details)"}, 500)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

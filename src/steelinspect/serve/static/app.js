@@ -1,13 +1,28 @@
 // The inspection page: upload images or browse the dataset; everything comes from the JSON API.
+// Strings from the server (file names, messages) are untrusted: the DOM is built with createElement and
+// textContent only, never parsed as HTML, and the Content-Security-Policy forbids inline script and style.
 "use strict";
 
-const COLOURS = { 1: "var(--c1)", 2: "var(--c2)", 3: "var(--c3)", 4: "var(--c4)" };
 const $ = (sel, root = document) => root.querySelector(sel);
 
+// An element with a class and text (as text, never HTML), and children.
+function el(tag, className = "", text = "", ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== "") node.textContent = text;
+  node.append(...children);
+  return node;
+}
+
+// A colour swatch of a class: the colour comes from the stylesheet (.swatch.c1 ...), not a style attribute.
+const swatch = (cls) => el("span", `swatch c${cls}`);
+
+function row(cells) {
+  return el("tr", "", "", ...cells.map((text) => el("td", "", String(text))));
+}
+
 function legend() {
-  $("#legend").innerHTML = [1, 2, 3, 4]
-    .map((c) => `<span><span class="swatch" style="background:${COLOURS[c]}"></span>class ${c}</span>`)
-    .join("");
+  $("#legend").replaceChildren(...[1, 2, 3, 4].map((c) => el("span", "", "", swatch(c), `class ${c}`)));
 }
 
 async function health() {
@@ -30,7 +45,7 @@ function card(result) {
     verdict.textContent = "error";
     verdict.className = "verdict error";
     $(".viewer", node).remove();
-    $(".details", node).innerHTML = `<p class="error-text">${result.error}</p>`;
+    $(".details", node).replaceChildren(el("p", "error-text", result.error));
     return node;
   }
   verdict.textContent = result.has_defect ? `defect: class ${result.classes.join(", ")}` : "clean";
@@ -45,20 +60,22 @@ function card(result) {
     layer.src = url;
     layer.alt = `class ${cls} mask`;
     viewer.appendChild(layer);
-    const label = document.createElement("label");
-    label.innerHTML = `<input type="checkbox" checked data-cls="${cls}"> <span class="swatch" style="background:${COLOURS[cls]}"></span>class ${cls}`;
-    label.querySelector("input").addEventListener("change", (e) => { layer.hidden = !e.target.checked; });
-    toggles.appendChild(label);
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.dataset.cls = cls;
+    box.addEventListener("change", (e) => { layer.hidden = !e.target.checked; });
+    toggles.appendChild(el("label", "", "", box, " ", swatch(cls), `class ${cls}`));
   }
   if (!Object.keys(result.layers || {}).length) {
     toggles.textContent = result.overlay === null && !result.layers ? "" : "no defect masks";
   }
   const p = result.p_class;
-  $(".probs tbody", node).innerHTML =
-    `<tr><td>${result.p_defect.toFixed(3)}</td>${[1, 2, 3, 4].map((c) => `<td>${p[c].toFixed(3)}</td>`).join("")}</tr>`;
-  $(".defects tbody", node).innerHTML = result.defects.length
-    ? result.defects.map((d) => `<tr><td>${d.class}</td><td>${d.area_px}</td><td>${d.bbox.join(", ")}</td></tr>`).join("")
-    : `<tr><td colspan="3">no defect regions</td></tr>`;
+  $(".probs tbody", node).replaceChildren(row([result.p_defect, p[1], p[2], p[3], p[4]].map((x) => x.toFixed(3))));
+  const none = el("tr", "", "", el("td", "", "no defect regions"));
+  none.firstChild.colSpan = 3;
+  $(".defects tbody", node).replaceChildren(
+    ...(result.defects.length ? result.defects.map((d) => row([d.class, d.area_px, d.bbox.join(", ")])) : [none]));
   $(".notice", node).textContent = (result.notices || []).join("; ");
   return node;
 }
@@ -104,15 +121,16 @@ async function browse(event) {
   if (form.get("verdict")) params.set("verdict", form.get("verdict"));
   if (form.get("disagree")) params.set("disagree", "true");
   const data = await (await fetch(`/api/dataset?${params}`)).json();
-  $("#browse-count").textContent = `${data.total} image(s); predictions ready for ${data.predicted} of ${data.images}`;
+  const failed = data.failed ? `; ${data.failed} cannot be predicted` : "";
+  $("#browse-count").textContent = `${data.total} image(s); predictions ready for ${data.predicted} of ${data.images}${failed}`;
   const list = $("#image-list");
-  list.innerHTML = "";
+  list.replaceChildren();
   for (const item of data.items) {
-    const li = document.createElement("li");
     const truth = item.truth.join(" ") || "clean";
-    const pred = item.predicted === null ? "…" : item.predicted.join(" ") || "clean";
-    li.innerHTML = `<span>${item.image_id}</span><span class="${truth === pred ? "" : "mismatch"}">${truth} / ${pred}</span>`;
-    li.title = "true classes / predicted classes";
+    const pred = item.error ? "error" : item.predicted === null ? "…" : item.predicted.join(" ") || "clean";
+    const li = el("li", "", "", el("span", "image-id", item.image_id),
+      el("span", truth === pred ? "" : "mismatch", `${truth} / ${pred}`));
+    li.title = item.error ? `cannot be predicted: ${item.error}` : "true classes / predicted classes";
     li.addEventListener("click", () => { for (const x of list.children) x.classList.remove("selected"); li.classList.add("selected"); detail(item.image_id); });
     list.appendChild(li);
   }
@@ -123,8 +141,8 @@ async function detail(imageId) {
   target.textContent = "Loading…";
   const response = await fetch(`/api/dataset/${encodeURIComponent(imageId)}`);
   const data = await response.json();
-  if (!response.ok) { target.innerHTML = `<p class="error-text">${data.detail}</p>`; return; }
-  target.innerHTML = "";
+  if (!response.ok) { target.replaceChildren(el("p", "error-text", String(data.detail))); return; }
+  target.replaceChildren();
   const truth = { ...data.truth, image_id: `${imageId}: ground truth`, has_defect: data.truth.classes.length > 0,
     classes: data.truth.classes, p_defect: NaN, p_class: { 1: NaN, 2: NaN, 3: NaN, 4: NaN }, defects: [] };
   const truthCard = card(truth);
