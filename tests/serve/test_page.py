@@ -4,41 +4,48 @@ Needs Debian's chromium and chromium-driver (.ci/run installs them); skipped wit
 """
 
 import shutil
-import socket
-import threading
-import time
+
 import pytest
+
+from tests.serve.conftest import live_server
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# File names that are HTML: were they parsed as HTML, their handlers would set window.pwned and open an alert.
+HOSTILE_IMAGE = '<img src=x onerror="window.pwned=1;alert(1)">.jpg'
+HOSTILE_BROKEN = "<svg onload=window.pwned=2;alert(2)>.png"
 
 
 @pytest.fixture(scope="module")
 def server(forced_runs):
     """The page over forced runs (conftest.forced_runs): every upload is a defect with a class 3 mask."""
-    import uvicorn
-
     from steelinspect.serve.app import ServeConfig, create_app
 
-    port = free_port()
     app = create_app(ServeConfig(binary=forced_runs["binary"], multiclass=forced_runs["multiclass"],
                                  segment=forced_runs["segment"], engine="torch"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with live_server(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def hostile_server(forced_runs, real_sample, tmp_path_factory):
+    """--data holding the real sample plus an image and a broken file whose names are HTML."""
+    from steelinspect.serve.app import ServeConfig, create_app
+
+    root = tmp_path_factory.mktemp("hostile-page") / "data"
+    shutil.copytree(real_sample / "train_images", root / "train_images")
+    shutil.copy(real_sample / "train.csv", root / "train.csv")
+    shutil.copy(real_sample / "train_images" / "2930b4f52.jpg", root / "train_images" / HOSTILE_IMAGE)
+    (root / "train_images" / HOSTILE_BROKEN).write_bytes(b"not an image")
+    app = create_app(ServeConfig(binary=forced_runs["binary"], multiclass=forced_runs["multiclass"], data=root,
+                                 engine="torch"))
+    with live_server(app) as url:
+        yield url
+
+
+def csp_violations(browser) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,7 @@ def browser():
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--window-size=1400,1100"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for the CSP violations the page logs
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
     driver.quit()
@@ -88,6 +96,7 @@ def test_upload_shows_verdict_and_overlay(server, browser, real_sample, tmp_path
     assert len(defects) == 1
     assert [td.text for td in defects[0].find_elements(By.TAG_NAME, "td")] == ["3", "409600", "0, 0, 1600, 256"]
     assert browser.save_screenshot(str(tmp_path / "page.png"))
+    assert csp_violations(browser) == []  # the page works within its Content-Security-Policy
 
 
 def test_bad_upload_shows_an_error(server, browser, tmp_path):
@@ -102,3 +111,30 @@ def test_bad_upload_shows_an_error(server, browser, tmp_path):
     verdict = WebDriverWait(browser, 60).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".card .verdict")))
     assert verdict.text == "error"
     assert "not a readable image" in browser.find_element(By.CSS_SELECTOR, ".card .error-text").text
+
+
+def test_hostile_file_names_are_shown_as_text_and_never_run(hostile_server, browser):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(hostile_server)
+    WebDriverWait(browser, 30).until(EC.visibility_of_element_located((By.ID, "tab-browse"))).click()
+    WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#image-list li")) == 32)
+    names = {e.text: e for e in browser.find_elements(By.CSS_SELECTOR, "#image-list li .image-id")}
+    assert {HOSTILE_IMAGE, HOSTILE_BROKEN} <= set(names)
+
+    names[HOSTILE_BROKEN].click()  # its error message names the file
+    error = WebDriverWait(browser, 60).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#browse-detail .error-text")))
+    assert error.text.startswith(HOSTILE_BROKEN + ": not a readable image")
+    names[HOSTILE_IMAGE].click()
+    WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#browse-detail .card")) == 2)
+    shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#browse-detail .card .name")]
+    assert shown == [f"{HOSTILE_IMAGE}: ground truth", f"{HOSTILE_IMAGE}: prediction"]
+
+    # Nothing ran: no alert, no flag, no element made from a name.
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text
+    assert browser.execute_script("return window.pwned") is None
+    assert browser.find_elements(By.CSS_SELECTOR, "#image-list img, #image-list svg, img[src='x']") == []
