@@ -3,10 +3,11 @@ non-image content; every answer carries the security headers and no traceback.""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -167,6 +168,9 @@ def test_bad_limits_are_refused(tiny_runs):
     for bad in ({"max_request_mb": 0}, {"max_files": 0}, {"request_timeout": -1}, {"max_upload_mb": float("nan")}):
         with pytest.raises(ConfigError, match="must be positive"):
             ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"], **bad)
+    cli = subprocess.run([sys.executable, "-m", "steelinspect", "serve", "--binary", "nope", "--multiclass", "nope",
+                          "--max-request-mb", "0"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "--max-request-mb must be positive" in cli.stderr and "Traceback" not in cli.stderr
 
 
 # A real server: the streaming path as uvicorn drives it, with small limits.

@@ -80,7 +80,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         for name in ("max_upload_mb", "max_files", "max_request_mb", "request_timeout"):
             if not getattr(self, name) > 0:
-                raise ConfigError(f"serve: {name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
 
 
 class DatasetBrowser:
