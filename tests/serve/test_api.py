@@ -63,8 +63,9 @@ def test_bad_inputs_get_clear_errors_and_the_server_keeps_answering(client, real
 
     big = jpeg(np.random.default_rng(0).integers(0, 255, (2048, 2048), dtype=np.uint8))
     assert len(big) > 1024 * 1024
+    small = jpeg(np.full((128, 800), 90, np.uint8))
     response = client.post("/api/predict", files=[("files", ("big.jpg", big, "image/jpeg")),
-                                                   ("files", ("small.jpg", jpeg(np.full((128, 800), 90, np.uint8)), "image/jpeg"))])
+                                                   ("files", ("small.jpg", small, "image/jpeg"))])
     big_result, small = response.json()  # too large is that file's error; the other file is answered
     assert response.status_code == 200 and "larger than 1 MB" in big_result["error"] and "p_defect" in small
 

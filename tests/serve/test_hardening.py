@@ -85,7 +85,8 @@ def test_dataset_with_a_bomb_predicts_the_others_and_health_lists_it(client):
     problems = {p["image_id"]: p["error"] for p in dataset["problems"]}
     assert set(problems) == {"bomb.jpg", "outside.jpg"} and dataset["failed"] == 2
     assert "Traceback" not in problems["bomb.jpg"] and SYMLINK_REASON in problems["outside.jpg"]
-    (item,) = [i for i in client.get("/api/dataset", params={"limit": 500}).json()["items"] if i["image_id"] == "bomb.jpg"]
+    items = client.get("/api/dataset", params={"limit": 500}).json()["items"]
+    (item,) = [i for i in items if i["image_id"] == "bomb.jpg"]
     assert item["error"] == problems["bomb.jpg"] and item["predicted"] is None
     detail = client.get("/api/dataset/bomb.jpg")
     assert detail.status_code == 422 and detail.json()["detail"].startswith("bomb.jpg: ")

@@ -126,7 +126,8 @@ def test_hostile_file_names_are_shown_as_text_and_never_run(hostile_server, brow
     assert {HOSTILE_IMAGE, HOSTILE_BROKEN} <= set(names)
 
     names[HOSTILE_BROKEN].click()  # its error message names the file
-    error = WebDriverWait(browser, 60).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#browse-detail .error-text")))
+    error = WebDriverWait(browser, 60).until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, "#browse-detail .error-text")))
     assert error.text.startswith(HOSTILE_BROKEN + ": not a readable image")
     names[HOSTILE_IMAGE].click()
     WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#browse-detail .card")) == 2)

@@ -226,7 +226,8 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
     async def predict(request: Request,
                       files: list[UploadFile] = File(..., description="One or more images (JPEG or PNG).")) -> list[dict]:
         if len(files) > config.max_files:
-            raise HTTPException(413, f"too many files ({len(files)}; at most {config.max_files} per request, --max-files)")
+            raise HTTPException(413, f"too many files ({len(files)}; at most {config.max_files} per request, "
+                                     "--max-files)")
         loop = asyncio.get_running_loop()
         deadline = request.scope.get(DEADLINE, loop.time() + config.request_timeout)
         results = []
