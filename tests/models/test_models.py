@@ -64,7 +64,7 @@ def test_bad_weight_files(tmp_path):
     with pytest.raises(ConfigError, match="weights file not found"):
         load_torchvision_resnet(encoder, tmp_path / "none.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(ConfigError, match="cannot read weights"):
+    with pytest.raises(ConfigError, match="not a weights file"):
         load_torchvision_resnet(encoder, tmp_path / "junk.pth")
     torch.save(fake_torchvision_state(34), tmp_path / "r34.pth")
     with pytest.raises(ConfigError, match="ResNet-18"):
