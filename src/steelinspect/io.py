@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -162,7 +163,9 @@ def load_torch_file(path: str | Path, what: str, error: type[SteelInspectError] 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on a pickle protocol: our one line says it all
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a foreign, truncated or hostile file raises many types
         text = str(exc)
         if isinstance(exc, pickle.UnpicklingError) and "weights only" in text.lower():
