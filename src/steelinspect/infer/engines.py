@@ -74,7 +74,8 @@ class StaleExport(RunError):
 def check_export(run: LoadedRun, path, graph: bytes) -> None:
     """StaleExport unless `graph` (model.onnx's bytes) is what `steelinspect export` wrote for the run's current
     weights, as recorded in model.pt. The graph's own metadata is not evidence: anyone can copy it into another
-    graph. Cost: one SHA-256 of the file (about 0.8 ms per MB here: 46 ms for the 57 MB UNet-ResNet18)."""
+    graph. Cost, read + SHA-256 (measured on 2 shared cores): 3 ms for a 3.4 MB VGG export, 90 ms for the 43 MB
+    UNet-ResNet18 one, beside ONNX Runtime's own 27 ms and 270 ms to build the session."""
     import hashlib
 
     again = f"export it again with `steelinspect export {run.run_dir} --format onnx`"
