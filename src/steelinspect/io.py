@@ -48,12 +48,15 @@ def atomic_dir(path: str | Path, replaceable: Callable[[Path], bool] | None = No
 
     `replaceable(entry)` says whether an entry of an existing `path` is a previous output that may be replaced;
     any other entry (the user's own files; any entry at all when `replaceable` is None) refuses the write before
-    anything is done, so a careless --out never deletes them. The swap is two renames: a crash between them (microseconds) leaves the old folder under its
-    temporary name rather than a mix of old and new.
+    anything is done, so a careless --out never deletes them. The swap is two renames: a crash in the microseconds
+    between them leaves no folder at `path` (the old one sits under a temporary name, which the next write of
+    `path` removes), never a mix of old and new.
     """
     path = Path(os.path.abspath(path))
     if path.exists() or path.is_symlink():
-        if path.is_symlink() or not path.is_dir():
+        if path.is_symlink():  # swapping would replace the link, not the folder it points to
+            raise ConfigError(f"is a symbolic link; give the {what}'s real folder", path)
+        if not path.is_dir():
             raise ConfigError(f"exists and is not a folder; the {what} must be a folder", path)
         cwd = Path.cwd().resolve()
         if cwd == path.resolve() or path.resolve() in cwd.parents:
