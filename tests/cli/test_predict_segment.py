@@ -72,3 +72,45 @@ def test_segment_options_need_a_segment_run(tiny_runs, tiny_seg_data, tmp_path):
     proc = run("predict", tiny_seg_data / "train_images", "--binary", tiny_runs["binary"], "--multiclass",
                tiny_runs["multiclass"], "--segment", tiny_runs["binary"], "--out", tmp_path / "p.csv")
     assert proc.returncode == 1 and "needs a segment run" in proc.stderr
+
+
+def test_overlays_replace_a_previous_overlays_folder_whole_or_not_at_all(predicted, tiny_runs, tiny_segment_run,
+                                                                         tiny_seg_data, tmp_path, monkeypatch):
+    import shutil
+
+    from steelinspect.eda import overlay
+    from steelinspect.errors import ConfigError
+    from steelinspect.infer.cascade import PredictConfig
+    from steelinspect.infer.segment_predict import OVERLAYS_MARKER, PipelineOutputs, predict_pipeline
+
+    previous = shutil.copytree(predicted[0] / "overlays", tmp_path / "overlays")
+    assert (previous / OVERLAYS_MARKER).is_file()  # the CLI's folder says it is ours
+    before = {p.name: p.read_bytes() for p in previous.iterdir()}
+    two = sorted((tiny_seg_data / "train_images").iterdir())[:2]
+    outputs = PipelineOutputs(tmp_path / "p.csv", overlays=previous)
+    args = (two, tiny_runs["binary"], tiny_runs["multiclass"], tiny_segment_run, outputs,
+            PredictConfig(device="cpu", workers=1, engine="torch"))
+
+    calls = []
+
+    def dies_on_the_second(path, rgb, save=overlay.save_rgb):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RuntimeError("killed midway")
+        return save(path, rgb)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(overlay, "save_rgb", dies_on_the_second)
+        with pytest.raises(RuntimeError):
+            predict_pipeline(*args)
+    assert {p.name: p.read_bytes() for p in previous.iterdir()} == before and not (tmp_path / "p.csv").exists()
+
+    predict_pipeline(*args)
+    assert sorted(p.name for p in previous.iterdir()) == sorted([OVERLAYS_MARKER, *(f"{p.stem}.png" for p in two)])
+
+    pictures = tmp_path / "pictures"  # PNGs that do not say they are ours: never replaced
+    pictures.mkdir()
+    (pictures / "holiday.png").write_bytes(b"mine")
+    with pytest.raises(ConfigError, match=r"pictures: holds 1 file\(s\) that are not a previous overlays folder"):
+        predict_pipeline(*args[:4], PipelineOutputs(tmp_path / "p2.csv", overlays=pictures), args[5])
+    assert (pictures / "holiday.png").read_bytes() == b"mine" and not (tmp_path / "p2.csv").exists()

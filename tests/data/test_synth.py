@@ -174,3 +174,16 @@ def test_end_to_end_statistics_follow_the_real_labels(tmp_path):
     assert 0.01 < multi < 0.13  # real: 6%
     pct = master.loc[master.Area_3 > 0, "Area_3"] / (256 * 1600) * 100
     assert 3 < pct.median() < 9 and pct.max() > 15  # widely varying, some very large
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # exited and reaped: its PID names no process now
+    stale = tmp_path / "out" / f".dataset.{dead.pid}.staging.tmp"
+    (stale / "train_images").mkdir(parents=True)
+    (stale / "train_images" / "half.jpg").write_bytes(b"\xff\xd8")
+    generate(tmp_path / "out", images=2, seed=0, workers=1)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.csv", "train_images"]

@@ -213,3 +213,47 @@ def test_show_names_the_bad_row(tmp_path):
     assert classes == [3] and masks[..., 2].sum() == 16 and gray.shape == (256, 1600)
     with pytest.raises(LabelError, match=r"train.csv, row 3: .*length 0"):
         image_masks(root, "b.jpg")
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_eda_replaces_a_previous_report_whole_or_not_at_all(tmp_path, monkeypatch):
+    from steelinspect.eda import figures
+    from steelinspect.eda.report import write_report
+
+    config = EdaConfig(sample=2, gallery_per_class=1)
+    out = tmp_path / "report"
+    write_report(make_dataset(tmp_path / "old", n_images=3), out, config)  # classes 1, 3 and 4
+    before = _files(out)
+    assert "gallery_class_1.png" in before and "stats.json" in before
+
+    new_data = make_dataset(tmp_path / "new", n_images=4, rows=[("a.jpg", 3, box_rle(10, 100, 50, 200))])
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed midway")
+
+    with monkeypatch.context() as patch:  # stats.json and the first figures are written, then the run dies
+        patch.setattr(figures, "heatmap_figure", killed)
+        with pytest.raises(RuntimeError):
+            write_report(new_data, out, config)
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    write_report(new_data, out, config)
+    after = _files(out)
+    assert "gallery_class_1.png" not in after  # nothing of the old report is left
+    assert json.loads(after["stats.json"])["images"] == 4
+
+
+@pytest.mark.slow
+def test_eda_refuses_a_folder_that_is_not_a_report(tmp_path):
+    root = make_dataset(tmp_path / "d", n_images=3)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    proc = cli("eda", root, "--out", tmp_path / "mine", "--sample", "2", "--gallery", "0")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and lines[-1].startswith("error:"), proc.stderr  # after the progress bar: one line
+    assert "holds 1 file(s) that are not a previous EDA report (e.g. notes.txt)" in lines[-1]
+    assert _files(tmp_path / "mine") == {"notes.txt": b"keep me"}

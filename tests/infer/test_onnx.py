@@ -8,10 +8,13 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+import torch
 
 from steelinspect.errors import RunError
 from steelinspect.infer.cascade import Cascade, PredictConfig, predict
 from steelinspect.infer.export import export_onnx
+from steelinspect.train.checkpoint import load_run
+from tests.cli_runner import run_cli
 
 pytestmark = pytest.mark.slow
 COLUMNS = ["p_defect", "p_class_1", "p_class_2", "p_class_3", "p_class_4"]
@@ -83,3 +86,52 @@ def test_retuned_parameters_keep_the_export_new_weights_make_it_stale(exported, 
     assert Cascade.from_runs(runs["binary"], runs["multiclass"], config).binary_engine.name == "torch"
     with pytest.raises(RunError, match="exported from other weights"):
         Cascade.from_runs(runs["binary"], runs["multiclass"], PredictConfig(device="cpu", engine="onnx"))
+
+
+def _graph_with_metadata(graph_path, metadata_from, out_path, perturb=False):
+    """`graph_path`'s graph carrying `metadata_from`'s metadata (the weights fingerprint included)."""
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(graph_path))
+    if perturb:  # other weights, same structure
+        init = graph.graph.initializer[0]
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + 0.5, init.name))
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(onnx.load(str(metadata_from)).metadata_props)
+    onnx.save(graph, str(out_path))
+
+
+@pytest.mark.parametrize("impostor", ["other weights", "another run's graph"])
+def test_a_graph_with_copied_metadata_is_not_trusted(exported, synth_dir, tmp_path, impostor):
+    runs = {name: shutil.copytree(path, tmp_path / name) for name, path in exported.items()}
+    target = runs["binary"] / "model.onnx"
+    source = target if impostor == "other weights" else runs["multiclass"] / "model.onnx"
+    _graph_with_metadata(source, exported["binary"] / "model.onnx", target, perturb=impostor == "other weights")
+    meta = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
+    assert meta["steelinspect_weights_id"] == load_run(runs["binary"]).weights_id  # the old check passed this
+
+    cascade = Cascade.from_runs(runs["binary"], runs["multiclass"], PredictConfig(device="cpu", engine="auto"))
+    assert cascade.binary_engine.name == "torch" and cascade.multi_engine.name == "onnx"
+    assert cascade.notes == [f"using PyTorch: {target}: not the graph exported from this run (its contents differ "
+                             f"from what model.pt recorded at export): export it again with `steelinspect export "
+                             f"{runs['binary']} --format onnx`"]
+    with pytest.raises(RunError, match="not the graph exported from this run"):
+        Cascade.from_runs(runs["binary"], runs["multiclass"], PredictConfig(device="cpu", engine="onnx"))
+    proc = run_cli("predict", synth_dir / "train_images", "--binary", runs["binary"], "--multiclass",
+                   runs["multiclass"], "--engine", "onnx", "--out", tmp_path / "p.csv")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert f"{target}: not the graph exported from this run" in lines[0]
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_an_export_model_pt_does_not_vouch_for_is_stale(exported, tmp_path):
+    runs = {name: shutil.copytree(path, tmp_path / name) for name, path in exported.items()}
+    blob = torch.load(runs["binary"] / "model.pt", weights_only=True)
+    del blob["onnx"]  # as written by a steelinspect before this check, or a model.onnx dropped in by hand
+    torch.save(blob, runs["binary"] / "model.pt")
+    cascade = Cascade.from_runs(runs["binary"], runs["multiclass"], PredictConfig(device="cpu", engine="auto"))
+    assert cascade.binary_engine.name == "torch" and "model.pt does not vouch for it" in cascade.notes[0]
+    export_onnx(runs["binary"])  # exporting again vouches for it
+    cascade = Cascade.from_runs(runs["binary"], runs["multiclass"], PredictConfig(device="cpu", engine="auto"))
+    assert cascade.binary_engine.name == "onnx" and cascade.notes == []

@@ -59,13 +59,33 @@ def test_loads_torchvision_layout_and_sums_rgb(tmp_path):
     assert torch.equal(loaded["layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
 
 
+class _Touch:
+    """Unpickling this calls os.system: what a hostile weights file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
 def test_bad_weight_files(tmp_path):
     encoder = ResNetEncoder(18)
     with pytest.raises(ConfigError, match="weights file not found"):
         load_torchvision_resnet(encoder, tmp_path / "none.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(ConfigError, match="cannot read weights"):
+    with pytest.raises(ConfigError, match="not a weights file"):
         load_torchvision_resnet(encoder, tmp_path / "junk.pth")
+    marker = tmp_path / "pwned"
+    torch.save({"conv1.weight": _Touch(marker)}, tmp_path / "hostile.pth")
+    with pytest.raises(ConfigError) as caught:
+        load_torchvision_resnet(encoder, tmp_path / "hostile.pth")
+    assert not marker.exists()  # refused by weights_only, never unpickled
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'hostile.pth'}: not a weights file") and "posix.system" in message
+    assert "\n" not in message
     torch.save(fake_torchvision_state(34), tmp_path / "r34.pth")
     with pytest.raises(ConfigError, match="ResNet-18"):
         load_torchvision_resnet(encoder, tmp_path / "r34.pth")

@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from steelinspect.errors import SteelInspectError
 
@@ -34,11 +35,18 @@ def _register() -> None:
 _register()
 
 
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(text.split())
+
+
 def main() -> None:
     try:
         app()
     except SteelInspectError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # One line whatever the source: text from torch, pandas or the OS can carry newlines and tabs.
+        # escape: a file name such as "scan[1].jpg" is text, not console markup.
+        err.print(f"[bold red]error:[/] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from steelinspect.cli.progress import progress_bar
@@ -59,6 +60,8 @@ def predict(
         write_predictions(run_predict(source, cascade, config, stats, on_image=advance), out_csv)
     for problem in stats.skipped:
         err.print(f"[yellow]skipped[/] {problem}")
+    for note in stats.notes:
+        err.print(f"[yellow]note[/] {escape(note)}")
     out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
               f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
 
@@ -73,6 +76,8 @@ def _predict_segment(source, binary, multiclass, segment, out_csv, submission, o
                                  SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance)
     for problem in stats.skipped:
         err.print(f"[yellow]skipped[/] {problem}")
+    for note in stats.notes:
+        err.print(f"[yellow]note[/] {escape(note)}")
     masks = ", ".join(f"class {c}: {n}" for c, n in stats.masks.items())
     out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; masks {masks}; "
               f"{stats.images_per_s:.1f} images/s; wrote {out_csv}"

@@ -32,6 +32,7 @@ from steelinspect.constants import IMAGE_SHAPE, IMAGES_DIR, LABELS_FILE
 from steelinspect.data.labels import write_labels
 from steelinspect.data.synth_draw import DRAWERS, black_band, paint_band, steel_texture, strip_columns
 from steelinspect.errors import ConfigError
+from steelinspect.io import remove_stale_temporaries
 
 # Image counts per label combination in the 12,568 real Kaggle training images (image_level_labels.csv).
 COMBINATION_COUNTS: dict[tuple[int, ...], int] = {
@@ -148,7 +149,10 @@ def generate_from_config(
             out,
         )
     out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".synth-{os.getpid()}.partial"
+    # The staging folder is named like io.atomic_write's temporaries (.{target}.{pid}.{random}.tmp), so a run
+    # killed outright has its staging removed by the next run into the same folder.
+    remove_stale_temporaries(out / "dataset")
+    staging = out / f".dataset.{os.getpid()}.staging.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     folder = staging / IMAGES_DIR
     folder.mkdir(parents=True)

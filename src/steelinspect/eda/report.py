@@ -26,7 +26,7 @@ from steelinspect.data.master import build_master
 from steelinspect.eda import figures, gallery
 from steelinspect.eda.overlay import colour_hex
 from steelinspect.eda.stats import HEATMAP_SHAPE, EdaConfig, EdaStats, compute_stats
-from steelinspect.io import atomic_write, write_json
+from steelinspect.io import atomic_dir, atomic_write, write_json
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -270,9 +270,33 @@ def eda_report(
     return report, stats
 
 
+# Every name eda_report and write_report can leave in the report folder.
+REPORT_NAMES = frozenset({"report.html", "stats.json", "counts.png", "combinations.png", "area_stats.png",
+                          "area_hist.png", "co_occurrence.png", "location_heatmaps.png", "brightness.png",
+                          "gallery_multi.png", *(f"gallery_class_{c}.png" for c in CLASS_IDS)})
+
+
+def is_report_output(entry: Path) -> bool:
+    """Whether `entry` of an existing folder is something `steelinspect eda` wrote there (a file of REPORT_NAMES,
+    or a temporary of one left by an interrupted older version), which a new report may replace."""
+    names = {entry.name}
+    if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+        base = entry.name[1:-4]  # .stats.json.1234.abcd.tmp, or .stats.json.abcd.tmp before PIDs were in names
+        names = {base.rsplit(".", 2)[0], base.rsplit(".", 1)[0]}
+    return bool(names & REPORT_NAMES) and not entry.is_symlink() and entry.is_file()
+
+
 def write_report(
     root: str | Path, out_dir: str | Path, config: EdaConfig | None = None, on_step: Callable[[], None] | None = None
 ) -> Path:
-    """`steelinspect eda`: REPORT_DIR/report.html, stats.json and the PNG figures. Returns the report's path."""
-    report, _ = eda_report(root, out_dir, config, on_step)
-    return report.write(Path(out_dir) / "report.html")
+    """`steelinspect eda`: REPORT_DIR/report.html, stats.json and the PNG figures. Returns the report's path.
+
+    The report is built in a temporary folder beside REPORT_DIR that replaces it only when complete: a failed or
+    killed run leaves a previous report exactly as it was, a finished one leaves nothing of it. An existing
+    REPORT_DIR holding anything but a previous report's files is refused, untouched.
+    """
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir, replaceable=is_report_output, what="EDA report") as tmp:
+        report, _ = eda_report(root, tmp, config, on_step)
+        report.write(tmp / "report.html")
+    return out_dir / "report.html"

@@ -68,6 +68,10 @@ class Cascade:
         return cls(load_run(binary_dir), load_run(multiclass_dir), config)
 
     @property
+    def notes(self) -> list[str]:
+        return [note for e in (self.binary_engine, self.multi_engine) if (note := getattr(e, "note", ""))]
+
+    @property
     def preprocesses(self):
         return [self.binary.preprocess, self.multiclass.preprocess]
 
@@ -93,6 +97,7 @@ class PredictStats:
     defects: int = 0
     seconds: float = 0.0
     skipped: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. why --engine auto passed over a model.onnx
 
     @property
     def images_per_s(self) -> float:
@@ -111,6 +116,7 @@ def predict(
     config.validate()
     paths = list_images(images)
     stats = stats if stats is not None else PredictStats()
+    stats.notes += cascade.notes
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in iter_batches(paths, cascade.preprocesses, config.batch_size, config.workers,

@@ -2,12 +2,14 @@
 
 The graph takes float32 "image" (batch, 1, H, W) -- batch dynamic, and H and W too for the fully convolutional
 segmenter -- and returns "logits". The run's preprocessing, task and decision parameters are recorded in the
-model's metadata, so the file is self-describing. At export time ONNX Runtime's outputs are checked against
-PyTorch's on random inputs; a mismatch beyond tolerance is an error and leaves no file behind.
+model's metadata, so the file is self-describing (for people: the engine trusts none of it). At export time
+ONNX Runtime's outputs are checked against PyTorch's on random inputs; a mismatch beyond tolerance is an error and
+leaves no file behind. The file's SHA-256 is then stored in model.pt, which the engine checks at load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import atomic_write
-from steelinspect.train.checkpoint import load_run
+from steelinspect.train.checkpoint import load_run, update_model_params
 
 ONNX_FILE = "model.onnx"
 OPSET = 17
@@ -81,7 +83,16 @@ def export_onnx(run_dir: str | Path, atol: float = 1e-3, rtol: float = 1e-3) -> 
         if not np.allclose(got, expected, atol=atol, rtol=rtol):
             raise RunError(f"ONNX output differs from PyTorch by up to {diff:.2e} (tolerance {atol}); not exported",
                            run_dir)
+        digest = file_sha256(tmp)
+    # model.pt, not the graph's metadata (which anyone can copy), vouches for the file: the engine trusts a
+    # model.onnx only when its bytes hash to this. Written after the rename: a crash in between leaves the
+    # export unvouched (stale), never a wrong one trusted.
+    update_model_params(run_dir, onnx={"sha256": digest, "weights_id": run.weights_id})
     return ExportReport(target, diff, tuple(x.shape))
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def onnx_path(run_dir: str | Path) -> Path:

@@ -16,7 +16,7 @@ Gating (the top Kaggle solutions' recipe):
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -137,10 +137,32 @@ def predict_pipeline(
     cascade = Cascade.from_runs(binary, multiclass, config)
     seg_run = load_run(segment)
     step = SegmentStep(seg_run, options, make_engine(seg_run, config))
-    stats = PipelineStats()
+    stats = PipelineStats(notes=[*cascade.notes, *filter(None, [getattr(step.engine, "note", "")])])
     rows = _stream(images, cascade, step, outputs, config, stats, on_image)
     write_predictions(rows, outputs.predictions, columns=[*PREDICTION_COLUMNS, *SEGMENT_COLUMNS])
     return stats
+
+
+OVERLAYS_MARKER = ".steelinspect-overlays"
+
+
+@contextmanager
+def overlays_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder for the overlays that replaces `path` when the stream completes. An existing `path` is
+    replaced only when empty or marked as a previous overlays folder (OVERLAYS_MARKER): PNG files alone do not
+    say they are ours, and a careless --overlays must not delete someone's pictures."""
+    from steelinspect.io import atomic_dir
+
+    path = Path(path)
+    ours = (path / OVERLAYS_MARKER).is_file()
+
+    def replaceable(entry: Path) -> bool:
+        return ours and entry.is_file() and not entry.is_symlink() and (
+            entry.suffix == ".png" or entry.name == OVERLAYS_MARKER or entry.name.endswith(".tmp"))
+
+    with atomic_dir(path, replaceable=replaceable, what="overlays folder") as tmp:
+        (tmp / OVERLAYS_MARKER).write_text("PNG overlays written by steelinspect predict --overlays\n")
+        yield tmp
 
 
 def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
@@ -148,13 +170,12 @@ def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutput
     from steelinspect.eda.overlay import overlay_masks, save_rgb
 
     paths = list_images(images)
-    overlays = Path(outputs.overlays) if outputs.overlays else None
-    if overlays is not None:
-        overlays.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    # The submission is renamed into place only when the whole stream completes (an error discards it).
+    # The submission is renamed into place only when the whole stream completes (an error discards it); the
+    # overlays folder likewise replaces a previous one only then.
     writer = SubmissionWriter(outputs.submission) if outputs.submission else nullcontext()
-    with writer as submission, torch.inference_mode():
+    folder = overlays_folder(outputs.overlays) if outputs.overlays else nullcontext()
+    with folder as overlays, writer as submission, torch.inference_mode():
         for batch in iter_batches(paths, [*cascade.preprocesses, step.preprocess], config.batch_size,
                                   config.workers, keep_originals=overlays is not None,
                                   on_problem=stats.skipped.append, on_image=on_image):

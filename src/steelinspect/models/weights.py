@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from steelinspect.errors import ConfigError
+from steelinspect.io import load_torch_file
 from steelinspect.models.resnet import ResNetEncoder
 
 
@@ -22,10 +23,7 @@ def load_torchvision_resnet(encoder: ResNetEncoder, path: str | Path) -> dict[st
     path = Path(path)
     if not path.is_file():
         raise ConfigError("weights file not found", path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise ConfigError(f"cannot read weights ({type(exc).__name__}: {exc})", path) from None
+    state = load_torch_file(path, "weights file (a PyTorch state dict)", ConfigError)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

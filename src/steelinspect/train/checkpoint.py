@@ -1,10 +1,11 @@
 """The run directory: model.pt (what prediction needs), checkpoint.pt (what resuming needs), and loading them.
 
-model.pt holds plain types only, so it loads with torch.load(..., weights_only=True):
+model.pt and checkpoint.pt hold tensors and plain types only, so they load with torch.load(..., weights_only=True):
 {"format", "arch", "task", "num_outputs", "in_channels", "state_dict", "weights_id", "preprocess", "thresholds",
  "class_ids", "postprocess", "loss_weights", "epoch", "config"}.
-"weights_id" fingerprints the weights alone: an ONNX export records it, so re-tuning the decision parameters
-(which ONNX Runtime never sees) keeps the export valid while new weights make it stale.
+"weights_id" fingerprints the weights alone. `steelinspect export` adds "onnx": {"sha256" of model.onnx's bytes,
+the "weights_id" it was exported from}: re-tuning the decision parameters (which ONNX Runtime never sees) keeps
+the export valid, new weights (save_model writes no "onnx") or any other model.onnx make it stale.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import RunError
-from steelinspect.io import atomic_write
+from steelinspect.io import atomic_write, load_torch_file
 from steelinspect.models.factory import build_model
 from steelinspect.train.config import TrainConfig
 
@@ -43,6 +44,7 @@ class LoadedRun:
     weights_id: str = ""  # "" for runs saved before fingerprints existed
     postprocess: dict | None = None
     loss_weights: list[float] | None = None
+    onnx_export: dict | None = None  # {"sha256", "weights_id"} of the model.onnx exported from this run
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,13 +85,16 @@ def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, 
     return run_dir / MODEL_FILE
 
 
-def update_model_params(run_dir: Path, thresholds: list[float] | None = None, postprocess: dict | None = None) -> None:
-    """Store tuned decision parameters in an existing model.pt."""
+def update_model_params(run_dir: Path, thresholds: list[float] | None = None, postprocess: dict | None = None,
+                        onnx: dict | None = None) -> None:
+    """Store tuned decision parameters, or the fingerprint of the run's ONNX export, in an existing model.pt."""
     blob = read_model_file(run_dir)
     if thresholds is not None:
         blob["thresholds"] = [float(t) for t in thresholds]
     if postprocess is not None:
         blob["postprocess"] = postprocess
+    if onnx is not None:
+        blob["onnx"] = onnx
     _save(blob, run_dir / MODEL_FILE)
 
 
@@ -100,12 +105,9 @@ def read_model_file(run_dir: str | Path) -> dict:
     path = run_dir / MODEL_FILE
     if not path.is_file():
         raise RunError(f"no {MODEL_FILE} in the run directory (did training finish its first epoch?)", run_dir)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file raises many types
-        raise RunError(f"cannot read {MODEL_FILE} ({type(exc).__name__}: {exc})", path) from None
+    blob = load_torch_file(path, "steelinspect model file")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state_dict" not in blob:
-        raise RunError(f"{MODEL_FILE} is not a steelinspect model (format {FORMAT})", path)
+        raise RunError(f"not a steelinspect model file (no format {FORMAT} model in it)", path)
     return blob
 
 
@@ -133,6 +135,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         weights_id=blob.get("weights_id", ""),
         postprocess=blob.get("postprocess"),
         loss_weights=blob.get("loss_weights"),
+        onnx_export=blob.get("onnx"),
     )
 
 
@@ -163,7 +166,12 @@ def init_from_run(model: nn.Module, run_dir: str | Path, arch: str, held_out: li
     return len(matching)
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "best", "rng")
+
+
 def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """`state` holds tensors and plain values only (RNG states as train/rng_state.py stores them), so the file
+    loads with weights_only=True like every other file steelinspect reads."""
     _save(state, run_dir / CHECKPOINT_FILE)
 
 
@@ -171,8 +179,8 @@ def load_checkpoint(run_dir: Path) -> dict:
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise RunError(f"no {CHECKPOINT_FILE} to resume from", run_dir)
-    try:
-        # The checkpoint holds optimiser and RNG state (numpy arrays inside), written by us: full unpickling.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise RunError(f"cannot read {CHECKPOINT_FILE} ({type(exc).__name__}: {exc})", path) from None
+    # weights_only: a checkpoint.pt from anywhere else (or a hostile one) can never run code on --resume.
+    state = load_torch_file(path, "steelinspect checkpoint")
+    if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
+        raise RunError("not a steelinspect checkpoint (made by another version of steelinspect?)", path)
+    return state

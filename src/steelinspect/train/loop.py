@@ -26,6 +26,7 @@ from steelinspect.io import read_json, write_json
 from steelinspect.models.factory import build_model, encoder_of
 from steelinspect.train import distributed
 from steelinspect.train.checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
+from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
 from steelinspect.train.config import TrainConfig
 from steelinspect.train.tasks import Collector, make_task
 
@@ -176,8 +177,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history, best = state["epoch"] + 1, state["history"], state["best"]
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
+        set_rng_state(state["rng"])
         say(f"resuming after epoch {start} of {config.epochs}")
 
     for epoch in range(start, config.epochs):
@@ -220,10 +220,9 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
             if improved:
                 save_model(run_dir, model, config, head, task.num_outputs, preprocess, epoch=epoch + 1,
                            loss_weights=task.loss_weights(), **task.param_fields(params))
-            save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                      "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
-                                      "best": best, "torch_rng": torch.get_rng_state(),
-                                      "numpy_rng": np.random.get_state()})
+            save_checkpoint(run_dir, plain({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                            "scheduler": scheduler.state_dict(), "epoch": epoch,
+                                            "history": history, "best": best, "rng": get_rng_state()}))
             write_json(run_dir / "history.json", history)
         say(f"epoch {epoch + 1}/{config.epochs}: train loss {m_train['loss']:.4f}, val loss {m_val['loss']:.4f}, "
             f"val {task.score_key} {score:.4f}{' (best)' if improved else ''}, {record['images_per_s']:.1f} img/s")
