@@ -68,3 +68,7 @@ class RunError(SteelInspectError):
 
 class ConfigError(SteelInspectError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image (or its file) is over the pixel limit; refused before it is decoded."""
