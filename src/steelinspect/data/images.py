@@ -240,14 +240,14 @@ def decode_gray(data: bytes, name: str | Path = "<bytes>", *, max_pixels: int | 
 
 
 def read_size(path: str | Path, *, max_pixels: int | None = None) -> tuple[int, int]:
-    """(width, height) of an image file from its header (usually its first 64 KiB), without decoding it.
+    """(width, height) of an image file from its header (usually in its first 4 KiB), without decoding it.
 
     ImageError when it is not a readable image, ImageTooLargeError when it is over the pixel limit."""
     path = Path(path)
     limit = pixel_limit(max_pixels)
     try:
         with path.open("rb") as fh:
-            head = fh.read(1 << 16)
+            head = fh.read(4096)
             try:
                 width, height = _size(head)
             except _Truncated:
