@@ -2,7 +2,8 @@
 
 Rules: unreadable label file or unknown columns; bad rows (field count, ImageId_ClassId form);
 ClassId not an integer in 1-4; duplicate (ImageId, ClassId) rows; malformed RLE; masks of two classes of one
-image overlapping; label rows whose image is missing; images unreadable, corrupt, truncated or not 1600x256.
+image overlapping; label rows whose image is missing; images unreadable, corrupt, truncated, not 1600x256 or
+declaring more pixels than the limit (data.images.pixel_limit; refused from the header, never decoded).
 """
 
 from __future__ import annotations
