@@ -74,6 +74,7 @@ def test_check_lists_each_bad_file_and_stays_small(hostile):
     assert peak_mb < 600, peak_mb
 
 
+@pytest.mark.slow
 def test_predict_skips_bad_files_writes_the_good_ones_and_stays_small(hostile, tiny_runs, tmp_path):
     out_csv = tmp_path / "pred.csv"
     proc, peak_mb = run_measured("predict", hostile / "train_images", "--binary", tiny_runs["binary"],
@@ -86,6 +87,7 @@ def test_predict_skips_bad_files_writes_the_good_ones_and_stays_small(hostile, t
     assert peak_mb < 1500, peak_mb
 
 
+@pytest.mark.slow
 def test_images_over_opencvs_own_limit_are_reported_not_raised(tmp_path, tiny_runs):
     # With our limit lifted, the 60000x60000 JPEG reaches OpenCV, which raises cv2.error: still one image's problem.
     root = make_dataset(tmp_path / "d", n_images=2)
@@ -101,6 +103,7 @@ def test_images_over_opencvs_own_limit_are_reported_not_raised(tmp_path, tiny_ru
     assert pd.read_csv(out_csv).ImageId.tolist() == ["a.jpg", "b.jpg"]
 
 
+@pytest.mark.slow
 def test_eda_skips_and_show_refuses_bad_files(hostile, tmp_path):
     proc = run("eda", hostile, "--out", tmp_path / "report", "--workers", 2)
     assert proc.returncode == 0, proc.stderr
@@ -126,6 +129,7 @@ def test_max_pixels_option_and_environment(hostile, tmp_path):
     assert env_proc.returncode == 1 and "over the limit of 1,000" in " ".join(env_proc.stdout.split())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["2 9223372036854775807", "100000000000000000000 5"])
 def test_rle_past_int64_is_a_malformed_row_everywhere(tmp_path, text):
     root = make_dataset(tmp_path / "d", rows=[("a.jpg", 3, "1 5"), ("b.jpg", 1, text)])
@@ -142,6 +146,7 @@ def test_rle_past_int64_is_a_malformed_row_everywhere(tmp_path, text):
     assert not (tmp_path / "m.csv").exists()
 
 
+@pytest.mark.slow
 def test_train_refuses_a_bad_image_before_the_first_epoch(synth_dir, tmp_path):
     data = Path(shutil.copytree(synth_dir, tmp_path / "data"))
     victim = sorted((data / "train_images").iterdir())[5]

@@ -206,7 +206,7 @@ def image_size(data: bytes, name: str | Path = "<bytes>") -> tuple[int, int]:
 
 
 def check_pixels(width: int, height: int, name: str | Path, limit: int | None = None) -> None:
-    """ImageTooLargeError when width x height is over the pixel limit (see `max_pixels`)."""
+    """ImageTooLargeError when width x height is over the pixel limit (see `pixel_limit`)."""
     limit = pixel_limit(limit)
     if width * height > limit:
         raise ImageTooLargeError(
@@ -216,16 +216,20 @@ def check_pixels(width: int, height: int, name: str | Path, limit: int | None = 
         )
 
 
+def _check_bytes(size: int, name: str | Path, limit: int) -> None:
+    if size > max_bytes(limit):
+        raise ImageTooLargeError(
+            f"file is {size:,} bytes, more than an image within the limit of {limit:,} pixels can take "
+            f"(raise it with --max-pixels or {MAX_PIXELS_ENV})",
+            name,
+        )
+
+
 def decode_gray(data: bytes, name: str | Path = "<bytes>", *, max_pixels: int | None = None) -> np.ndarray:
     """Encoded image bytes -> uint8 (H, W). ImageError when they are not a readable image, ImageTooLargeError
     when the header declares more pixels than the limit (checked before decoding)."""
     limit = pixel_limit(max_pixels)
-    if len(data) > max_bytes(limit):
-        raise ImageTooLargeError(
-            f"file is {len(data):,} bytes, more than an image within the limit of {limit:,} pixels can take "
-            f"(raise it with --max-pixels or {MAX_PIXELS_ENV})",
-            name,
-        )
+    _check_bytes(len(data), name, limit)
     width, height = image_size(data, name)
     check_pixels(width, height, name, limit)
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -266,17 +270,11 @@ def read_gray(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as uint8 grayscale (H, W). The Severstal JPEGs are 3-channel but grey.
 
     ImageError when it cannot be read or decoded; ImageTooLargeError, before reading it whole, when the file or
-    the size its header declares is over the limit (see `max_pixels`)."""
+    the size its header declares is over the limit (see `pixel_limit`)."""
     path = Path(path)
     limit = pixel_limit(max_pixels)
     try:
-        size = path.stat().st_size
-        if size > max_bytes(limit):
-            raise ImageTooLargeError(
-                f"file is {size:,} bytes, more than an image within the limit of {limit:,} pixels can take "
-                f"(raise it with --max-pixels or {MAX_PIXELS_ENV})",
-                path,
-            )
+        _check_bytes(path.stat().st_size, path, limit)
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read file ({exc.strerror or exc})", path) from None
