@@ -17,3 +17,10 @@ CLASS_COLOURS = {
 LABELS_FILE = "train.csv"
 IMAGES_DIR = "train_images"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+# The largest image (width x height, read from the header before decoding) any command decodes: 4 Severstal
+# frames. A 333-byte JPEG may declare 32000x32000 pixels; decoding it would take gigabytes.
+MAX_PIXELS = 4 * IMAGE_WIDTH * IMAGE_HEIGHT
+# Overrides MAX_PIXELS for every command (`steelinspect --max-pixels N` sets it); read at each decode, so
+# worker processes and threads see it too.
+MAX_PIXELS_ENV = "STEELINSPECT_MAX_PIXELS"

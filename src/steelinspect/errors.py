@@ -6,6 +6,7 @@ names all three.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class SteelInspectError(Exception):
     """Base class of every error the library raises on purpose."""
 
     def __init__(self, problem: str, file: str | Path | None = None, row: int | None = None):
-        self.problem = problem
+        self.problem = _worker_message(problem) if file is None else problem
         self.file = None if file is None else str(file)
         self.row = row
         super().__init__(str(self))
@@ -38,6 +39,25 @@ class SteelInspectError(Exception):
             return self.problem
         where = self.file if self.row is None else f"{self.file}, row {self.row}"
         return f"{where}: {self.problem}"
+
+
+# torch's DataLoader re-raises a worker's exception as its type built from the text of the whole traceback:
+# "Caught ImageError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n ...".
+_WORKER_TRACEBACK = re.compile(r"Caught (\w+) in [^\n]*\.\nOriginal Traceback \(most recent call last\):\n")
+
+
+def _worker_message(problem: str) -> str:
+    """The one line that was the exception's own message when `problem` is such a re-raised traceback."""
+    if not isinstance(problem, str):
+        return problem
+    caught = _WORKER_TRACEBACK.match(problem)
+    if caught is None:
+        return problem
+    for line in reversed(problem.splitlines()):  # the last line is "steelinspect.errors.ImageError: <message>"
+        name, sep, message = line.partition(": ")
+        if sep and name.rsplit(".", 1)[-1] == caught.group(1):
+            return message
+    return problem
 
 
 class RLEError(SteelInspectError, ValueError):
@@ -68,3 +88,7 @@ class RunError(SteelInspectError):
 
 class ConfigError(SteelInspectError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image (or its file) is over the pixel limit; refused before it is decoded."""

@@ -6,16 +6,23 @@ Pixels are numbered from 1, top to bottom then left to right (column-major over 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.errors import RLEError
 
 
+# A token: an optional sign and ASCII digits (int() would also take "1_000" and other scripts' digits).
+_TOKEN = re.compile(r"[+-]?[0-9]+")
+
+
 def parse(rle: str, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """Validate an RLE string and return (starts, lengths), starts 0-based in column-major order.
 
-    Raises RLEError naming the first thing that is wrong.
+    Raises RLEError naming the first thing that is wrong. Every token is bounded by the image's pixel count
+    before any arithmetic, so a huge number is refused, never wrapped around in int64.
     """
     if rle is None or (isinstance(rle, float) and np.isnan(rle)):
         rle = ""
@@ -27,19 +34,25 @@ def parse(rle: str, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, n
         return empty, empty
     if len(tokens) % 2:
         raise RLEError(f"odd number of tokens ({len(tokens)}): runs come as 'start length' pairs")
+    joined = "".join(tokens)
+    if not (joined.isascii() and joined.isdigit()):  # the common case (plain digits) in one C-level test
+        for token in tokens:
+            if not _TOKEN.fullmatch(token):
+                raise RLEError(f"token {_show(token)} is not an integer")
+    total = int(shape[0]) * int(shape[1])
+    if total >= 10**17:
+        raise RLEError(f"image shape {shape} is too large for an RLE mask")
     try:
         values = np.array(tokens, dtype=np.int64)
-    except (ValueError, OverflowError):
-        bad = next(t for t in tokens if not _is_int(t))
-        raise RLEError(f"token {bad!r} is not an integer") from None
+    except (OverflowError, ValueError):
+        # A token past int64 (only a malformed row holds one): clamp every token to one past the image, keeping
+        # its sign, so no huge number meets int64; the messages below quote the token as written.
+        values = np.array([_clamp(t, total) for t in tokens], dtype=np.int64)
     starts, lengths = values[0::2], values[1::2]
-    total = shape[0] * shape[1]
-    if (starts < 1).any():
-        i = int(np.argmax(starts < 1))
-        raise RLEError(f"run {i + 1} starts at {starts[i]}: starts are numbered from 1")
-    if (lengths < 1).any():
-        i = int(np.argmax(lengths < 1))
-        raise RLEError(f"run {i + 1} has length {lengths[i]}: lengths must be at least 1")
+    # Every token is bounded by the image's pixel count before any arithmetic on it (one test in the common case).
+    if ((starts < 1) | (lengths < 1) | (starts > total) | (lengths > total)).any():
+        _out_of_range(tokens, starts, lengths, shape, total)
+    # Both are in 1..total now, so the sums below stay far inside int64.
     starts = starts - 1
     ends = starts + lengths
     if (ends > total).any():
@@ -60,12 +73,33 @@ def parse(rle: str, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple[np.ndarray, n
     return starts, lengths
 
 
-def _is_int(token: str) -> bool:
-    try:
-        int(token)
-    except ValueError:
-        return False
-    return True
+def _out_of_range(tokens: list[str], starts: np.ndarray, lengths: np.ndarray, shape, total: int) -> None:
+    """RLEError for the first start or length outside 1..total (there is one)."""
+    size = f"{shape[0]}x{shape[1]} image ({total} pixels)"
+    for bad, token, what in (
+        (starts < 1, 0, "starts at {}: starts are numbered from 1"),
+        (lengths < 1, 1, "has length {}: lengths must be at least 1"),
+        (starts > total, 0, "starts at pixel {}, past the " + size),
+        (lengths > total, 1, "has length {}, longer than the " + size),
+    ):
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise RLEError(f"run {i + 1} " + what.format(_show(tokens[2 * i + token], quote=False)))
+
+
+def _clamp(token: str, total: int) -> int:
+    """A validated integer token as an int in [-(total + 1), total + 1], without converting a long one."""
+    sign = -1 if token[0] == "-" else 1
+    body = token.lstrip("+-").lstrip("0") or "0"
+    if len(body) > len(str(total)):
+        return sign * (total + 1)
+    return sign * min(int(body), total + 1)
+
+
+def _show(token: str, quote: bool = True, limit: int = 30) -> str:
+    """A token for a message, cut short when long (a malformed row may hold a megabyte of digits)."""
+    text = token if len(token) <= limit else f"{token[:limit]}... ({len(token)} characters)"
+    return repr(text) if quote else text
 
 
 def decode(rle: str, shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:

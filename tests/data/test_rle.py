@@ -109,3 +109,36 @@ def test_real_rows_round_trip_exactly(real_sample):
         assert mask.shape == (256, 1600)
         assert np.array_equal(mask, kernel_decode(text).astype(bool))
         assert rle.encode(mask) == text
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("2 9223372036854775807", "run 1 has length 9223372036854775807, longer than the 256x1600 image"),
+        ("100000000000000000000 5", "run 1 starts at pixel 100000000000000000000, past the 256x1600 image"),
+        ("9223372036854775807 1", "run 1 starts at pixel 9223372036854775807, past"),
+        ("1 5 409601 1", "run 2 starts at pixel 409601, past"),
+        ("1 409601", "run 1 has length 409601, longer than"),
+        ("409600 2", "run 1 \\(409600 2\\) ends at pixel 409601, past"),
+        ("-100000000000000000000 5", "run 1 starts at -100000000000000000000: starts are numbered from 1"),
+        ("5 -9223372036854775809", "run 1 has length -9223372036854775809: lengths must be at least 1"),
+        ("1 " + "9" * 5000, "run 1 has length 999999999999999999999999999999... \\(5000 characters\\), longer"),
+        ("1 1_000", "token '1_000' is not an integer"),
+        ("1 \u0663", "is not an integer"),  # an Arabic-Indic digit: int() takes it, the format does not
+    ],
+)
+def test_numbers_are_bounded_by_the_image_before_any_arithmetic(bad, words):
+    with pytest.raises(RLEError, match=words):
+        rle.parse(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(10**25), 10**25) | st.integers(-3, 40), min_size=2, max_size=8).filter(lambda v: len(v) % 2 == 0))
+def test_any_integers_give_valid_runs_or_rle_error(values):
+    shape = (4, 8)
+    try:
+        starts, lengths = rle.parse(" ".join(map(str, values)), shape)
+    except RLEError:
+        return
+    assert (starts >= 0).all() and (lengths >= 1).all() and (starts + lengths <= 32).all()
+    assert rle.decode(" ".join(map(str, values)), shape).sum() == lengths.sum()

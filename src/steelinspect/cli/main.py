@@ -6,12 +6,14 @@ become a one-line message and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from steelinspect.constants import MAX_PIXELS, MAX_PIXELS_ENV
 from steelinspect.errors import SteelInspectError
 
 app = typer.Typer(
@@ -22,6 +24,20 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
+
+
+@app.callback()
+def options(
+    max_pixels: int = typer.Option(
+        None, "--max-pixels", min=1, metavar="N",
+        help=f"Refuse any image whose header declares more than N pixels (width x height), before decoding it. "
+             f"Default {MAX_PIXELS:,} (4 frames of 1600x256), or ${MAX_PIXELS_ENV}.",
+    ),
+) -> None:
+    """Options for every command (given before it: steelinspect --max-pixels N COMMAND ...)."""
+    if max_pixels is not None:
+        # Through the environment so that loader worker processes and threads read the same limit.
+        os.environ[MAX_PIXELS_ENV] = str(max_pixels)
 
 
 def _register() -> None:

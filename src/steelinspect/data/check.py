@@ -2,7 +2,8 @@
 
 Rules: unreadable label file or unknown columns; bad rows (field count, ImageId_ClassId form);
 ClassId not an integer in 1-4; duplicate (ImageId, ClassId) rows; malformed RLE; masks of two classes of one
-image overlapping; label rows whose image is missing; images unreadable, corrupt, truncated or not 1600x256.
+image overlapping; label rows whose image is missing; images unreadable, corrupt, truncated, not 1600x256 or
+declaring more pixels than the limit (data.images.pixel_limit; refused from the header, never decoded).
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from steelinspect import rle
 from steelinspect.constants import IMAGE_SHAPE
-from steelinspect.data.images import check_size, read_gray
+from steelinspect.data.images import check_size, read_gray, read_size
 from steelinspect.data.labels import parse_labels
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import image_ids
-from steelinspect.errors import ImageError, Problem
+from steelinspect.errors import DataError, ImageError, Problem
 
 JPEG_START = b"\xff\xd8"
 JPEG_END = b"\xff\xd9"
@@ -143,3 +144,29 @@ def check_dataset(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         report.problems.extend(p for p in pool.map(one, ids) if p is not None)
     return report
+
+
+def preflight(datasets: Iterable, workers: int = 4) -> None:
+    """Before training: every image the datasets will read has a readable header, within the pixel limit and of
+    the size a dataset requires (`required_size`, (width, height) or None). Reads headers only, so it is quick;
+    raises DataError naming every bad file, instead of failing inside a loader after an epoch."""
+    needs: dict[Path, tuple[int, int] | None] = {}
+    for dataset in datasets:
+        for path in dataset.image_paths():
+            needs.setdefault(path, dataset.required_size)
+
+    def one(item) -> Problem | None:
+        path, size = item
+        try:
+            width, height = read_size(path)
+        except ImageError as exc:
+            return Problem("bad_image", str(path), exc.problem)
+        if size is not None and (width, height) != tuple(size):
+            return Problem("bad_image", str(path), f"image is {width}x{height}, expected {size[0]}x{size[1]} "
+                                                   f"(width x height)")
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        problems = [p for p in pool.map(one, needs.items()) if p is not None]
+    if problems:
+        raise DataError(problems)

@@ -71,6 +71,12 @@ class ImageDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    # Images of any size are resized by preprocessing (see data.check.preflight).
+    required_size = None
+
+    def image_paths(self) -> list[Path]:
+        return [self.images_dir / i for i in self.image_ids]
+
     def __len__(self) -> int:
         return len(self.image_ids)
 

@@ -106,21 +106,22 @@ def parse_labels(path: str | Path) -> Labels:
         if class_id is None:
             continue
         records.append((image_id, class_id, rle, line))
-    table = pd.DataFrame(records, columns=LABEL_COLUMNS).astype(
+    # Duplicates in one pass over a dict of the first row of each (image, class): linear in the rows.
+    first: dict[tuple[str, int], int] = {}
+    kept = []
+    for record in records:
+        image_id, class_id, _, line = record
+        seen = first.setdefault((image_id, class_id), line)
+        if seen == line:
+            kept.append(record)
+        else:
+            problems.append(
+                Problem("duplicate", name, f"duplicate row for image {image_id} class {class_id} (first at row {seen})",
+                        line)
+            )
+    table = pd.DataFrame(kept, columns=LABEL_COLUMNS).astype(
         {"ImageId": object, "ClassId": "int64", "EncodedPixels": object, "row": "int64"}
     )
-    dup = table.duplicated(["ImageId", "ClassId"], keep="first")
-    for r in table[dup].itertuples(index=False):
-        first = table[(table.ImageId == r.ImageId) & (table.ClassId == r.ClassId)].row.iloc[0]
-        problems.append(
-            Problem(
-                "duplicate",
-                name,
-                f"duplicate row for image {r.ImageId} class {r.ClassId} (first at row {first})",
-                r.row,
-            )
-        )
-    table = table[~dup].reset_index(drop=True)
     return Labels(table=table, format=fmt, problems=problems)
 
 

@@ -94,6 +94,12 @@ class SegmentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    # Masks are decoded at the Severstal size, so images must have it (see data.check.preflight); (width, height).
+    required_size = IMAGE_SHAPE[::-1]
+
+    def image_paths(self) -> list[Path]:
+        return [self.images_dir / s.image_id for s in self.samples]
+
     def crop_width(self) -> int | None:
         """This epoch's crop width in pixels of the working image (None: whole images)."""
         if self.crop_widths is None:

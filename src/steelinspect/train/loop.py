@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from steelinspect.data.check import preflight
 from steelinspect.data.dataset import EpochSampler
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
@@ -134,6 +135,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     preprocess = Preprocess(*config.image_size)
     datasets = {name: task.dataset(layout.images, frame, preprocess, name == "train" and config.augment, config.seed)
                 for name, frame in splits.items()}
+    preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
     task.setup_loss(datasets["train"].targets)
     say(f"{head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
         f"{config.image_size[0]}x{config.image_size[1]} on {device}" + (f", {d.world} processes" if d.enabled else ""))
