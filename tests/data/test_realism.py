@@ -120,7 +120,8 @@ def test_compare_reports_every_statistic(real_sample):
     result = realism.compare(real, synth, splits=5)
     assert list(result.images.statistic) == list(realism.IMAGE_STATS)
     assert set(result.mean_ks) == {"ks", "ks_matched", "floor"}
-    assert all(0 <= v <= 1 for v in result.auc.values())
+    assert all(0 <= v <= 1 for v in [*result.auc.values(), *result.patch_auc.values()])
+    assert len(real.patches) == 12 * realism.PATCHES_PER_IMAGE
     assert "image_stats" in result.to_dict()
 
 
@@ -129,3 +130,15 @@ def test_rejects_a_folder_that_is_not_a_dataset(tmp_path):
 
     with pytest.raises(SteelInspectError):
         realism.dataset_class_sets(tmp_path)
+
+
+def test_patches_are_seeded_steel_squares():
+    image = _u8(_noise(3, level=120, sigma=5))
+    image[:, 1000:] = 2  # band: patches come from the steel only
+    a, b = realism.patch_stats(image, seed=7), realism.patch_stats(image, seed=7)
+    assert len(a) == realism.PATCHES_PER_IMAGE and a == b
+    assert all(abs(row["mean"] - 120) < 3 and set(row) == set(realism.PATCH_STATS) for row in a)
+    assert realism.patch_stats(np.full((256, 1600), 2, np.uint8), seed=0) == []  # all band
+    striped = image.astype(float) + 20 * (np.arange(1600) % 8 < 4)[None, :]
+    row = realism.patch_stats(_u8(striped), seed=7)[0]
+    assert row["grad_h"] > 1.5 * row["grad_v"]

@@ -12,6 +12,7 @@ out-of-strip black band.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -46,6 +47,11 @@ IMAGE_STATS: dict[str, str] = {
     "bright_marks": "% of steel pixels 20+ grey levels above their neighbourhood (blur 8)",
     "band_fraction": "% of columns that are out-of-strip black band",
 }
+
+PATCH = 64  # side of the square patches of the patch-level classifier
+PATCHES_PER_IMAGE = 8
+# Statistics of one patch: the local look (texture, marks, gradients) without the image-wide light.
+PATCH_STATS = ("mean", "std", "p99_p50", "p50_p1", "grad_h", "grad_v", "fine", "mid", "skew")
 
 MASK_STATS: dict[str, str] = {
     "area": "% of the image",
@@ -113,6 +119,43 @@ def image_stats(image: np.ndarray) -> dict[str, float]:
     }
 
 
+def patch_stats(image: np.ndarray, seed: int, count: int = PATCHES_PER_IMAGE, size: int = PATCH) -> list[dict[str, float]]:
+    """PATCH_STATS of `count` random size x size steel patches of the image (none when the strip is narrower
+    than a patch); the positions depend only on `seed`."""
+    steel = steel_columns(image)
+    edges = np.flatnonzero(np.diff(np.r_[0, steel.astype(np.int8), 0]))
+    starts, stops = edges[::2], edges[1::2]
+    if not len(starts) or image.shape[0] < size:
+        return []
+    k = int(np.argmax(stops - starts))
+    lo, hi = int(starts[k]), int(stops[k])
+    if hi - lo < size:
+        return []
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        y, x = int(rng.integers(0, image.shape[0] - size + 1)), int(rng.integers(lo, hi - size + 1))
+        p = image[y : y + size, x : x + size].astype(np.float32)
+        mean = float(p.mean())
+        scale = max(mean, 1.0)
+        std = float(p.std())
+        p1, p50, p99 = np.percentile(p, [1, 50, 99])
+        rows.append(
+            {
+                "mean": mean,
+                "std": std / scale,
+                "p99_p50": float(p99 - p50) / scale,
+                "p50_p1": float(p50 - p1) / scale,
+                "grad_h": _rms(np.diff(p, axis=1)) / scale,
+                "grad_v": _rms(np.diff(p, axis=0)) / scale,
+                "fine": _rms(p - cv2.GaussianBlur(p, (0, 0), 1)) / scale,
+                "mid": _rms(cv2.GaussianBlur(p, (0, 0), 2) - cv2.GaussianBlur(p, (0, 0), 6)) / scale,
+                "skew": float(np.mean(((p - mean) / max(std, 1e-3)) ** 3)),
+            }
+        )
+    return rows
+
+
 def mask_stats(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """The MASK_STATS of one bool label mask on its uint8 grey image."""
     height, width = mask.shape
@@ -153,18 +196,21 @@ class Stats:
 
     images: pd.DataFrame  # one row per image: ImageId, Classes (tuple), then IMAGE_STATS
     masks: pd.DataFrame  # one row per mask: ImageId, ClassId, then MASK_STATS
+    patches: pd.DataFrame  # one row per random steel patch: ImageId, then PATCH_STATS
 
 
 def collect(items: Iterable[tuple[str, np.ndarray, dict[int, np.ndarray]]]) -> Stats:
     """Stats of (image id, uint8 grey image, {class id: bool mask}) items."""
-    image_rows, mask_rows = [], []
+    image_rows, mask_rows, patch_rows = [], [], []
     for name, image, masks in items:
         image_rows.append({"ImageId": name, "Classes": tuple(sorted(masks)), **image_stats(image)})
+        patch_rows.extend({"ImageId": name, **row} for row in patch_stats(image, zlib.crc32(name.encode())))
         for class_id, mask in sorted(masks.items()):
             mask_rows.append({"ImageId": name, "ClassId": class_id, **mask_stats(image, mask)})
     images = pd.DataFrame(image_rows, columns=["ImageId", "Classes", *IMAGE_STATS])
     masks = pd.DataFrame(mask_rows, columns=["ImageId", "ClassId", *MASK_STATS])
-    return Stats(images, masks)
+    patches = pd.DataFrame(patch_rows, columns=["ImageId", *PATCH_STATS])
+    return Stats(images, masks, patches)
 
 
 def dataset_class_sets(root: str | Path) -> dict[str, tuple[int, ...]]:
@@ -256,21 +302,26 @@ def compare_columns(
     return pd.DataFrame(rows)
 
 
-def classifier_auc(real: pd.DataFrame, synth: pd.DataFrame, columns: Sequence[str], seed: int = 0, repeats: int = 5) -> dict[str, float]:
+def classifier_auc(
+    real: pd.DataFrame, synth: pd.DataFrame, columns: Sequence[str], seed: int = 0, repeats: int = 5, by_image: bool = False
+) -> dict[str, float]:
     """Cross-validated ROC AUC of classifiers telling real rows from synthetic ones on `columns` (0.5: they
     cannot tell; 1.0: always can). Logistic regression on standardised statistics and gradient-boosted trees;
-    stratified 5-fold, repeated, the AUC of the pooled out-of-fold scores averaged over repeats."""
+    stratified 5-fold, repeated, the AUC of the pooled out-of-fold scores averaged over repeats. `by_image`:
+    rows of one ImageId (patches) stay in one fold, so a classifier cannot learn an image and find it again."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     x = pd.concat([real[list(columns)], synth[list(columns)]]).to_numpy(float)
     x = np.where(np.isfinite(x), x, np.nanmedian(x, axis=0))  # an all-band image has no steel statistics
     y = np.r_[np.ones(len(real)), np.zeros(len(synth))]
-    folds = min(5, len(real), len(synth))
+    groups = pd.concat([real.ImageId.map(lambda n: f"r/{n}"), synth.ImageId.map(lambda n: f"s/{n}")]).to_numpy() if by_image else None
+    count = (lambda t: t.ImageId.nunique()) if by_image else len
+    folds = min(5, count(real), count(synth))
     if folds < 2:
         return {"logistic": float("nan"), "boosting": float("nan")}
     models = {
@@ -284,7 +335,8 @@ def classifier_auc(real: pd.DataFrame, synth: pd.DataFrame, columns: Sequence[st
         aucs = []
         for r in range(repeats):
             score = np.zeros(len(y))
-            for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(x, y):
+            splitter = (StratifiedGroupKFold if by_image else StratifiedKFold)(folds, shuffle=True, random_state=seed + r)
+            for train, test in splitter.split(x, y, groups):
                 model = build().fit(x[train], y[train])
                 score[test] = model.predict_proba(x[test])[:, 1]
             aucs.append(roc_auc_score(y, score))
@@ -297,6 +349,7 @@ class Comparison:
     images: pd.DataFrame  # compare_columns over IMAGE_STATS
     masks: dict[int, pd.DataFrame]  # per class with enough real masks: compare_columns over MASK_STATS
     auc: dict[str, float]
+    patch_auc: dict[str, float]  # the same classifiers on random steel patches (PATCH_STATS), folds by image
     n_real: int
     n_synth: int
     real_masks: dict[int, int]
@@ -314,6 +367,7 @@ class Comparison:
             "n_synth": self.n_synth,
             "mean_ks": self.mean_ks,
             "auc": self.auc,
+            "patch_auc": self.patch_auc,
             "image_stats": self.images.to_dict(orient="records"),
             "mask_stats": {str(c): t.to_dict(orient="records") for c, t in self.masks.items()},
             "real_masks": {str(c): n for c, n in self.real_masks.items()},
@@ -336,8 +390,9 @@ def compare(real: Stats, synth: Stats, splits: int = 50, seed: int = 0) -> Compa
         if len(r) >= MIN_MASKS and len(s) >= 2:
             masks[int(class_id)] = compare_columns(r, s, list(MASK_STATS), splits, seed)
     auc = classifier_auc(real.images, synth.images, list(IMAGE_STATS), seed)
+    patch_auc = classifier_auc(real.patches, synth.patches, list(PATCH_STATS), seed, repeats=2, by_image=True)
     return Comparison(
-        images, masks, auc, len(real.images), len(synth.images),
+        images, masks, auc, patch_auc, len(real.images), len(synth.images),
         {int(c): int(n) for c, n in sorted(real_counts.items())},
         {int(c): int(n) for c, n in sorted(synth_counts.items())},
     )
