@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import CACHE, synthetic  # noqa: E402
 
 from steelinspect.data.transforms import parse_size  # noqa: E402
-from steelinspect.train.config import TrainConfig  # noqa: E402
+from steelinspect.runs.config import TrainConfig  # noqa: E402
 from steelinspect.train.loop import train  # noqa: E402
 
 CAPSTONE = {"binary": 0.926, "multiclass": 0.860}

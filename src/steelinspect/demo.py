@@ -59,7 +59,7 @@ def _dataset(path: Path, images: int, seed: int, log: Log) -> Path:
 def _train(config, log: Log) -> Path:
     """Train, or reuse a finished run made with the same settings, or resume an interrupted one."""
     from steelinspect.errors import ConfigError
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
     from steelinspect.train.loop import train
 
     run_dir = Path(config.out)
@@ -116,7 +116,7 @@ def _examples(master: pd.DataFrame, predicted: dict[str, list[str]], k: int, see
 
 def _tune_gate(runs: dict[str, Path], data: Path, log: Log) -> dict:
     """Re-tune once; a finished demo keeps its setting (metrics.json's "gated")."""
-    from steelinspect.train.gate_tuning import tune_with_gate
+    from steelinspect.tuning.gate import tune_with_gate
 
     metrics = json.loads((runs["segment"] / "metrics.json").read_text())
     if "gated" in metrics:
@@ -164,7 +164,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
     from steelinspect.infer.submission import read_submission, score_submission
     from steelinspect.metrics.cascade import evaluate_cascade
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
 
     out = Path(config.out)
     result = DemoResult()

@@ -13,7 +13,7 @@ from steelinspect.infer.cascade import (
     predict,
 )
 from steelinspect.metrics.cascade import evaluate_cascade
-from steelinspect.train.checkpoint import load_run
+from steelinspect.runs.store import load_run
 from tests.cli_runner import run_cli as cli
 
 pytestmark = pytest.mark.slow

@@ -68,7 +68,7 @@ def test_onnx_engine_without_export_says_how(tiny_runs, synth_dir, tmp_path):
 def test_retuned_parameters_keep_the_export_new_weights_make_it_stale(exported, tmp_path):
     import torch
 
-    from steelinspect.train.checkpoint import read_model_file, update_model_params, weights_id
+    from steelinspect.runs.store import read_model_file, update_model_params, weights_id
 
     runs = {name: shutil.copytree(path, tmp_path / name) for name, path in exported.items()}
     config = PredictConfig(device="cpu", engine="auto")

@@ -7,8 +7,8 @@ import pytest
 
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import ConfigError, RunError
-from steelinspect.infer.postprocess import PostProcess
 from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep, segment_columns
+from steelinspect.postprocess.masks import PostProcess
 
 
 def fake_run(task="segment"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from steelinspect.errors import ConfigError
-from steelinspect.infer.postprocess import PostProcess
 from steelinspect.metrics.dice import DiceCounts
-from steelinspect.train.seg_tuning import PostprocessGrid
+from steelinspect.postprocess.grid import PostprocessGrid
+from steelinspect.postprocess.masks import PostProcess
 from steelinspect.train.segment import SegmentCollector, bce_dice_loss, parse_crop_widths, soft_dice_loss
 
 
@@ -146,7 +146,7 @@ def test_tiny_run_writes_the_run_directory(tiny_segment_run):
 
 @pytest.mark.slow
 def test_tiny_run_loads_and_evaluates_the_same(tiny_segment_run, tiny_seg_data):
-    from steelinspect.train.checkpoint import load_run
+    from steelinspect.runs.store import load_run
     from steelinspect.train.evaluate import evaluate
 
     run = load_run(tiny_segment_run)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from steelinspect.errors import ConfigError, RunError
-from steelinspect.train.checkpoint import load_run
-from steelinspect.train.config import TrainConfig
+from steelinspect.runs.config import TrainConfig
+from steelinspect.runs.store import load_run
 from steelinspect.train.evaluate import evaluate
 from steelinspect.train.loop import train
 
@@ -64,7 +64,7 @@ def test_refuses_to_overwrite_a_run(binary_run, synth_dir):
 
 def test_init_starts_step_two_from_step_one(binary_run, synth_dir, tmp_path):
     from steelinspect.models.factory import build_model
-    from steelinspect.train.checkpoint import init_from_run
+    from steelinspect.runs.store import init_from_run
 
     source = torch.load(binary_run / "model.pt", weights_only=True)["state_dict"]
     model = build_model("vgg", 4)

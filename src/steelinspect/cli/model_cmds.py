@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
 
 out = Console(soft_wrap=True)
 train_app = typer.Typer(help="Train a model into a run directory.", no_args_is_help=True)
@@ -20,7 +20,7 @@ train_app = typer.Typer(help="Train a model into a run directory.", no_args_is_h
 def build_config(task: str, data: Path, out_dir: Path, **options) -> "TrainConfig":
     """TrainConfig from the options every `train` command shares (the CLI is only this translation)."""
     from steelinspect.data.transforms import parse_size
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
 
     size = options.pop("image_size")
     return TrainConfig(task=task, data=data, out=out_dir, image_size=parse_size(size), **options)
@@ -148,7 +148,7 @@ def tune_gate(
     from steelinspect.cli.score_cmds import score_table
     from steelinspect.infer.cascade import PredictConfig
     from steelinspect.io import read_json
-    from steelinspect.train.gate_tuning import tune_with_gate
+    from steelinspect.tuning.gate import tune_with_gate
 
     splits = read_json(segment / "splits.json") if (segment / "splits.json").is_file() else {}
     total = len(splits.get("val", [])) + len(splits.get("test", []))

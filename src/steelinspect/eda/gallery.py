@@ -11,7 +11,7 @@ from steelinspect import rle
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.images import check_size, read_gray
 from steelinspect.data.master import RLE_COLUMNS
-from steelinspect.eda.overlay import stacked_view, truth_vs_prediction
+from steelinspect.draw.overlay import stacked_view, truth_vs_prediction
 from steelinspect.errors import ImageError
 
 

@@ -11,9 +11,9 @@ from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE
 from steelinspect.data.images import check_size, read_gray
 from steelinspect.data.labels import read_labels
 from steelinspect.data.layout import data_dir
+from steelinspect.draw.overlay import stacked_view
 from steelinspect.eda.figures import example_figure
 from steelinspect.eda.gallery import caption
-from steelinspect.eda.overlay import stacked_view
 from steelinspect.errors import ImageError, LabelError
 
 

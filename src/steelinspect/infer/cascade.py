@@ -22,7 +22,7 @@ from steelinspect.infer.config import PredictConfig
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch, iter_batches
 from steelinspect.io import atomic_write
-from steelinspect.train.checkpoint import LoadedRun, load_run
+from steelinspect.runs.store import LoadedRun, load_run
 
 PREDICTION_COLUMNS = ["ImageId", "p_defect", "has_defect", *(f"p_class_{c}" for c in CLASS_IDS), "classes"]
 

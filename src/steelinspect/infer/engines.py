@@ -6,7 +6,7 @@
   CPUs without native bfloat16, so never the default).
 - OnnxEngine runs RUN_DIR/model.onnx on ONNX Runtime (`steelinspect export RUN_DIR --format onnx`).
 `--engine auto` picks ONNX Runtime on CPU when the run has an up-to-date model.onnx, PyTorch otherwise. Up to
-date means exported from the run's current weights (their fingerprint, see train/checkpoint.py; runs without
+date means exported from the run's current weights (their fingerprint, see runs/store.py; runs without
 one compare file times), so re-tuned thresholds or post-processing keep an export valid.
 """
 
@@ -19,7 +19,7 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.config import PredictConfig
-from steelinspect.train.checkpoint import MODEL_FILE, LoadedRun
+from steelinspect.runs.store import MODEL_FILE, LoadedRun
 
 
 
@@ -79,8 +79,8 @@ def _onnxruntime() -> bool:
 def make_engine(run: LoadedRun, config: PredictConfig):
     """The engine for a run. auto: ONNX Runtime on CPU when the run has an up-to-date export (and fp32 is asked
     for), PyTorch otherwise."""
+    from steelinspect.device import resolve_device
     from steelinspect.infer.export import onnx_path
-    from steelinspect.train.loop import resolve_device
 
     config.validate()
     device = resolve_device(config.device)

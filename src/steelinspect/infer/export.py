@@ -18,7 +18,7 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import atomic_write
-from steelinspect.train.checkpoint import load_run
+from steelinspect.runs.store import load_run
 
 ONNX_FILE = "model.onnx"
 OPSET = 17

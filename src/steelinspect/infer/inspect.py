@@ -19,7 +19,7 @@ from steelinspect.data.images import resize
 from steelinspect.infer.cascade import Cascade, PredictConfig, row_classes
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch
-from steelinspect.train.checkpoint import load_run
+from steelinspect.runs.store import load_run
 
 
 @dataclass

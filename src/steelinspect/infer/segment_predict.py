@@ -38,10 +38,10 @@ from steelinspect.infer.cascade import (
 )
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import iter_batches
-from steelinspect.infer.postprocess import GATE_MODES, ClassRegions, PostProcess
-from steelinspect.infer.segmenter import segment_probs, to_full_size
 from steelinspect.infer.submission import SubmissionWriter
-from steelinspect.train.checkpoint import LoadedRun, load_run
+from steelinspect.postprocess.masks import GATE_MODES, ClassRegions, PostProcess
+from steelinspect.postprocess.segmenter import segment_probs, to_full_size
+from steelinspect.runs.store import LoadedRun, load_run
 
 SEGMENT_COLUMNS = [*(f"area_{c}" for c in CLASS_IDS), *(f"boxes_{c}" for c in CLASS_IDS)]
 
@@ -145,7 +145,7 @@ def predict_pipeline(
 
 def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
             stats: PipelineStats, on_image) -> Iterator[dict]:
-    from steelinspect.eda.overlay import overlay_masks, save_rgb
+    from steelinspect.draw.overlay import overlay_masks, save_rgb
 
     paths = list_images(images)
     overlays = Path(outputs.overlays) if outputs.overlays else None

@@ -14,10 +14,11 @@ from torch.utils.data import DataLoader
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.splits import frames_from_ids, select_images
+from steelinspect.device import resolve_device
 from steelinspect.io import read_json
+from steelinspect.runs.store import load_run
 from steelinspect.train import distributed
-from steelinspect.train.checkpoint import load_run
-from steelinspect.train.loop import evaluate_loader, resolve_device
+from steelinspect.train.loop import evaluate_loader
 from steelinspect.train.tasks import make_task
 
 

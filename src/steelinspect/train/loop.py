@@ -21,29 +21,14 @@ from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
 from steelinspect.data.transforms import Preprocess
+from steelinspect.device import resolve_device
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
 from steelinspect.models.factory import build_model, encoder_of
+from steelinspect.runs.config import TrainConfig
+from steelinspect.runs.store import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
 from steelinspect.train import distributed
-from steelinspect.train.checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
-from steelinspect.train.config import TrainConfig
 from steelinspect.train.tasks import Collector, make_task
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown --device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but CUDA is not available here")
-    return device
 
 
 def _prepare_run_dir(config: TrainConfig, is_main: bool) -> dict[str, list[str]] | None:
@@ -150,7 +135,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         report = load_torchvision_resnet(encoder, config.weights)
         say(f"loaded {len(report['loaded'])} tensors from {config.weights} ({len(report['missing'])} left as initialised)")
     if config.init:
-        from steelinspect.train.checkpoint import init_from_run
+        from steelinspect.runs.store import init_from_run
 
         loaded = init_from_run(model, config.init, config.arch, held_out=[*splits["val"].ImageId, *splits["test"].ImageId])
         say(f"started from {config.init}: {loaded} of {len(model.state_dict())} tensors (the head is new)")
@@ -230,7 +215,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         distributed.barrier(d)
 
     # Final: the best epoch's weights, decision parameters tuned on validation, metrics on every split.
-    from steelinspect.train.checkpoint import read_model_file, update_model_params
+    from steelinspect.runs.store import read_model_file, update_model_params
 
     distributed.barrier(d)  # every process reads the best weights rank 0 wrote (one machine, one folder)
     model.load_state_dict(read_model_file(run_dir)["state_dict"])

@@ -3,7 +3,7 @@ BCE + Dice loss, random full-height crops for training, whole images for evaluat
 after post-processing tuned on validation.
 
 Evaluation never holds a split's masks: each whole image is scored on arrival for every candidate
-post-processing setting (train/seg_tuning.py), so tuning on validation and scoring the test split with the
+post-processing setting (postprocess/grid.py), so tuning on validation and scoring the test split with the
 tuned setting are exact and need one pass each.
 """
 
@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.seg_dataset import SegAugment, SegmentDataset, samples_from_master
 from steelinspect.data.transforms import Preprocess
-from steelinspect.infer.postprocess import PostProcess
-from steelinspect.infer.segmenter import to_full_size
 from steelinspect.metrics.dice import DiceCounts, DiceReport, mask_counts
-from steelinspect.train.seg_tuning import PostprocessGrid
+from steelinspect.postprocess.grid import PostprocessGrid
+from steelinspect.postprocess.masks import PostProcess
+from steelinspect.postprocess.segmenter import to_full_size
 
 DEFAULT_CROP_WIDTHS = (384, 800)
 

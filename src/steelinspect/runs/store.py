@@ -23,7 +23,7 @@ from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import RunError
 from steelinspect.io import atomic_write
 from steelinspect.models.factory import build_model
-from steelinspect.train.config import TrainConfig
+from steelinspect.runs.config import TrainConfig
 
 FORMAT = 1
 MODEL_FILE = "model.pt"

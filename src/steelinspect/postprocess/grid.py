@@ -16,7 +16,7 @@ import numpy as np
 
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.errors import ConfigError
-from steelinspect.infer.postprocess import PostProcess, components
+from steelinspect.postprocess.masks import PostProcess, components
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_AREAS = (0, 150, 300, 600, 1000, 1500, 2000, 3000, 4000, 6000, 9000, 13000)  # pixels at full size

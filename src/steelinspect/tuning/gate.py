@@ -6,7 +6,7 @@ prediction the classifiers gate the segmenter (no masks on an image step 1 calls
 then too cautious. `tune_with_gate` re-tunes them on the segment run's validation split with the gate applied,
 scores its test split the same way, and stores the result in the segment run.
 
-Per image the segmenter's probabilities are scored once for every candidate setting (train/seg_tuning.py); the
+Per image the segmenter's probabilities are scored once for every candidate setting (postprocess/grid.py); the
 gate then replaces a gated-out (image, class) pair's Dice by what an empty prediction scores.
 """
 
@@ -28,12 +28,12 @@ from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.cascade import Cascade, PredictConfig, row_classes
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import iter_batches
-from steelinspect.infer.postprocess import PostProcess
-from steelinspect.infer.segmenter import segment_probs, to_full_size
 from steelinspect.io import read_json, write_json
 from steelinspect.metrics.dice import DiceReport
-from steelinspect.train.checkpoint import check_not_trained_on, load_run, update_model_params
-from steelinspect.train.seg_tuning import PostprocessGrid
+from steelinspect.postprocess.grid import PostprocessGrid
+from steelinspect.postprocess.masks import PostProcess
+from steelinspect.postprocess.segmenter import segment_probs, to_full_size
+from steelinspect.runs.store import check_not_trained_on, load_run, update_model_params
 
 GATES = ("drop", "off")  # "off": step 1's gate alone
 

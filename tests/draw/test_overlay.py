@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from steelinspect.constants import CLASS_COLOURS
-from steelinspect.eda.overlay import (
+from steelinspect.draw.overlay import (
     black_background_masks,
     colour_hex,
     legend_strip,
