@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from steelinspect.errors import DataError
+from steelinspect.runs.files import CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, METRICS_FILE
 
 Log = Callable[[str], None]
 
@@ -63,14 +64,14 @@ def _train(config, log: Log) -> Path:
     from steelinspect.train.loop import train
 
     run_dir = Path(config.out)
-    if (run_dir / "metrics.json").is_file():
-        changed = TrainConfig.read(run_dir / "config.json").differs_from(config, ignore=("resume", "workers", "device"))
+    if (run_dir / METRICS_FILE).is_file():
+        changed = TrainConfig.read(run_dir / CONFIG_FILE).differs_from(config, ignore=("resume", "workers", "device"))
         if changed:
             raise ConfigError(f"{run_dir} holds a run made with other settings ({', '.join(changed)}); delete it or "
                               "choose another --out")
         log(f"    reusing finished run {run_dir}")
         return run_dir
-    config.resume = (run_dir / "checkpoint.pt").is_file()
+    config.resume = (run_dir / CHECKPOINT_FILE).is_file()
     return train(config, progress=True, log=lambda m: log(f"    {m}"))
 
 
@@ -118,7 +119,7 @@ def _tune_gate(runs: dict[str, Path], data: Path, log: Log) -> dict:
     """Re-tune once; a finished demo keeps its setting (metrics.json's "gated")."""
     from steelinspect.tuning.gate import tune_with_gate
 
-    metrics = json.loads((runs["segment"] / "metrics.json").read_text())
+    metrics = json.loads((runs["segment"] / METRICS_FILE).read_text())
     if "gated" in metrics:
         log("    reusing the re-tuned setting")
         return metrics["gated"]
@@ -211,7 +212,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
         h, w = train_config.image_size
         log(f"[{step}] train {task} ({train_config.arch}, {h}x{w}, {train_config.epochs} epochs)")
         runs[task] = _train(train_config, log)
-        metrics = json.loads((runs[task] / "metrics.json").read_text())
+        metrics = json.loads((runs[task] / METRICS_FILE).read_text())
         result.metrics[task] = metrics
         result.outputs[f"{task} run"] = runs[task]
         report.heading(titles[task])
@@ -224,7 +225,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
         else:
             log(f"    test F1 {metrics['test']['f1']:.3f}, accuracy {metrics['test']['accuracy']:.3f}")
             report.table(_metrics_table(metrics))
-        report.image(runs[task] / "curves.png", "loss and score per epoch, train vs validation")
+        report.image(runs[task] / CURVES_FILE, "loss and score per epoch, train vs validation")
 
     log("[8] re-tune the segmenter's post-processing with the classifiers gating it")
     gated = _tune_gate(runs, data, log)

@@ -116,10 +116,11 @@ def evaluate(
 ) -> None:
     """Recompute a run's metrics on a labelled dataset (its own splits when it is the training data)."""
     from steelinspect.io import write_json
+    from steelinspect.runs.files import EVALUATION_FILE
     from steelinspect.train.evaluate import evaluate as run_evaluate
 
     metrics = run_evaluate(run_dir, data, device=device, workers=workers)
-    target = out_json or run_dir / "evaluation.json"
+    target = out_json or run_dir / EVALUATION_FILE
     write_json(target, metrics)
     table = Table(title=f"{run_dir} on {data}")
     keys = [k for k in ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "dice_kaggle") if
@@ -148,9 +149,10 @@ def tune_gate(
     from steelinspect.cli.score_cmds import score_table
     from steelinspect.infer.cascade import PredictConfig
     from steelinspect.io import read_json
+    from steelinspect.runs.files import SPLITS_FILE
     from steelinspect.tuning.gate import tune_with_gate
 
-    splits = read_json(segment / "splits.json") if (segment / "splits.json").is_file() else {}
+    splits = read_json(segment / SPLITS_FILE) if (segment / SPLITS_FILE).is_file() else {}
     total = len(splits.get("val", [])) + len(splits.get("test", []))
     with progress_bar("tuning", total) as advance:
         result = tune_with_gate(segment, binary, multiclass, data, class_gate, PredictConfig(device=device),

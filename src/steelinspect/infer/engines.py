@@ -19,7 +19,8 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.config import PredictConfig
-from steelinspect.runs.store import MODEL_FILE, LoadedRun
+from steelinspect.runs.files import MODEL_FILE
+from steelinspect.runs.store import LoadedRun
 
 
 

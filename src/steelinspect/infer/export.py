@@ -18,9 +18,9 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import atomic_write
+from steelinspect.runs.files import ONNX_FILE
 from steelinspect.runs.store import load_run
 
-ONNX_FILE = "model.onnx"
 OPSET = 17
 
 

@@ -21,13 +21,12 @@ from torch import nn
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import RunError
-from steelinspect.io import atomic_write
+from steelinspect.io import atomic_write, read_json
 from steelinspect.models.factory import build_model
 from steelinspect.runs.config import TrainConfig
+from steelinspect.runs.files import CHECKPOINT_FILE, MODEL_FILE, SPLITS_FILE
 
 FORMAT = 1
-MODEL_FILE = "model.pt"
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @dataclass
@@ -138,9 +137,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
 
 def check_not_trained_on(run_dir: str | Path, image_ids: list[str], what: str) -> None:
     """RunError when the run trained on any of `image_ids` (its splits.json), naming how many and one of them."""
-    from steelinspect.io import read_json
-
-    splits_file = Path(run_dir) / "splits.json"
+    splits_file = Path(run_dir) / SPLITS_FILE
     trained = set(read_json(splits_file).get("train", [])) if splits_file.is_file() else set()
     leaked = sorted(trained.intersection(image_ids))
     if leaked:

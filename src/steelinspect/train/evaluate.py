@@ -16,6 +16,7 @@ from steelinspect.data.master import build_master
 from steelinspect.data.splits import frames_from_ids, select_images
 from steelinspect.device import resolve_device
 from steelinspect.io import read_json
+from steelinspect.runs.files import SPLITS_FILE
 from steelinspect.runs.store import load_run
 from steelinspect.train import distributed
 from steelinspect.train.loop import evaluate_loader
@@ -30,9 +31,9 @@ def evaluate(run_dir: str | Path, data: str | Path, device: str = "auto", batch_
     master = build_master(data)
     task = make_task(run.task)
     task.set_loss_weights(run.loss_weights)
-    same_data = Path(run.config.data).resolve() == data.resolve() and (run_dir / "splits.json").is_file()
+    same_data = Path(run.config.data).resolve() == data.resolve() and (run_dir / SPLITS_FILE).is_file()
     if same_data:
-        frames = frames_from_ids(master, read_json(run_dir / "splits.json"))
+        frames = frames_from_ids(master, read_json(run_dir / SPLITS_FILE))
     else:
         # Every image the head applies to: all (binary), defect images (multi-label), single-class (softmax).
         frames = {"all": select_images(master, run.task, "full", 0, 0)}

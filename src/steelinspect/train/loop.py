@@ -26,7 +26,9 @@ from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
 from steelinspect.models.factory import build_model, encoder_of
 from steelinspect.runs.config import TrainConfig
-from steelinspect.runs.store import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
+from steelinspect.runs.files import (CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
+                                     SPLITS_FILE)
+from steelinspect.runs.store import load_checkpoint, save_checkpoint, save_model
 from steelinspect.train import distributed
 from steelinspect.train.tasks import Collector, make_task
 
@@ -37,11 +39,11 @@ def _prepare_run_dir(config: TrainConfig, is_main: bool) -> dict[str, list[str]]
     if config.resume:
         if not (run_dir / CHECKPOINT_FILE).is_file():
             raise RunError(f"nothing to resume: no {CHECKPOINT_FILE}", run_dir)
-        saved = TrainConfig.read(run_dir / "config.json")
+        saved = TrainConfig.read(run_dir / CONFIG_FILE)
         changed = saved.differs_from(config)
         if changed:
             raise ConfigError(f"--resume with different settings ({', '.join(changed)}) than the run in {run_dir}")
-        return read_json(run_dir / "splits.json")
+        return read_json(run_dir / SPLITS_FILE)
     if (run_dir / MODEL_FILE).exists() or (run_dir / CHECKPOINT_FILE).exists():
         raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
     if is_main:
@@ -109,8 +111,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         splits = make_splits(master, head, config.protocol, config.per_class, config.seed, config.val_fraction,
                              config.test_fraction)
         if d.main:
-            write_json(run_dir / "splits.json", split_ids(splits))
-            write_json(run_dir / "config.json", config.to_dict())
+            write_json(run_dir / SPLITS_FILE, split_ids(splits))
+            write_json(run_dir / CONFIG_FILE, config.to_dict())
     else:
         splits = frames_from_ids(master, stored)
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
@@ -209,7 +211,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
                                       "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
                                       "best": best, "torch_rng": torch.get_rng_state(),
                                       "numpy_rng": np.random.get_state()})
-            write_json(run_dir / "history.json", history)
+            write_json(run_dir / HISTORY_FILE, history)
         say(f"epoch {epoch + 1}/{config.epochs}: train loss {m_train['loss']:.4f}, val loss {m_val['loss']:.4f}, "
             f"val {task.score_key} {score:.4f}{' (best)' if improved else ''}, {record['images_per_s']:.1f} img/s")
         distributed.barrier(d)
@@ -222,10 +224,10 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     metrics = finish(model, task, eval_loaders, device, d)
     if d.main:
         update_model_params(run_dir, **task.param_fields(metrics["thresholds"]))
-        write_json(run_dir / "metrics.json", metrics)
+        write_json(run_dir / METRICS_FILE, metrics)
         from steelinspect.train.curves import plot_curves
 
-        plot_curves(history, task.score_key, run_dir / "curves.png")
+        plot_curves(history, task.score_key, run_dir / CURVES_FILE)
         say(f"test {task.score_key} {metrics['test'][task.score_key]:.4f}; run directory {run_dir}")
     distributed.barrier(d)
     return run_dir

@@ -33,6 +33,7 @@ from steelinspect.metrics.dice import DiceReport
 from steelinspect.postprocess.grid import PostprocessGrid
 from steelinspect.postprocess.masks import PostProcess
 from steelinspect.postprocess.segmenter import segment_probs, to_full_size
+from steelinspect.runs.files import METRICS_FILE, SPLITS_FILE
 from steelinspect.runs.store import check_not_trained_on, load_run, update_model_params
 
 GATES = ("drop", "off")  # "off": step 1's gate alone
@@ -113,7 +114,7 @@ def tune_with_gate(
     if seg.task != "segment":
         raise RunError(f"needs a segment run, this one is {seg.task!r}", segment)
     master = build_master(data)
-    splits = frames_from_ids(master, read_json(segment / "splits.json"))
+    splits = frames_from_ids(master, read_json(segment / SPLITS_FILE))
     ids = {name: splits[name].ImageId.tolist() for name in ("val", "test")}
     if not ids["val"] or not ids["test"]:
         raise RunError("the segment run has no validation or test images to tune and score on", segment)
@@ -129,7 +130,7 @@ def tune_with_gate(
     dice, _ = parts["val"].gated()
     tuned = grid.best(dice.mean(axis=0))
     tuned = PostProcess(tuned.thresholds, tuned.min_areas, gate=class_gate)
-    metrics_file = segment / "metrics.json"
+    metrics_file = segment / METRICS_FILE
     metrics = read_json(metrics_file) if metrics_file.is_file() else {}
     alone = PostProcess.from_dict(metrics.get("thresholds") or seg.postprocess or {})  # as tuned by training
     result = GatedTuning(tuned, {
