@@ -90,9 +90,9 @@ def test_round_trip_string(pairs):
 
 def test_mask_stack_helpers():
     rng = np.random.default_rng(0)
-    stack = np.zeros((256, 1600, 4), bool)
-    stack[10:50, 100:300, 0] = True
-    stack[:, 900:910, 2] = rng.random((256, 10)) > 0.5
+    stack = np.zeros((4, 256, 1600), bool)
+    stack[0, 10:50, 100:300] = True
+    stack[2, :, 900:910] = rng.random((256, 10)) > 0.5
     rles = rle.build_rles(stack)
     assert rles[1] == "" and rles[3] == ""
     assert np.array_equal(rle.build_mask(rles), stack)

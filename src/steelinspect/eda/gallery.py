@@ -38,7 +38,7 @@ def _pick(rows: pd.DataFrame, k: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def row_masks(row) -> np.ndarray:
-    """(H, W, 4) bool masks of a master-table row."""
+    """(4, H, W) bool masks of a master-table row."""
     return rle.build_mask([getattr(row, c) for c in RLE_COLUMNS])
 
 

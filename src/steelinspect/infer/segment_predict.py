@@ -166,7 +166,7 @@ def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutput
                     submission.add(row["ImageId"], [rle.encode(m) for m in result.masks])
                 if overlays is not None:
                     gray = resize(batch.originals[k], IMAGE_SHAPE)
-                    rgb = overlay_masks(gray, result.masks.transpose(1, 2, 0))
+                    rgb = overlay_masks(gray, result.masks)
                     save_rgb(overlays / f"{Path(row['ImageId']).stem}.png", rgb)
                 stats.images += 1
                 stats.defects += row["has_defect"]

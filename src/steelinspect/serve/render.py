@@ -42,7 +42,7 @@ def pictures(gray: np.ndarray, masks: np.ndarray | None) -> dict:
     if masks is None:
         return out
     for c in CLASS_IDS:
-        if masks[..., c - 1].any():
-            out["layers"][str(c)] = data_url(class_layer(masks[..., c - 1], c))
+        if masks[c - 1].any():
+            out["layers"][str(c)] = data_url(class_layer(masks[c - 1], c))
     out["overlay"] = data_url(overlay_masks(gray, masks))
     return out

@@ -82,7 +82,7 @@ def _score_split(ids: list[str], master, images: Path, cascade: Cascade, seg, en
         rows = cascade.predict_batch(batch)
         probs = segment_probs(engine, batch.input(seg.preprocess))
         for image_id, row, p in zip(batch.image_ids, rows, probs):
-            truth = np.stack([rle.decode(r) for r in truth_rles.loc[image_id]])
+            truth = rle.build_mask(list(truth_rles.loc[image_id]))
             scores = grid.score_image(to_full_size(p), truth)
             chosen = set(row_classes(row))
             dice.append(scores.dice)
