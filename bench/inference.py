@@ -78,7 +78,7 @@ def eager(run_dir: Path, paths: list[Path]) -> float:
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             x = torch.from_numpy(prep(image))[None]
             out = torch.sigmoid(model(x))
-            if run.task == "segment":
+            if run.head == "segment":
                 masks = (out[0] > 0.5).numpy()
                 [rle.encode(m) for m in masks]
     return len(paths) / (time.perf_counter() - start)
@@ -92,7 +92,7 @@ def default_model(run_dir: Path, paths: list[Path], batch: int, precision: str =
 
     run = load_run(run_dir)
     engine = make_engine(run, PredictConfig(device="cpu", precision=precision))
-    post = PostProcess.from_dict(run.postprocess) if run.task == "segment" else None
+    post = PostProcess.from_dict(run.postprocess) if run.head == "segment" else None
     start = time.perf_counter()
     for b in iter_batches(paths, [run.preprocess], batch, workers=2):
         x = b.input(run.preprocess)

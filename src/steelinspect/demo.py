@@ -8,7 +8,6 @@ serves the trained models. Running it again reuses what is finished (and resumes
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ import pandas as pd
 
 from steelinspect.errors import DataError
 from steelinspect.runs.files import CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, METRICS_FILE
+from steelinspect.runs.store import read_metrics
 
 Log = Callable[[str], None]
 
@@ -119,7 +119,7 @@ def _tune_gate(runs: dict[str, Path], data: Path, log: Log) -> dict:
     """Re-tune once; a finished demo keeps its setting (metrics.json's "gated")."""
     from steelinspect.tuning.gate import tune_with_gate
 
-    metrics = json.loads((runs["segment"] / METRICS_FILE).read_text())
+    metrics = read_metrics(runs["segment"])
     if "gated" in metrics:
         log("    reusing the re-tuned setting")
         return metrics["gated"]
@@ -212,7 +212,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
         h, w = train_config.image_size
         log(f"[{step}] train {task} ({train_config.arch}, {h}x{w}, {train_config.epochs} epochs)")
         runs[task] = _train(train_config, log)
-        metrics = json.loads((runs[task] / METRICS_FILE).read_text())
+        metrics = read_metrics(runs[task])
         result.metrics[task] = metrics
         result.outputs[f"{task} run"] = runs[task]
         report.heading(titles[task])
@@ -220,8 +220,8 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
             test = metrics["test"]
             log(f"    test Kaggle Dice {test['dice_kaggle']:.4f} (all-empty {test['dice_empty_baseline']:.4f})")
             report.table(_dice_table(metrics), float_format="{:.4f}")
-            report.paragraph(f"Post-processing tuned on validation: thresholds {metrics['thresholds']['thresholds']}, "
-                             f"minimum areas {metrics['thresholds']['min_areas']} pixels (at 256x1600).", note=True)
+            report.paragraph(f"Post-processing tuned on validation: thresholds {metrics['postprocess']['thresholds']}, "
+                             f"minimum areas {metrics['postprocess']['min_areas']} pixels (at 256x1600).", note=True)
         else:
             log(f"    test F1 {metrics['test']['f1']:.3f}, accuracy {metrics['test']['accuracy']:.3f}")
             report.table(_metrics_table(metrics))

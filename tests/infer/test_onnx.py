@@ -30,7 +30,7 @@ def exported(tiny_runs, tmp_path_factory):
 def test_metadata_and_dynamic_batch(exported):
     model = onnx.load(str(exported["binary"] / "model.onnx"))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["steelinspect_task"] == "binary" and '"height": 64' in meta["steelinspect_preprocess"]
+    assert meta["steelinspect_head"] == "binary" and '"height": 64' in meta["steelinspect_preprocess"]
     dims = model.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and dims[2].dim_value == 64
 

@@ -54,10 +54,10 @@ class Cascade:
     """Binary + multiclass runs, each on its own engine and preprocessing."""
 
     def __init__(self, binary: LoadedRun, multiclass: LoadedRun, config: PredictConfig):
-        if binary.task != "binary":
-            raise RunError(f"--binary needs a binary run, this one is {binary.task!r}", binary.run_dir)
-        if multiclass.task not in ("multiclass", "multilabel"):
-            raise RunError(f"--multiclass needs a multiclass run, this one is {multiclass.task!r}", multiclass.run_dir)
+        if binary.head != "binary":
+            raise RunError(f"--binary needs a binary run, this one is {binary.head!r}", binary.run_dir)
+        if multiclass.head not in ("multiclass", "multilabel"):
+            raise RunError(f"--multiclass needs a multiclass run, this one is {multiclass.head!r}", multiclass.run_dir)
         config.validate()
         self.binary, self.multiclass = binary, multiclass
         self.binary_engine = make_engine(binary, config)
@@ -74,12 +74,12 @@ class Cascade:
     def predict_batch(self, batch: Batch) -> list[dict]:
         p_defect = _sigmoid(self.binary_engine(batch.input(self.binary.preprocess)))[:, 0]
         logits = self.multi_engine(batch.input(self.multiclass.preprocess))
-        p_class = _softmax(logits) if self.multiclass.task == "multiclass" else _sigmoid(logits)
+        p_class = _softmax(logits) if self.multiclass.head == "multiclass" else _sigmoid(logits)
         threshold = self.binary.thresholds[0] if self.binary.thresholds else 0.5
         rows = []
         for image_id, pd_, pc in zip(batch.image_ids, p_defect, p_class):
             has_defect = bool(pd_ >= threshold)
-            classes = decide_classes(self.multiclass.task, pc, self.multiclass.thresholds) if has_defect else []
+            classes = decide_classes(self.multiclass.head, pc, self.multiclass.thresholds) if has_defect else []
             row = {"ImageId": image_id, "p_defect": float(pd_), "has_defect": has_defect}
             row.update({f"p_class_{c}": float(p) for c, p in zip(CLASS_IDS, pc)})
             row["classes"] = " ".join(map(str, classes))

@@ -49,7 +49,7 @@ def export_onnx(run_dir: str | Path, atol: float = 1e-3, rtol: float = 1e-3) -> 
     run = load_run(run_dir, "cpu")
     model = run.model.eval()
     height, width = run.preprocess.size
-    segment = run.task == "segment"
+    segment = run.head == "segment"
     axes = {0: "batch", 2: "height", 3: "width"} if segment else {0: "batch"}
     example = torch.randn(2, 1, height, width)
     target = run_dir / ONNX_FILE
@@ -60,7 +60,7 @@ def export_onnx(run_dir: str | Path, atol: float = 1e-3, rtol: float = 1e-3) -> 
                               dynamic_axes={"image": axes, "logits": axes}, opset_version=OPSET, dynamo=False)
         graph = onnx.load(str(tmp))
         meta = {
-            "steelinspect_task": run.task,
+            "steelinspect_head": run.head,
             "steelinspect_arch": run.arch,
             "steelinspect_weights_id": run.weights_id,
             "steelinspect_preprocess": json.dumps(run.preprocess.to_dict()),

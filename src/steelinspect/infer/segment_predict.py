@@ -67,8 +67,8 @@ class SegmentStep:
     """A segment run on an engine: preprocessed batch (+ the cascade's rows) -> masks, areas, boxes."""
 
     def __init__(self, run: LoadedRun, options: SegmentOptions, engine):
-        if run.task != "segment":
-            raise RunError(f"--segment needs a segment run, this one is {run.task!r}", run.run_dir)
+        if run.head != "segment":
+            raise RunError(f"--segment needs a segment run, this one is {run.head!r}", run.run_dir)
         options.validate()
         self.run, self.options, self.engine = run, options, engine
         self.postprocess = PostProcess.from_dict(run.postprocess or {})

@@ -53,7 +53,7 @@ def evaluate_cascade(predictions: pd.DataFrame, master: pd.DataFrame) -> dict:
     y = merged.Defect.to_numpy(dtype=int)
     step1 = binary_metrics(y, has_defect.astype(float), threshold=0.5)
     step1["roc_auc"] = binary_metrics(y, merged.p_defect.to_numpy(dtype=float))["roc_auc"]
-    del step1["threshold"]
+    del step1["thresholds"]
     passed = has_defect & merged.Defect.to_numpy(dtype=bool)
     return {
         "images": int(len(merged)),

@@ -51,7 +51,7 @@ def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5,
         "roc_auc": _auc(y_true, prob),
         "per_class": {},
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
-        "threshold": float(threshold),
+        "thresholds": [float(threshold)],
         "n": int(len(y_true)),
     }
 

@@ -1,18 +1,17 @@
 """The run directory: model.pt (what prediction needs), checkpoint.pt (what resuming needs), and loading them.
 
 model.pt holds plain types only, so it loads with torch.load(..., weights_only=True):
-{"format", "arch", "task", "num_outputs", "in_channels", "state_dict", "weights_id", "preprocess", "thresholds",
+{"format", "arch", "head", "num_outputs", "in_channels", "state_dict", "weights_id", "preprocess", "thresholds",
  "class_ids", "postprocess", "loss_weights", "epoch", "config"}.
 "weights_id" fingerprints the weights alone: an ONNX export records it, so re-tuning the decision parameters
 (which ONNX Runtime never sees) keeps the export valid while new weights make it stale.
+Runs written in format 1 load through runs/legacy.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import hashlib
 
 import torch
@@ -24,15 +23,17 @@ from steelinspect.errors import RunError
 from steelinspect.io import atomic_write, read_json
 from steelinspect.models.factory import build_model
 from steelinspect.runs.config import TrainConfig
-from steelinspect.runs.files import CHECKPOINT_FILE, MODEL_FILE, SPLITS_FILE
+from steelinspect.runs.files import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, SPLITS_FILE
+from steelinspect.runs.legacy import upgrade_metrics, upgrade_model_blob
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: before "task" became "head" (runs/legacy.py)
 
 
 @dataclass
 class LoadedRun:
     model: nn.Module
-    task: str  # binary | multiclass | multilabel | segment
+    head: str  # binary | multiclass | multilabel | segment
     preprocess: Preprocess
     thresholds: list[float]
     class_ids: tuple[int, ...]
@@ -42,7 +43,6 @@ class LoadedRun:
     weights_id: str = ""  # "" for runs saved before fingerprints existed
     postprocess: dict | None = None
     loss_weights: list[float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _save(obj: dict, path: Path) -> None:
@@ -59,14 +59,14 @@ def weights_id(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, num_outputs: int,
+def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, head: str, num_outputs: int,
                preprocess: Preprocess, thresholds: list[float] | None = None, epoch: int = 0,
                postprocess: dict | None = None, loss_weights: list[float] | None = None) -> Path:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _save({
         "format": FORMAT,
         "arch": config.arch,
-        "task": task,
+        "head": head,
         "num_outputs": num_outputs,
         "in_channels": 1,
         "state_dict": state,
@@ -103,9 +103,9 @@ def read_model_file(run_dir: str | Path) -> dict:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file raises many types
         raise RunError(f"cannot read {MODEL_FILE} ({type(exc).__name__}: {exc})", path) from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state_dict" not in blob:
+    if not isinstance(blob, dict) or blob.get("format") not in READABLE_FORMATS or "state_dict" not in blob:
         raise RunError(f"{MODEL_FILE} is not a steelinspect model (format {FORMAT})", path)
-    return blob
+    return upgrade_model_blob(blob)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
@@ -122,7 +122,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     model.eval().to(device)
     return LoadedRun(
         model=model,
-        task=blob["task"],
+        head=blob["head"],
         preprocess=Preprocess.from_dict(blob["preprocess"]),
         thresholds=list(blob.get("thresholds") or []),
         class_ids=tuple(blob.get("class_ids") or CLASS_IDS),
@@ -133,6 +133,11 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         postprocess=blob.get("postprocess"),
         loss_weights=blob.get("loss_weights"),
     )
+
+
+def read_metrics(run_dir: str | Path) -> dict:
+    """A finished run's metrics.json, in today's names whichever version wrote it."""
+    return upgrade_metrics(read_json(Path(run_dir) / METRICS_FILE))
 
 
 def check_not_trained_on(run_dir: str | Path, image_ids: list[str], what: str) -> None:

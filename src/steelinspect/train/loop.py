@@ -223,7 +223,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     model.load_state_dict(read_model_file(run_dir)["state_dict"])
     metrics = finish(model, task, eval_loaders, device, d)
     if d.main:
-        update_model_params(run_dir, **task.param_fields(metrics["thresholds"]))
+        update_model_params(run_dir, thresholds=metrics.get("thresholds"), postprocess=metrics.get("postprocess"))
         write_json(run_dir / METRICS_FILE, metrics)
         from steelinspect.train.curves import plot_curves
 
@@ -238,5 +238,5 @@ def finish(model, task, loaders: dict, device, d: distributed.Dist) -> dict:
     parts = {name: evaluate_loader(model, task, loader, device, d) for name, loader in loaders.items()}
     params = task.tune(parts["val"])
     metrics = {name: task.metrics(part, params) if part.count else None for name, part in parts.items()}
-    metrics["thresholds"] = params
+    metrics.update(task.param_fields(params))
     return metrics

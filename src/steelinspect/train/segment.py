@@ -193,8 +193,8 @@ class SegmentTask:
 
     @staticmethod
     def param_fields(params: dict) -> dict:
-        """Where tuned parameters go in model.pt: the post-processing (no classification thresholds)."""
-        return {"thresholds": [], "postprocess": params}
+        """Where tuned parameters go in model.pt and metrics.json: the post-processing."""
+        return {"postprocess": params}
 
     def dataset(self, images_dir: Path, frame: pd.DataFrame, preprocess: Preprocess, augment: bool, seed: int):
         """Training (augment): random crops with augmentation. Otherwise whole images with full-size masks."""

@@ -77,7 +77,7 @@ class ClassificationTask:
 
     @staticmethod
     def param_fields(params: list[float]) -> dict:
-        """Where tuned parameters go in model.pt."""
+        """Where tuned parameters go in model.pt and metrics.json."""
         return {"thresholds": params}
 
     def dataset(self, images_dir: Path, frame: pd.DataFrame, preprocess: Preprocess, augment: bool, seed: int):

@@ -34,7 +34,7 @@ from steelinspect.postprocess.grid import PostprocessGrid
 from steelinspect.postprocess.masks import PostProcess
 from steelinspect.postprocess.segmenter import segment_probs, to_full_size
 from steelinspect.runs.files import METRICS_FILE, SPLITS_FILE
-from steelinspect.runs.store import check_not_trained_on, load_run, update_model_params
+from steelinspect.runs.store import check_not_trained_on, load_run, read_metrics, update_model_params
 
 GATES = ("drop", "off")  # "off": step 1's gate alone
 
@@ -111,8 +111,8 @@ def tune_with_gate(
     config.validate()
     segment = Path(segment)
     seg = load_run(segment)
-    if seg.task != "segment":
-        raise RunError(f"needs a segment run, this one is {seg.task!r}", segment)
+    if seg.head != "segment":
+        raise RunError(f"needs a segment run, this one is {seg.head!r}", segment)
     master = build_master(data)
     splits = frames_from_ids(master, read_json(segment / SPLITS_FILE))
     ids = {name: splits[name].ImageId.tolist() for name in ("val", "test")}
@@ -131,8 +131,8 @@ def tune_with_gate(
     tuned = grid.best(dice.mean(axis=0))
     tuned = PostProcess(tuned.thresholds, tuned.min_areas, gate=class_gate)
     metrics_file = segment / METRICS_FILE
-    metrics = read_json(metrics_file) if metrics_file.is_file() else {}
-    alone = PostProcess.from_dict(metrics.get("thresholds") or seg.postprocess or {})  # as tuned by training
+    metrics = read_metrics(segment) if metrics_file.is_file() else {}
+    alone = PostProcess.from_dict(metrics.get("postprocess") or seg.postprocess or {})  # as tuned by training
     result = GatedTuning(tuned, {
         "alone": parts["test"].report(grid, alone, gate=False),
         "gated": parts["test"].report(grid, alone, gate=True),
