@@ -93,9 +93,9 @@ def _dice_table(metrics: dict) -> pd.DataFrame:
 
 def _score_table(report) -> pd.DataFrame:
     """The per-class table `steelinspect score` prints."""
-    rows = [[str(s.class_id), s.dice, s.dice_positive, s.positives, s.predicted, s.empty_baseline] for s in report.classes]
-    rows.append(["all", report.dice_kaggle, None, None, None, report.dice_empty_baseline])
-    return pd.DataFrame(rows, columns=["class", "Dice", "Dice on defects", "defects", "predicted", "all-empty"])
+    from steelinspect.metrics.dice import SCORE_COLUMNS
+
+    return pd.DataFrame(report.score_rows(), columns=list(SCORE_COLUMNS))
 
 
 def _cascade_table(metrics: dict) -> pd.DataFrame:

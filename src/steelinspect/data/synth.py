@@ -2,7 +2,9 @@
 
 It writes the Kaggle layout (OUT_DIR/train.csv + OUT_DIR/train_images/<9 hex>.jpg, 1600x256, 3-channel grey
 JPEGs like the real ones) and is deterministic for a seed: image i depends only on (seed, i), never on the
-number of workers.
+number of workers, given the two look settings of synth_draw: the environment variables SYNTH_STRENGTH (how
+visible every defect is, default 1) and SYNTH_STAIN (how strong the stains are, default 1), read once at import
+for experiments on the generator's realism.
 
 What it imitates (see synth_draw for the look of the steel and the defects):
 - class sets sampled from the real label-combination frequencies of the 12,568 Kaggle training images (47%

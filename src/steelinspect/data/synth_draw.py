@@ -21,7 +21,8 @@ import numpy as np
 from steelinspect.constants import IMAGE_SHAPE
 
 BLACK_BAND_PROBABILITY = 0.3
-# One knob for how visible every defect is (scales its darkening and relief).
+# One knob for how visible every defect is (scales its darkening and relief), and one for the stains; both 1 unless
+# the environment sets them (an experiment with the generator's look; synth.py's docstring names them).
 DEFECT_STRENGTH = float(os.environ.get("SYNTH_STRENGTH", 1.0))
 STAIN_STRENGTH = float(os.environ.get("SYNTH_STAIN", 1.0))
 BAND_ON_LEFT_PROBABILITY = 0.25

@@ -24,8 +24,9 @@ from steelinspect.metrics.dice import DiceCounts, DiceReport, mask_counts
 from steelinspect.postprocess.grid import PostprocessGrid
 from steelinspect.postprocess.masks import PostProcess
 from steelinspect.postprocess.segmenter import to_full_size
+from steelinspect.runs.config import default
 
-DEFAULT_CROP_WIDTHS = (384, 800)
+DEFAULT_CROP_WIDTHS = default("crop_width")
 
 
 def parse_crop_widths(text: str) -> tuple[int, int] | None:
@@ -151,11 +152,7 @@ class SegmentCollector:
         return np.mean(self.dice, axis=0)
 
     def report(self, post: PostProcess) -> DiceReport:
-        t, m = self.grid.index_of(post)
-        classes = np.arange(NUM_CLASSES)
-        dice = np.stack(self.dice)[:, classes, t, m]
-        predicted = np.stack(self.predicted)[:, classes, t, m]
-        return DiceReport.from_scores(dice, np.stack(self.positive), predicted)
+        return self.grid.report(np.stack(self.dice), np.stack(self.positive), np.stack(self.predicted), post)
 
 
 def _torch_counts(pred: torch.Tensor, truth: torch.Tensor):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from steelinspect import rle
-from steelinspect.constants import CLASS_IDS, NUM_CLASSES
+from steelinspect.constants import CLASS_IDS
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import RLE_COLUMNS, build_master
 from steelinspect.data.splits import frames_from_ids
@@ -56,9 +56,7 @@ class GatedSplit:
 
     def report(self, grid: PostprocessGrid, post: PostProcess, gate: bool) -> DiceReport:
         dice, predicted = self.gated() if gate else (self.dice, self.predicted)
-        t, m = grid.index_of(post)
-        classes = np.arange(NUM_CLASSES)
-        return DiceReport.from_scores(dice[:, classes, t, m], self.positive, predicted[:, classes, t, m])
+        return grid.report(dice, self.positive, predicted, post)
 
 
 @dataclass
