@@ -11,9 +11,9 @@ from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep, segm
 from steelinspect.postprocess.masks import PostProcess
 
 
-def fake_run(task="segment"):
+def fake_run(head="segment"):
     post = PostProcess(thresholds=(0.5,) * 4, min_areas=(100, 100, 100, 100)).to_dict()
-    return SimpleNamespace(task=task, postprocess=post, preprocess=Preprocess(256, 1600), run_dir="runs/x")
+    return SimpleNamespace(head=head, postprocess=post, preprocess=Preprocess(256, 1600), run_dir="runs/x")
 
 
 def engine(x):
