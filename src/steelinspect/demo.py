@@ -99,12 +99,10 @@ def _score_table(report) -> pd.DataFrame:
 
 
 def _cascade_table(metrics: dict) -> pd.DataFrame:
-    rows = [["step 1: defect vs clean", metrics["step1"]["precision"], metrics["step1"]["recall"], metrics["step1"]["f1"]]]
-    for stage, label in (("step2", "step 2: classes on images step 1 passed"), ("end_to_end", "end to end: classes")):
-        m = metrics[stage]
-        rows.append([label, m["precision"], m["recall"], m["f1"]])
-        rows += [[f"   class {c}", pc["precision"], pc["recall"], pc["f1"]] for c, pc in m["per_class"].items()]
-    return pd.DataFrame(rows, columns=["stage", "precision", "recall", "f1"])
+    """The table `steelinspect evaluate-cascade` prints."""
+    from steelinspect.metrics.cascade import CASCADE_COLUMNS, cascade_rows
+
+    return pd.DataFrame(cascade_rows(metrics), columns=list(CASCADE_COLUMNS))
 
 
 def _examples(master: pd.DataFrame, predicted: dict[str, list[str]], k: int, seed: int) -> pd.DataFrame:
