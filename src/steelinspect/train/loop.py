@@ -84,6 +84,11 @@ def evaluate_loader(model, task, loader, device, d: distributed.Dist) -> Collect
         x, y = x.to(device), y.to(device)
         logits = model(x)
         collector.add(task.probabilities(logits), y, idx, float(task.loss(logits, y)))
+    return _gathered(collector, d)
+
+
+def _gathered(collector: Collector, d: distributed.Dist) -> Collector:
+    """The whole split's collector from every process's part (in dataset order, each image once)."""
     return type(collector).merge(distributed.gather(d, collector))
 
 
@@ -250,7 +255,7 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
                  epoch: int, lr: float, t0: float, train_images: int) -> tuple[dict, float, bool]:
     """The epoch's record (train and validation scores at the default decision parameters), added to the
     history; the validation score; whether it improved on the best so far."""
-    train_part = type(collector).merge(distributed.gather(d, collector))
+    train_part = _gathered(collector, d)
     val_part = evaluate_loader(fit.model, task, val_loader, device, d)
     params = task.default_params()
     m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
