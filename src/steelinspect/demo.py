@@ -153,20 +153,28 @@ def _export(runs: dict[str, Path], log: Log) -> None:
 
 
 def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
-    from steelinspect.data.check import check_dataset
-    from steelinspect.data.master import build_master, write_master
-    from steelinspect.eda import gallery
-    from steelinspect.eda.figures import example_figure
-    from steelinspect.eda.report import eda_report
-    from steelinspect.eda.stats import EdaConfig
-    from steelinspect.infer.cascade import PredictConfig
-    from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
-    from steelinspect.infer.submission import read_submission, score_submission
-    from steelinspect.metrics.cascade import evaluate_cascade
-    from steelinspect.runs.config import TrainConfig
-
+    """Every stage in order (numbered as the log numbers them); one report; the command that serves the runs."""
     out = Path(config.out)
     result = DemoResult()
+    data, holdout = _data_stages(config, out, result, log)  # [1]-[3]
+    report = _eda_stage(config, data, out, log)  # [4]
+    runs = _train_stages(config, data, out, report, result, log)  # [5]-[7]
+    _gate_stage(runs, data, report, result, log)  # [8]
+    log("[9] export to ONNX (ONNX Runtime predicts on the CPU)")
+    _export(runs, log)
+    outputs, images = _predict_stage(runs, holdout, out, result, log)  # [10]
+    _score_stage(config, holdout, outputs, images, out, report, result, log)  # [11]
+    report.write(out / "report" / "report.html")
+    result.outputs["report"] = out / "report" / "report.html"
+    result.serve_command = (f"steelinspect serve --binary {runs['binary']} --multiclass {runs['multiclass']} "
+                            f"--segment {runs['segment']} --data {holdout}")
+    return result
+
+
+def _data_stages(config: DemoConfig, out: Path, result: DemoResult, log: Log) -> tuple[Path, Path]:
+    """The training and held-out data, both checked; the training data's master table."""
+    from steelinspect.data.check import check_dataset
+    from steelinspect.data.master import build_master, write_master
 
     log("[1] synthetic data")
     data = _dataset(out / "data", config.images, config.seed, log)
@@ -186,10 +194,27 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     write_master(master, out / "master.csv")
     log(f"    {int(master.Defect.sum())} of {len(master)} images have defects")
     result.outputs["master table"] = out / "master.csv"
+    return data, holdout
+
+
+def _eda_stage(config: DemoConfig, data: Path, out: Path, log: Log):
+    """The EDA report, which the later stages add their sections to."""
+    from steelinspect.eda.report import eda_report
+    from steelinspect.eda.stats import EdaConfig
 
     log("[4] EDA report")
     report, stats = eda_report(data, out / "report", EdaConfig(seed=config.seed))
     log(f"    masks per class {stats.masks_per_class}")
+    return report
+
+
+TITLES = {"binary": "Step 1: defect or clean (binary)", "multiclass": "Step 2: which class (multi-label)",
+          "segment": "Segmentation: where each defect is (UNet)"}
+
+
+def _train_stages(config: DemoConfig, data: Path, out: Path, report, result: DemoResult, log: Log) -> dict[str, Path]:
+    """Step 1, step 2 (started from step 1) and the segmenter, each with its section of the report."""
+    from steelinspect.runs.config import TrainConfig
 
     runs: dict[str, Path] = {}
     common = dict(data=data, seed=config.seed, workers=config.workers)
@@ -204,8 +229,6 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
                                      image_size=config.seg_image_size, crop_width=config.seg_crop_width,
                                      arch=config.seg_arch, batch_size=8, **common)),
     ]
-    titles = {"binary": "Step 1: defect or clean (binary)", "multiclass": "Step 2: which class (multi-label)",
-              "segment": "Segmentation: where each defect is (UNet)"}
     for step, task, train_config in plans:
         h, w = train_config.image_size
         log(f"[{step}] train {task} ({train_config.arch}, {h}x{w}, {train_config.epochs} epochs)")
@@ -213,7 +236,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
         metrics = read_metrics(runs[task])
         result.metrics[task] = metrics
         result.outputs[f"{task} run"] = runs[task]
-        report.heading(titles[task])
+        report.heading(TITLES[task])
         if task == "segment":
             test = metrics["test"]
             log(f"    test Kaggle Dice {test['dice_kaggle']:.4f} (all-empty {test['dice_empty_baseline']:.4f})")
@@ -224,7 +247,10 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
             log(f"    test F1 {metrics['test']['f1']:.3f}, accuracy {metrics['test']['accuracy']:.3f}")
             report.table(_metrics_table(metrics))
         report.image(runs[task] / CURVES_FILE, "loss and score per epoch, train vs validation")
+    return runs
 
+
+def _gate_stage(runs: dict[str, Path], data: Path, report, result: DemoResult, log: Log) -> None:
     log("[8] re-tune the segmenter's post-processing with the classifiers gating it")
     gated = _tune_gate(runs, data, log)
     report.heading("Segmentation gated by the classifiers")
@@ -234,18 +260,34 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     report.table(_gate_table(gated), float_format="{:.4f}")
     result.metrics["gated"] = gated
 
-    log("[9] export to ONNX (ONNX Runtime predicts on the CPU)")
-    _export(runs, log)
+
+def _predict_stage(runs: dict[str, Path], holdout: Path, out: Path, result: DemoResult, log: Log):
+    """Cascade + segmenter over the held-out images: predictions, submission, overlays (and how many images)."""
+    from steelinspect.infer.cascade import PredictConfig
+    from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
 
     log("[10] predict on held-out images: cascade + segmenter")
-    predictions, submission, overlays = out / "predictions.csv", out / "submission.csv", out / "overlays"
+    outputs = PipelineOutputs(out / "predictions.csv", out / "submission.csv", out / "overlays")
     predict_config = PredictConfig(batch_size=8, workers=2)
     stats_p = predict_pipeline(holdout / "train_images", runs["binary"], runs["multiclass"], runs["segment"],
-                               PipelineOutputs(predictions, submission, overlays), predict_config)
+                               outputs, predict_config)
     log(f"    {stats_p.images} images at {stats_p.images_per_s:.1f} images/s; {stats_p.defects} called defective")
-    result.outputs.update({"predictions": predictions, "submission": submission, "overlays": overlays})
+    result.outputs.update({"predictions": outputs.predictions, "submission": outputs.submission,
+                           "overlays": outputs.overlays})
+    return outputs, stats_p.images
+
+
+def _score_stage(config: DemoConfig, holdout: Path, outputs, images: int, out: Path, report, result: DemoResult,
+                 log: Log) -> None:
+    """The cascade's and the submission's scores on the held-out images, and a gallery of truth vs prediction."""
+    from steelinspect.data.master import build_master
+    from steelinspect.eda import gallery
+    from steelinspect.eda.figures import example_figure
+    from steelinspect.infer.submission import read_submission, score_submission
+    from steelinspect.metrics.cascade import evaluate_cascade
 
     log("[11] score on held-out images")
+    predictions, submission, overlays = outputs.predictions, outputs.submission, outputs.overlays
     table = pd.read_csv(predictions, keep_default_na=False)
     holdout_master = build_master(holdout)
     cascade_metrics = evaluate_cascade(table, holdout_master)
@@ -257,7 +299,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
         f"{scored.dice_empty_baseline:.4f} for an all-empty submission")
 
     report.heading("On held-out images")
-    report.paragraph(f"{stats_p.images} images none of the models saw, generated with another seed: "
+    report.paragraph(f"{images} images none of the models saw, generated with another seed: "
                      f"{cascade_metrics['missed_by_step1']} defect images missed by step 1, "
                      f"{cascade_metrics['false_alarms_step1']} clean images flagged.")
     report.table(_cascade_table(cascade_metrics))
@@ -271,9 +313,3 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
                             out / "report" / "predictions.png")
     report.image(figure, "Masks in the class colours; more overlays in " + overlays.name + "/")
     report.paragraph("First predictions:", note=True).table(table.head(10))
-
-    report.write(out / "report" / "report.html")
-    result.outputs["report"] = out / "report" / "report.html"
-    result.serve_command = (f"steelinspect serve --binary {runs['binary']} --multiclass {runs['multiclass']} "
-                            f"--segment {runs['segment']} --data {holdout}")
-    return result
