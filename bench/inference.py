@@ -41,10 +41,10 @@ from steelinspect.data.images import list_images, read_gray  # noqa: E402
 from steelinspect.data.transforms import Preprocess  # noqa: E402
 from steelinspect.infer.cascade import PredictConfig  # noqa: E402
 from steelinspect.infer.export import export_onnx  # noqa: E402
-from steelinspect.infer.postprocess import PostProcess  # noqa: E402
 from steelinspect.models.factory import build_model  # noqa: E402
-from steelinspect.train.checkpoint import load_run, save_model  # noqa: E402
-from steelinspect.train.config import TrainConfig  # noqa: E402
+from steelinspect.postprocess.masks import PostProcess  # noqa: E402
+from steelinspect.runs.config import TrainConfig  # noqa: E402
+from steelinspect.runs.store import load_run, save_model  # noqa: E402
 
 
 DEFECT_SHARE = 6666 / 12568  # images with a defect in the real training set
@@ -78,7 +78,7 @@ def eager(run_dir: Path, paths: list[Path]) -> float:
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             x = torch.from_numpy(prep(image))[None]
             out = torch.sigmoid(model(x))
-            if run.task == "segment":
+            if run.head == "segment":
                 masks = (out[0] > 0.5).numpy()
                 [rle.encode(m) for m in masks]
     return len(paths) / (time.perf_counter() - start)
@@ -88,11 +88,11 @@ def default_model(run_dir: Path, paths: list[Path], batch: int, precision: str =
     """Images/s of one model on the default path: batched loader, ONNX Runtime."""
     from steelinspect.infer.engines import make_engine
     from steelinspect.infer.loader import iter_batches
-    from steelinspect.infer.segmenter import segment_probs, to_full_size
+    from steelinspect.postprocess.segmenter import segment_probs, to_full_size
 
     run = load_run(run_dir)
     engine = make_engine(run, PredictConfig(device="cpu", precision=precision))
-    post = PostProcess.from_dict(run.postprocess) if run.task == "segment" else None
+    post = PostProcess.from_dict(run.postprocess) if run.head == "segment" else None
     start = time.perf_counter()
     for b in iter_batches(paths, [run.preprocess], batch, workers=2):
         x = b.input(run.preprocess)
@@ -141,7 +141,7 @@ def step1_probs(binary: Path, paths: list[Path]) -> np.ndarray:
 
 def pass_share(binary: Path, paths: list[Path], share: float) -> None:
     """Set step 1's threshold so that it passes `share` of the images."""
-    from steelinspect.train.checkpoint import update_model_params
+    from steelinspect.runs.store import update_model_params
 
     update_model_params(binary, thresholds=[float(np.quantile(step1_probs(binary, paths), 1 - share))])
 
@@ -150,7 +150,7 @@ def every_image(runs: dict[str, Path], root: Path) -> dict[str, Path]:
     """The same runs with step 1 passing every image (threshold 0; the ONNX export stays valid)."""
     import shutil
 
-    from steelinspect.train.checkpoint import update_model_params
+    from steelinspect.runs.store import update_model_params
 
     binary = Path(shutil.copytree(runs["binary"], root / "binary-every-image"))
     update_model_params(binary, thresholds=[0.0])
@@ -160,7 +160,7 @@ def every_image(runs: dict[str, Path], root: Path) -> dict[str, Path]:
 def stages(runs: dict[str, Path], paths: list[Path], batch: int) -> dict[str, float]:
     """Milliseconds per image of each stage of the default path."""
     from steelinspect.infer.engines import make_engine
-    from steelinspect.infer.segmenter import segment_probs, to_full_size
+    from steelinspect.postprocess.segmenter import segment_probs, to_full_size
 
     seg = load_run(runs["segment"])
     engines = {k: make_engine(load_run(v), PredictConfig(device="cpu")) for k, v in runs.items()}

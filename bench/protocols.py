@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import CACHE, synthetic  # noqa: E402
 
 from steelinspect.data.transforms import parse_size  # noqa: E402
-from steelinspect.train.config import TrainConfig  # noqa: E402
+from steelinspect.runs.config import TrainConfig  # noqa: E402
+from steelinspect.runs.files import METRICS_FILE, SPLITS_FILE  # noqa: E402
 from steelinspect.train.loop import train  # noqa: E402
 
 CAPSTONE = {"binary": 0.926, "multiclass": 0.860}
@@ -52,8 +53,8 @@ def main() -> None:
             start = time.perf_counter()
             run_dir = train(config, progress=True, log=print)
             minutes = (time.perf_counter() - start) / 60
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            splits = json.loads((run_dir / "splits.json").read_text())
+            metrics = json.loads((run_dir / METRICS_FILE).read_text())
+            splits = json.loads((run_dir / SPLITS_FILE).read_text())
             test = metrics["test"]
             results[f"{protocol}/{task}"] = {
                 "images": {k: len(v) for k, v in splits.items()}, "minutes": round(minutes, 1),

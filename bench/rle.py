@@ -8,32 +8,15 @@ Prints ms per mask and the ratio kernel/ours (above 1 = ours is faster).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: the tests' reference code
+from tests.data.kaggle_rle import kernel_decode, kernel_encode  # noqa: E402
 
-from steelinspect import rle
-from steelinspect.data.labels import read_labels
-
-
-def kernel_decode(mask_rle, shape=(256, 1600)):
-    s = mask_rle.split()
-    starts, lengths = [np.asarray(x, dtype=int) for x in (s[0:][::2], s[1:][::2])]
-    starts -= 1
-    ends = starts + lengths
-    img = np.zeros(shape[0] * shape[1], dtype=np.uint8)
-    for lo, hi in zip(starts, ends):
-        img[lo:hi] = 1
-    return img.reshape(shape, order="F")
-
-
-def kernel_encode(img):
-    pixels = img.T.flatten()
-    pixels = np.concatenate([[0], pixels, [0]])
-    runs = np.where(pixels[1:] != pixels[:-1])[0] + 1
-    runs[1::2] -= runs[::2]
-    return " ".join(str(x) for x in runs)
+from steelinspect import rle  # noqa: E402
+from steelinspect.data.labels import read_labels  # noqa: E402
 
 
 def best_ms(fn, items, repeat):

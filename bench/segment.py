@@ -39,7 +39,7 @@ def train_rate(arch: str, size: tuple[int, int], batch: int, batches: int, devic
 
 @torch.inference_mode()
 def predict_rate(arch: str, batch: int, batches: int, device: str, tta: bool) -> float:
-    from steelinspect.infer.segmenter import segment_probs
+    from steelinspect.postprocess.segmenter import segment_probs
 
     model = build_model(arch, 4).to(device).eval()
 
@@ -60,8 +60,8 @@ def cpu_side(images: int) -> dict[str, float]:
 
     from steelinspect.data.master import build_master
     from steelinspect.data.seg_dataset import SegAugment, SegmentDataset, samples_from_master
-    from steelinspect.infer.postprocess import PostProcess
-    from steelinspect.train.seg_tuning import PostprocessGrid
+    from steelinspect.postprocess.grid import PostprocessGrid
+    from steelinspect.postprocess.masks import PostProcess
 
     data = synthetic(images)
     master = build_master(data)

@@ -35,7 +35,7 @@ def synth_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_runs(synth_dir, tmp_path_factory) -> dict[str, Path]:
     """A binary and a multi-label run trained for one epoch on `synth_dir` at 64x128 (shared, do not modify)."""
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
     from steelinspect.train.loop import train
 
     root = tmp_path_factory.mktemp("runs")
@@ -59,7 +59,7 @@ def tiny_seg_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_segment_run(tiny_seg_data, tmp_path_factory) -> Path:
     """A UNet-ResNet18 segment run: 1 epoch on 64x256 crops of 64x384 images (shared, do not modify)."""
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
     from steelinspect.train.loop import train
 
     out = tmp_path_factory.mktemp("segrun") / "segment"
@@ -75,7 +75,7 @@ def forced_runs(tiny_runs, tiny_segment_run, tmp_path_factory) -> dict[str, Path
     (threshold 0: every sigmoid is above it; thresholds 1 for the other classes: none is)."""
     import shutil
 
-    from steelinspect.train.checkpoint import update_model_params
+    from steelinspect.runs.store import update_model_params
 
     root = tmp_path_factory.mktemp("forced")
     runs = {name: Path(shutil.copytree(src, root / name)) for name, src in

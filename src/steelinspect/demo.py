@@ -8,7 +8,6 @@ serves the trained models. Running it again reuses what is finished (and resumes
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from steelinspect.errors import DataError
+from steelinspect.runs.files import CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, METRICS_FILE
+from steelinspect.runs.store import read_metrics
 
 Log = Callable[[str], None]
 
@@ -59,18 +60,18 @@ def _dataset(path: Path, images: int, seed: int, log: Log) -> Path:
 def _train(config, log: Log) -> Path:
     """Train, or reuse a finished run made with the same settings, or resume an interrupted one."""
     from steelinspect.errors import ConfigError
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
     from steelinspect.train.loop import train
 
     run_dir = Path(config.out)
-    if (run_dir / "metrics.json").is_file():
-        changed = TrainConfig.read(run_dir / "config.json").differs_from(config, ignore=("resume", "workers", "device"))
+    if (run_dir / METRICS_FILE).is_file():
+        changed = TrainConfig.read(run_dir / CONFIG_FILE).differs_from(config, ignore=("resume", "workers", "device"))
         if changed:
             raise ConfigError(f"{run_dir} holds a run made with other settings ({', '.join(changed)}); delete it or "
                               "choose another --out")
         log(f"    reusing finished run {run_dir}")
         return run_dir
-    config.resume = (run_dir / "checkpoint.pt").is_file()
+    config.resume = (run_dir / CHECKPOINT_FILE).is_file()
     return train(config, progress=True, log=lambda m: log(f"    {m}"))
 
 
@@ -92,18 +93,16 @@ def _dice_table(metrics: dict) -> pd.DataFrame:
 
 def _score_table(report) -> pd.DataFrame:
     """The per-class table `steelinspect score` prints."""
-    rows = [[str(s.class_id), s.dice, s.dice_positive, s.positives, s.predicted, s.empty_baseline] for s in report.classes]
-    rows.append(["all", report.dice_kaggle, None, None, None, report.dice_empty_baseline])
-    return pd.DataFrame(rows, columns=["class", "Dice", "Dice on defects", "defects", "predicted", "all-empty"])
+    from steelinspect.metrics.dice import SCORE_COLUMNS
+
+    return pd.DataFrame(report.score_rows(), columns=list(SCORE_COLUMNS))
 
 
 def _cascade_table(metrics: dict) -> pd.DataFrame:
-    rows = [["step 1: defect vs clean", metrics["step1"]["precision"], metrics["step1"]["recall"], metrics["step1"]["f1"]]]
-    for stage, label in (("step2", "step 2: classes on images step 1 passed"), ("end_to_end", "end to end: classes")):
-        m = metrics[stage]
-        rows.append([label, m["precision"], m["recall"], m["f1"]])
-        rows += [[f"   class {c}", pc["precision"], pc["recall"], pc["f1"]] for c, pc in m["per_class"].items()]
-    return pd.DataFrame(rows, columns=["stage", "precision", "recall", "f1"])
+    """The table `steelinspect evaluate-cascade` prints."""
+    from steelinspect.metrics.cascade import CASCADE_COLUMNS, cascade_rows
+
+    return pd.DataFrame(cascade_rows(metrics), columns=list(CASCADE_COLUMNS))
 
 
 def _examples(master: pd.DataFrame, predicted: dict[str, list[str]], k: int, seed: int) -> pd.DataFrame:
@@ -116,9 +115,9 @@ def _examples(master: pd.DataFrame, predicted: dict[str, list[str]], k: int, see
 
 def _tune_gate(runs: dict[str, Path], data: Path, log: Log) -> dict:
     """Re-tune once; a finished demo keeps its setting (metrics.json's "gated")."""
-    from steelinspect.train.gate_tuning import tune_with_gate
+    from steelinspect.tuning.gate import tune_with_gate
 
-    metrics = json.loads((runs["segment"] / "metrics.json").read_text())
+    metrics = read_metrics(runs["segment"])
     if "gated" in metrics:
         log("    reusing the re-tuned setting")
         return metrics["gated"]
@@ -154,20 +153,28 @@ def _export(runs: dict[str, Path], log: Log) -> None:
 
 
 def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
-    from steelinspect.data.check import check_dataset
-    from steelinspect.data.master import build_master, write_master
-    from steelinspect.eda import gallery
-    from steelinspect.eda.figures import example_figure
-    from steelinspect.eda.report import eda_report
-    from steelinspect.eda.stats import EdaConfig
-    from steelinspect.infer.cascade import PredictConfig
-    from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
-    from steelinspect.infer.submission import read_submission, score_submission
-    from steelinspect.metrics.cascade import evaluate_cascade
-    from steelinspect.train.config import TrainConfig
-
+    """Every stage in order (numbered as the log numbers them); one report; the command that serves the runs."""
     out = Path(config.out)
     result = DemoResult()
+    data, holdout = _data_stages(config, out, result, log)  # [1]-[3]
+    report = _eda_stage(config, data, out, log)  # [4]
+    runs = _train_stages(config, data, out, report, result, log)  # [5]-[7]
+    _gate_stage(runs, data, report, result, log)  # [8]
+    log("[9] export to ONNX (ONNX Runtime predicts on the CPU)")
+    _export(runs, log)
+    outputs, images = _predict_stage(runs, holdout, out, result, log)  # [10]
+    _score_stage(config, holdout, outputs, images, out, report, result, log)  # [11]
+    report.write(out / "report" / "report.html")
+    result.outputs["report"] = out / "report" / "report.html"
+    result.serve_command = (f"steelinspect serve --binary {runs['binary']} --multiclass {runs['multiclass']} "
+                            f"--segment {runs['segment']} --data {holdout}")
+    return result
+
+
+def _data_stages(config: DemoConfig, out: Path, result: DemoResult, log: Log) -> tuple[Path, Path]:
+    """The training and held-out data, both checked; the training data's master table."""
+    from steelinspect.data.check import check_dataset
+    from steelinspect.data.master import build_master, write_master
 
     log("[1] synthetic data")
     data = _dataset(out / "data", config.images, config.seed, log)
@@ -187,10 +194,27 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     write_master(master, out / "master.csv")
     log(f"    {int(master.Defect.sum())} of {len(master)} images have defects")
     result.outputs["master table"] = out / "master.csv"
+    return data, holdout
+
+
+def _eda_stage(config: DemoConfig, data: Path, out: Path, log: Log):
+    """The EDA report, which the later stages add their sections to."""
+    from steelinspect.eda.report import eda_report
+    from steelinspect.eda.stats import EdaConfig
 
     log("[4] EDA report")
     report, stats = eda_report(data, out / "report", EdaConfig(seed=config.seed))
     log(f"    masks per class {stats.masks_per_class}")
+    return report
+
+
+TITLES = {"binary": "Step 1: defect or clean (binary)", "multiclass": "Step 2: which class (multi-label)",
+          "segment": "Segmentation: where each defect is (UNet)"}
+
+
+def _train_stages(config: DemoConfig, data: Path, out: Path, report, result: DemoResult, log: Log) -> dict[str, Path]:
+    """Step 1, step 2 (started from step 1) and the segmenter, each with its section of the report."""
+    from steelinspect.runs.config import TrainConfig
 
     runs: dict[str, Path] = {}
     common = dict(data=data, seed=config.seed, workers=config.workers)
@@ -205,27 +229,28 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
                                      image_size=config.seg_image_size, crop_width=config.seg_crop_width,
                                      arch=config.seg_arch, batch_size=8, **common)),
     ]
-    titles = {"binary": "Step 1: defect or clean (binary)", "multiclass": "Step 2: which class (multi-label)",
-              "segment": "Segmentation: where each defect is (UNet)"}
     for step, task, train_config in plans:
         h, w = train_config.image_size
         log(f"[{step}] train {task} ({train_config.arch}, {h}x{w}, {train_config.epochs} epochs)")
         runs[task] = _train(train_config, log)
-        metrics = json.loads((runs[task] / "metrics.json").read_text())
+        metrics = read_metrics(runs[task])
         result.metrics[task] = metrics
         result.outputs[f"{task} run"] = runs[task]
-        report.heading(titles[task])
+        report.heading(TITLES[task])
         if task == "segment":
             test = metrics["test"]
             log(f"    test Kaggle Dice {test['dice_kaggle']:.4f} (all-empty {test['dice_empty_baseline']:.4f})")
             report.table(_dice_table(metrics), float_format="{:.4f}")
-            report.paragraph(f"Post-processing tuned on validation: thresholds {metrics['thresholds']['thresholds']}, "
-                             f"minimum areas {metrics['thresholds']['min_areas']} pixels (at 256x1600).", note=True)
+            report.paragraph(f"Post-processing tuned on validation: thresholds {metrics['postprocess']['thresholds']}, "
+                             f"minimum areas {metrics['postprocess']['min_areas']} pixels (at 256x1600).", note=True)
         else:
             log(f"    test F1 {metrics['test']['f1']:.3f}, accuracy {metrics['test']['accuracy']:.3f}")
             report.table(_metrics_table(metrics))
-        report.image(runs[task] / "curves.png", "loss and score per epoch, train vs validation")
+        report.image(runs[task] / CURVES_FILE, "loss and score per epoch, train vs validation")
+    return runs
 
+
+def _gate_stage(runs: dict[str, Path], data: Path, report, result: DemoResult, log: Log) -> None:
     log("[8] re-tune the segmenter's post-processing with the classifiers gating it")
     gated = _tune_gate(runs, data, log)
     report.heading("Segmentation gated by the classifiers")
@@ -235,18 +260,34 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     report.table(_gate_table(gated), float_format="{:.4f}")
     result.metrics["gated"] = gated
 
-    log("[9] export to ONNX (ONNX Runtime predicts on the CPU)")
-    _export(runs, log)
+
+def _predict_stage(runs: dict[str, Path], holdout: Path, out: Path, result: DemoResult, log: Log):
+    """Cascade + segmenter over the held-out images: predictions, submission, overlays (and how many images)."""
+    from steelinspect.infer.cascade import PredictConfig
+    from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
 
     log("[10] predict on held-out images: cascade + segmenter")
-    predictions, submission, overlays = out / "predictions.csv", out / "submission.csv", out / "overlays"
+    outputs = PipelineOutputs(out / "predictions.csv", out / "submission.csv", out / "overlays")
     predict_config = PredictConfig(batch_size=8, workers=2)
     stats_p = predict_pipeline(holdout / "train_images", runs["binary"], runs["multiclass"], runs["segment"],
-                               PipelineOutputs(predictions, submission, overlays), predict_config)
+                               outputs, predict_config)
     log(f"    {stats_p.images} images at {stats_p.images_per_s:.1f} images/s; {stats_p.defects} called defective")
-    result.outputs.update({"predictions": predictions, "submission": submission, "overlays": overlays})
+    result.outputs.update({"predictions": outputs.predictions, "submission": outputs.submission,
+                           "overlays": outputs.overlays})
+    return outputs, stats_p.images
+
+
+def _score_stage(config: DemoConfig, holdout: Path, outputs, images: int, out: Path, report, result: DemoResult,
+                 log: Log) -> None:
+    """The cascade's and the submission's scores on the held-out images, and a gallery of truth vs prediction."""
+    from steelinspect.data.master import build_master
+    from steelinspect.eda import gallery
+    from steelinspect.eda.figures import example_figure
+    from steelinspect.infer.submission import read_submission, score_submission
+    from steelinspect.metrics.cascade import evaluate_cascade
 
     log("[11] score on held-out images")
+    predictions, submission, overlays = outputs.predictions, outputs.submission, outputs.overlays
     table = pd.read_csv(predictions, keep_default_na=False)
     holdout_master = build_master(holdout)
     cascade_metrics = evaluate_cascade(table, holdout_master)
@@ -258,7 +299,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
         f"{scored.dice_empty_baseline:.4f} for an all-empty submission")
 
     report.heading("On held-out images")
-    report.paragraph(f"{stats_p.images} images none of the models saw, generated with another seed: "
+    report.paragraph(f"{images} images none of the models saw, generated with another seed: "
                      f"{cascade_metrics['missed_by_step1']} defect images missed by step 1, "
                      f"{cascade_metrics['false_alarms_step1']} clean images flagged.")
     report.table(_cascade_table(cascade_metrics))
@@ -272,9 +313,3 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
                             out / "report" / "predictions.png")
     report.image(figure, "Masks in the class colours; more overlays in " + overlays.name + "/")
     report.paragraph("First predictions:", note=True).table(table.head(10))
-
-    report.write(out / "report" / "report.html")
-    result.outputs["report"] = out / "report" / "report.html"
-    result.serve_command = (f"steelinspect serve --binary {runs['binary']} --multiclass {runs['multiclass']} "
-                            f"--segment {runs['segment']} --data {holdout}")
-    return result

@@ -132,7 +132,7 @@ def area(rle: str, shape: tuple[int, int] = IMAGE_SHAPE) -> int:
 
 
 def build_mask(rles: dict[int, str] | list[str], shape: tuple[int, int] = IMAGE_SHAPE) -> np.ndarray:
-    """Per-class RLE strings -> (H, W, 4) bool mask stack (channel c-1 holds class c).
+    """Per-class RLE strings -> (4, H, W) bool mask stack (channel c-1 holds class c), channel-first like PyTorch.
 
     `rles` is either {class_id: rle} or a list of four strings in class order.
     """
@@ -140,17 +140,17 @@ def build_mask(rles: dict[int, str] | list[str], shape: tuple[int, int] = IMAGE_
         if len(rles) != NUM_CLASSES:
             raise RLEError(f"expected {NUM_CLASSES} RLE strings, one per class, got {len(rles)}")
         rles = dict(zip(CLASS_IDS, rles))
-    stack = np.zeros((*shape, NUM_CLASSES), dtype=bool)
+    stack = np.zeros((NUM_CLASSES, *shape), dtype=bool)
     for class_id, rle in rles.items():
         if class_id not in CLASS_IDS:
             raise RLEError(f"class id {class_id} is outside {CLASS_IDS[0]}-{CLASS_IDS[-1]}")
-        stack[..., class_id - 1] = decode(rle, shape)
+        stack[class_id - 1] = decode(rle, shape)
     return stack
 
 
 def build_rles(masks: np.ndarray) -> list[str]:
-    """(H, W, 4) mask stack -> four RLE strings in class order ("" where a class is empty)."""
+    """(4, H, W) mask stack -> four RLE strings in class order ("" where a class is empty)."""
     masks = np.asarray(masks)
-    if masks.ndim != 3 or masks.shape[-1] != NUM_CLASSES:
-        raise RLEError(f"mask stack must have shape (H, W, {NUM_CLASSES}), got {masks.shape}")
-    return [encode(masks[..., c]) for c in range(NUM_CLASSES)]
+    if masks.ndim != 3 or masks.shape[0] != NUM_CLASSES:
+        raise RLEError(f"mask stack must have shape ({NUM_CLASSES}, H, W), got {masks.shape}")
+    return [encode(masks[c]) for c in range(NUM_CLASSES)]

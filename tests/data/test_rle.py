@@ -7,26 +7,7 @@ from hypothesis.extra.numpy import arrays
 
 from steelinspect import rle
 from steelinspect.errors import RLEError
-
-
-def kernel_decode(mask_rle, shape=(256, 1600)):
-    """The usual Kaggle kernel decoder, as the reference for correctness and speed."""
-    s = mask_rle.split()
-    starts, lengths = [np.asarray(x, dtype=int) for x in (s[0:][::2], s[1:][::2])]
-    starts -= 1
-    ends = starts + lengths
-    img = np.zeros(shape[0] * shape[1], dtype=np.uint8)
-    for lo, hi in zip(starts, ends):
-        img[lo:hi] = 1
-    return img.reshape(shape, order="F")
-
-
-def kernel_encode(img):
-    pixels = img.T.flatten()
-    pixels = np.concatenate([[0], pixels, [0]])
-    runs = np.where(pixels[1:] != pixels[:-1])[0] + 1
-    runs[1::2] -= runs[::2]
-    return " ".join(str(x) for x in runs)
+from tests.data.kaggle_rle import kernel_decode, kernel_encode
 
 
 def test_numbering_is_one_based_column_major():
@@ -90,9 +71,9 @@ def test_round_trip_string(pairs):
 
 def test_mask_stack_helpers():
     rng = np.random.default_rng(0)
-    stack = np.zeros((256, 1600, 4), bool)
-    stack[10:50, 100:300, 0] = True
-    stack[:, 900:910, 2] = rng.random((256, 10)) > 0.5
+    stack = np.zeros((4, 256, 1600), bool)
+    stack[0, 10:50, 100:300] = True
+    stack[2, :, 900:910] = rng.random((256, 10)) > 0.5
     rles = rle.build_rles(stack)
     assert rles[1] == "" and rles[3] == ""
     assert np.array_equal(rle.build_mask(rles), stack)

@@ -210,7 +210,7 @@ def test_show_names_the_bad_row(tmp_path):
 
     root = make_dataset(tmp_path / "d", rows=[("a.jpg", 3, box_rle(0, 0, 4, 4)), ("b.jpg", 2, "5 0")])
     gray, masks, classes = image_masks(root, "a.jpg")
-    assert classes == [3] and masks[..., 2].sum() == 16 and gray.shape == (256, 1600)
+    assert classes == [3] and masks[2].sum() == 16 and gray.shape == (256, 1600)
     with pytest.raises(LabelError, match=r"train.csv, row 3: .*length 0"):
         image_masks(root, "b.jpg")
 

@@ -13,7 +13,7 @@ from steelinspect.infer.cascade import (
     predict,
 )
 from steelinspect.metrics.cascade import evaluate_cascade
-from steelinspect.train.checkpoint import load_run
+from steelinspect.runs.store import load_run
 from tests.cli_runner import run_cli as cli
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def test_predict_cli_writes_every_readable_image(tiny_runs, synth_dir, tmp_path)
     class_cols = [f"p_class_{c}" for c in (1, 2, 3, 4)]
     for _, row in table[table.has_defect].iterrows():
         p = row[class_cols].to_numpy(dtype=float)
-        if multi.task == "multilabel":
+        if multi.head == "multilabel":
             if np.any(np.abs(p - np.array(multi.thresholds)) < 1e-5):
                 continue  # rounded to 6 decimals in the CSV: too close to call
             expected = [c for c, pc, t in zip((1, 2, 3, 4), p, multi.thresholds) if pc >= t] or [int(p.argmax()) + 1]

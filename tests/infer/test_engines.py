@@ -9,7 +9,7 @@ import torch
 from steelinspect.errors import ConfigError
 from steelinspect.infer.config import PredictConfig
 from steelinspect.infer.engines import TorchEngine, make_engine
-from steelinspect.train.checkpoint import load_run
+from steelinspect.runs.store import load_run
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import torch
 from steelinspect.errors import RunError
 from steelinspect.infer.cascade import Cascade, PredictConfig, predict
 from steelinspect.infer.export import export_onnx
-from steelinspect.train.checkpoint import load_run
+from steelinspect.runs.store import load_run
 from tests.cli_runner import run_cli
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def exported(tiny_runs, tmp_path_factory):
 def test_metadata_and_dynamic_batch(exported):
     model = onnx.load(str(exported["binary"] / "model.onnx"))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["steelinspect_task"] == "binary" and '"height": 64' in meta["steelinspect_preprocess"]
+    assert meta["steelinspect_head"] == "binary" and '"height": 64' in meta["steelinspect_preprocess"]
     dims = model.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and dims[2].dim_value == 64
 
@@ -71,7 +71,7 @@ def test_onnx_engine_without_export_says_how(tiny_runs, synth_dir, tmp_path):
 def test_retuned_parameters_keep_the_export_new_weights_make_it_stale(exported, tmp_path):
     import torch
 
-    from steelinspect.train.checkpoint import read_model_file, update_model_params, weights_id
+    from steelinspect.runs.store import read_model_file, update_model_params, weights_id
 
     runs = {name: shutil.copytree(path, tmp_path / name) for name, path in exported.items()}
     config = PredictConfig(device="cpu", engine="auto")

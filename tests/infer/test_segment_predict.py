@@ -7,13 +7,13 @@ import pytest
 
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import ConfigError, RunError
-from steelinspect.infer.postprocess import PostProcess
 from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep, segment_columns
+from steelinspect.postprocess.masks import PostProcess
 
 
-def fake_run(task="segment"):
+def fake_run(head="segment"):
     post = PostProcess(thresholds=(0.5,) * 4, min_areas=(100, 100, 100, 100)).to_dict()
-    return SimpleNamespace(task=task, postprocess=post, preprocess=Preprocess(256, 1600), run_dir="runs/x")
+    return SimpleNamespace(head=head, postprocess=post, preprocess=Preprocess(256, 1600), run_dir="runs/x")
 
 
 def engine(x):

@@ -13,8 +13,8 @@ import torch
 
 from steelinspect.errors import RunError
 from steelinspect.io import write_json
-from steelinspect.train.checkpoint import load_checkpoint, load_run
-from steelinspect.train.config import TrainConfig
+from steelinspect.runs.store import load_checkpoint, load_run
+from steelinspect.runs.config import TrainConfig
 from steelinspect.train.rng_state import get_rng_state, set_rng_state
 from tests.cli_runner import run_cli
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from steelinspect.errors import ConfigError
-from steelinspect.infer.postprocess import PostProcess
 from steelinspect.metrics.dice import DiceCounts
-from steelinspect.train.seg_tuning import PostprocessGrid
+from steelinspect.postprocess.grid import PostprocessGrid
+from steelinspect.postprocess.masks import PostProcess
 from steelinspect.train.segment import SegmentCollector, bce_dice_loss, parse_crop_widths, soft_dice_loss
 
 
@@ -138,19 +138,19 @@ def test_tiny_run_writes_the_run_directory(tiny_segment_run):
     assert metrics["val"]["dice_kaggle"] == pytest.approx(metrics["val"]["dice_kaggle_oracle"], abs=1e-6)
     assert metrics["test"]["dice_kaggle_oracle"] >= metrics["test"]["dice_kaggle"] - 1e-9
     blob = torch.load(run / "model.pt", weights_only=True)
-    assert blob["task"] == "segment" and blob["arch"] == "unet_resnet18"
+    assert blob["head"] == "segment" and blob["arch"] == "unet_resnet18"
     post = PostProcess.from_dict(blob["postprocess"])
-    assert post.to_dict() == PostProcess.from_dict(metrics["thresholds"]).to_dict()
+    assert post.to_dict() == PostProcess.from_dict(metrics["postprocess"]).to_dict()
     assert json.loads((run / "config.json").read_text())["crop_width"] == [256, 256]
 
 
 @pytest.mark.slow
 def test_tiny_run_loads_and_evaluates_the_same(tiny_segment_run, tiny_seg_data):
-    from steelinspect.train.checkpoint import load_run
+    from steelinspect.runs.store import load_run
     from steelinspect.train.evaluate import evaluate
 
     run = load_run(tiny_segment_run)
-    assert run.task == "segment" and run.preprocess.size == (64, 384)
+    assert run.head == "segment" and run.preprocess.size == (64, 384)
     with torch.no_grad():
         assert run.model(torch.zeros(1, 1, 64, 384)).shape == (1, 4, 64, 384)
     again = evaluate(tiny_segment_run, tiny_seg_data, device="cpu", workers=0)

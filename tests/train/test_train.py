@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from steelinspect.errors import ConfigError, RunError
-from steelinspect.train.checkpoint import load_run
-from steelinspect.train.config import TrainConfig
+from steelinspect.runs.config import TrainConfig
+from steelinspect.runs.store import load_run
 from steelinspect.train.evaluate import evaluate
 from steelinspect.train.loop import train
 
@@ -38,14 +38,14 @@ def test_run_directory(binary_run):
     for key in ("train_loss", "val_loss", "train_f1", "val_f1", "val_accuracy", "val_precision", "val_recall", "lr", "seconds"):
         assert key in history[0]
     blob = torch.load(binary_run / "model.pt", weights_only=True)
-    assert blob["arch"] == "vgg" and blob["task"] == "binary" and blob["thresholds"] == metrics["thresholds"]
+    assert blob["arch"] == "vgg" and blob["head"] == "binary" and blob["thresholds"] == metrics["thresholds"]
     config = TrainConfig.read(binary_run / "config.json")
     assert config.image_size == (64, 128) and config.task == "binary"
 
 
 def test_load_run_and_evaluate_reproduce_metrics(binary_run, synth_dir):
     run = load_run(binary_run)
-    assert run.task == "binary" and run.preprocess.size == (64, 128) and len(run.thresholds) == 1
+    assert run.head == "binary" and run.preprocess.size == (64, 128) and len(run.thresholds) == 1
     with torch.no_grad():
         assert run.model(torch.zeros(2, 1, 64, 128)).shape == (2, 1)
     again = evaluate(binary_run, synth_dir, device="cpu", workers=0)
@@ -64,7 +64,7 @@ def test_refuses_to_overwrite_a_run(binary_run, synth_dir):
 
 def test_init_starts_step_two_from_step_one(binary_run, synth_dir, tmp_path):
     from steelinspect.models.factory import build_model
-    from steelinspect.train.checkpoint import init_from_run
+    from steelinspect.runs.store import init_from_run
 
     source = torch.load(binary_run / "model.pt", weights_only=True)["state_dict"]
     model = build_model("vgg", 4)
@@ -91,7 +91,7 @@ def test_step_two_heads(synth_dir, tmp_path, protocol, head):
     run_dir = train(TrainConfig(task="multiclass", data=synth_dir, out=tmp_path / "mc", protocol=protocol, per_class=6,
                                 **{**SMALL, "epochs": 1}), progress=False)
     run = load_run(run_dir)
-    assert run.task == head
+    assert run.head == head
     assert len(run.thresholds) == (4 if head == "multilabel" else 0)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["test"]["per_class"]) <= {"1", "2", "3", "4"}

@@ -10,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from steelinspect.runs.config import default
+
 if TYPE_CHECKING:
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
 
 out = Console(soft_wrap=True)
 train_app = typer.Typer(help="Train a model into a run directory.", no_args_is_help=True)
@@ -20,7 +22,7 @@ train_app = typer.Typer(help="Train a model into a run directory.", no_args_is_h
 def build_config(task: str, data: Path, out_dir: Path, **options) -> "TrainConfig":
     """TrainConfig from the options every `train` command shares (the CLI is only this translation)."""
     from steelinspect.data.transforms import parse_size
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
 
     size = options.pop("image_size")
     return TrainConfig(task=task, data=data, out=out_dir, image_size=parse_size(size), **options)
@@ -34,18 +36,23 @@ def _run(config) -> None:
         out.print(f"run directory: {run_dir}")
 
 
-# Options shared by every train command (typer needs them spelled out per command).
+def _size(task: str) -> str:
+    """The task's default image size as the CLI spells it (HxW)."""
+    return "x".join(map(str, default("image_size", task)))
+
+
+# Options shared by every train command (typer needs them spelled out per command); every default is
+# TrainConfig's (runs/config.py).
 DATA = typer.Argument(..., help="DATA_DIR holding train.csv and train_images/.")
 OUT = typer.Option(..., "--out", help="Run directory to create (or continue with --resume).")
-EPOCHS = typer.Option(10, "--epochs")
-BATCH = typer.Option(16, "--batch-size")
-LR = typer.Option(1e-3, "--lr", help="Adam learning rate.")
-SEED = typer.Option(0, "--seed", help="Fixes splits, sampling, augmentation and initialisation.")
-DEVICE = typer.Option("auto", "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
-WORKERS = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="Data loader worker processes (0: load in the main process).")
-RESUME = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
-WEIGHTS = typer.Option(None, "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
-INIT = typer.Option(None, "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
+EPOCHS = typer.Option(default("epochs"), "--epochs")
+LR = typer.Option(default("lr"), "--lr", help="Adam learning rate.")
+SEED = typer.Option(default("seed"), "--seed", help="Fixes splits, sampling, augmentation and initialisation.")
+DEVICE = typer.Option(default("device"), "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
+WORKERS = typer.Option(default("workers"), "--workers", help="Data loader worker processes (0: load in the main process).")
+RESUME = typer.Option(default("resume"), "--resume", help="Continue an interrupted run from its last checkpoint.")
+WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
+INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
 
 
@@ -53,13 +60,13 @@ def _classifier(task: str):
     def command(
         data: Path = DATA,
         out_dir: Path = OUT,
-        protocol: str = typer.Option("full", "--protocol", help="full (every image) or seed (the capstone's N per class)."),
-        per_class: int = typer.Option(180, "--per-class", help="Images per class under --protocol seed."),
+        protocol: str = typer.Option(default("protocol"), "--protocol", help="full (every image) or seed (the capstone's N per class)."),
+        per_class: int = typer.Option(default("per_class"), "--per-class", help="Images per class under --protocol seed."),
         epochs: int = EPOCHS,
-        batch_size: int = BATCH,
+        batch_size: int = typer.Option(default("batch_size", task), "--batch-size"),
         lr: float = LR,
-        image_size: str = typer.Option("256x512", "--image-size", help="HxW the images are resized to."),
-        arch: str = typer.Option("vgg", "--arch", help="vgg, resnet18 or resnet34."),
+        image_size: str = typer.Option(_size(task), "--image-size", help="HxW the images are resized to."),
+        arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18 or resnet34."),
         seed: int = SEED,
         device: str = DEVICE,
         workers: int = WORKERS,
@@ -87,11 +94,11 @@ def segment(
     data: Path = DATA,
     out_dir: Path = OUT,
     epochs: int = EPOCHS,
-    batch_size: int = typer.Option(8, "--batch-size"),
+    batch_size: int = typer.Option(default("batch_size", "segment"), "--batch-size"),
     lr: float = LR,
-    image_size: str = typer.Option("256x1600", "--image-size", help="HxW the whole image is resized to (full size by default)."),
-    crop_width: str = typer.Option("384..800", "--crop-width", help="Training crop widths MIN..MAX in pixels of --image-size (one width per epoch; 'none': whole images)."),
-    arch: str = typer.Option("unet_resnet18", "--arch", help="unet_resnet18 or unet_resnet34."),
+    image_size: str = typer.Option(_size("segment"), "--image-size", help="HxW the whole image is resized to (full size by default)."),
+    crop_width: str = typer.Option("..".join(map(str, default("crop_width"))), "--crop-width", help="Training crop widths MIN..MAX in pixels of --image-size (one width per epoch; 'none': whole images)."),
+    arch: str = typer.Option(default("arch", "segment"), "--arch", help="unet_resnet18 or unet_resnet34."),
     seed: int = SEED,
     device: str = DEVICE,
     workers: int = WORKERS,
@@ -116,10 +123,11 @@ def evaluate(
 ) -> None:
     """Recompute a run's metrics on a labelled dataset (its own splits when it is the training data)."""
     from steelinspect.io import write_json
+    from steelinspect.runs.files import EVALUATION_FILE
     from steelinspect.train.evaluate import evaluate as run_evaluate
 
     metrics = run_evaluate(run_dir, data, device=device, workers=workers)
-    target = out_json or run_dir / "evaluation.json"
+    target = out_json or run_dir / EVALUATION_FILE
     write_json(target, metrics)
     table = Table(title=f"{run_dir} on {data}")
     keys = [k for k in ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "dice_kaggle") if
@@ -148,9 +156,10 @@ def tune_gate(
     from steelinspect.cli.score_cmds import score_table
     from steelinspect.infer.cascade import PredictConfig
     from steelinspect.io import read_json
-    from steelinspect.train.gate_tuning import tune_with_gate
+    from steelinspect.runs.files import SPLITS_FILE
+    from steelinspect.tuning.gate import tune_with_gate
 
-    splits = read_json(segment / "splits.json") if (segment / "splits.json").is_file() else {}
+    splits = read_json(segment / SPLITS_FILE) if (segment / SPLITS_FILE).is_file() else {}
     total = len(splits.get("val", [])) + len(splits.get("test", []))
     with progress_bar("tuning", total) as advance:
         result = tune_with_gate(segment, binary, multiclass, data, class_gate, PredictConfig(device=device),

@@ -96,21 +96,16 @@ def evaluate_cascade(
     """Score both steps together on a labelled dataset."""
     from steelinspect.infer.evaluate import score_cascade
     from steelinspect.io import write_json
+    from steelinspect.metrics.cascade import CASCADE_COLUMNS, cascade_rows
 
     with progress_bar("predicting", None) as advance:
         metrics = score_cascade(binary, multiclass, data, batch_size=batch_size, workers=workers, device=device,
                                 on_image=advance)
     table = Table(title=f"Cascade on {data} ({metrics['images']} images)")
-    for col in ("stage", "precision", "recall", "f1", "n"):
+    for col in CASCADE_COLUMNS:
         table.add_column(col, justify="right")
-    s1 = metrics["step1"]
-    table.add_row("step 1: defect vs clean", f"{s1['precision']:.3f}", f"{s1['recall']:.3f}", f"{s1['f1']:.3f}", str(s1["n"]))
-    for stage in ("step2", "end_to_end"):
-        m = metrics[stage]
-        label = "step 2: classes (images step 1 passed)" if stage == "step2" else "end to end: classes"
-        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["n"]))
-        for c, pc in m["per_class"].items():
-            table.add_row(f"  class {c}", f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}", str(pc["support"]))
+    for label, *scores, n in cascade_rows(metrics):
+        table.add_row(label, *(f"{v:.3f}" for v in scores), str(n))
     out.print(table)
     out.print(f"defect images missed by step 1: {metrics['missed_by_step1']}; "
               f"clean images flagged by step 1: {metrics['false_alarms_step1']}")

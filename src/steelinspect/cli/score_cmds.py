@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from steelinspect.metrics.dice import DiceReport
+from steelinspect.metrics.dice import SCORE_COLUMNS, DiceReport
 
 out = Console(soft_wrap=True)
 
@@ -48,19 +48,17 @@ def score_table(report: DiceReport, title: str | None = None) -> Table:
     """Per-class table: Dice over every image, over the images with that defect (positive-only), how many
     images have it and how many were predicted to, and what an empty prediction scores."""
     table = Table(title=title)
-    for col in ("class", "Dice", "Dice on defects", "defects", "predicted", "all-empty"):
+    for col in SCORE_COLUMNS:
         table.add_column(col, justify="right")
-    for s in report.classes:
-        table.add_row(
-            str(s.class_id),
-            f"{s.dice:.4f}",
-            "-" if s.dice_positive is None else f"{s.dice_positive:.4f}",
-            str(s.positives),
-            str(s.predicted),
-            f"{s.empty_baseline:.4f}",
-        )
-    table.add_row("all", f"{report.dice_kaggle:.4f}", "", "", "", f"{report.dice_empty_baseline:.4f}", style="bold")
+    *classes, total = report.score_rows()
+    for row in classes:
+        table.add_row(*(_cell(v, "-") for v in row))
+    table.add_row(*(_cell(v, "") for v in total), style="bold")
     return table
+
+
+def _cell(value, none: str) -> str:
+    return none if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE
-from steelinspect.eda.overlay import colour_hex, legend_handles
+from steelinspect.draw.overlay import colour_hex, legend_handles
 from steelinspect.eda.stats import EdaStats
 from steelinspect.io import atomic_write
 

@@ -11,7 +11,7 @@ from steelinspect import rle
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.images import check_size, read_gray
 from steelinspect.data.master import RLE_COLUMNS
-from steelinspect.eda.overlay import stacked_view, truth_vs_prediction
+from steelinspect.draw.overlay import stacked_view, truth_vs_prediction
 from steelinspect.errors import ImageError
 
 
@@ -38,7 +38,7 @@ def _pick(rows: pd.DataFrame, k: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def row_masks(row) -> np.ndarray:
-    """(H, W, 4) bool masks of a master-table row."""
+    """(4, H, W) bool masks of a master-table row."""
     return rle.build_mask([getattr(row, c) for c in RLE_COLUMNS])
 
 

@@ -23,8 +23,8 @@ import pandas as pd
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
+from steelinspect.draw.overlay import colour_hex
 from steelinspect.eda import figures, gallery
-from steelinspect.eda.overlay import colour_hex
 from steelinspect.eda.stats import HEATMAP_SHAPE, EdaConfig, EdaStats, compute_stats
 from steelinspect.io import atomic_dir, atomic_write, write_json
 

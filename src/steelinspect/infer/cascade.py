@@ -22,18 +22,10 @@ from steelinspect.infer.config import PredictConfig
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch, iter_batches
 from steelinspect.io import atomic_write
-from steelinspect.train.checkpoint import LoadedRun, load_run
+from steelinspect.postprocess.activations import sigmoid, softmax
+from steelinspect.runs.store import LoadedRun, load_run
 
 PREDICTION_COLUMNS = ["ImageId", "p_defect", "has_defect", *(f"p_class_{c}" for c in CLASS_IDS), "classes"]
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def decide_classes(task: str, probs: np.ndarray, thresholds: list[float]) -> list[int]:
@@ -54,10 +46,10 @@ class Cascade:
     """Binary + multiclass runs, each on its own engine and preprocessing."""
 
     def __init__(self, binary: LoadedRun, multiclass: LoadedRun, config: PredictConfig):
-        if binary.task != "binary":
-            raise RunError(f"--binary needs a binary run, this one is {binary.task!r}", binary.run_dir)
-        if multiclass.task not in ("multiclass", "multilabel"):
-            raise RunError(f"--multiclass needs a multiclass run, this one is {multiclass.task!r}", multiclass.run_dir)
+        if binary.head != "binary":
+            raise RunError(f"--binary needs a binary run, this one is {binary.head!r}", binary.run_dir)
+        if multiclass.head not in ("multiclass", "multilabel"):
+            raise RunError(f"--multiclass needs a multiclass run, this one is {multiclass.head!r}", multiclass.run_dir)
         config.validate()
         self.binary, self.multiclass = binary, multiclass
         self.binary_engine = make_engine(binary, config)
@@ -76,14 +68,14 @@ class Cascade:
         return [self.binary.preprocess, self.multiclass.preprocess]
 
     def predict_batch(self, batch: Batch) -> list[dict]:
-        p_defect = _sigmoid(self.binary_engine(batch.input(self.binary.preprocess)))[:, 0]
+        p_defect = sigmoid(self.binary_engine(batch.input(self.binary.preprocess)))[:, 0]
         logits = self.multi_engine(batch.input(self.multiclass.preprocess))
-        p_class = _softmax(logits) if self.multiclass.task == "multiclass" else _sigmoid(logits)
+        p_class = softmax(logits) if self.multiclass.head == "multiclass" else sigmoid(logits)
         threshold = self.binary.thresholds[0] if self.binary.thresholds else 0.5
         rows = []
         for image_id, pd_, pc in zip(batch.image_ids, p_defect, p_class):
             has_defect = bool(pd_ >= threshold)
-            classes = decide_classes(self.multiclass.task, pc, self.multiclass.thresholds) if has_defect else []
+            classes = decide_classes(self.multiclass.head, pc, self.multiclass.thresholds) if has_defect else []
             row = {"ImageId": image_id, "p_defect": float(pd_), "has_defect": has_defect}
             row.update({f"p_class_{c}": float(p) for c, p in zip(CLASS_IDS, pc)})
             row["classes"] = " ".join(map(str, classes))

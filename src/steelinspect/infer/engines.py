@@ -7,7 +7,7 @@
 - OnnxEngine runs RUN_DIR/model.onnx on ONNX Runtime (`steelinspect export RUN_DIR --format onnx`).
 `--engine auto` picks ONNX Runtime on CPU when the run has an up-to-date model.onnx, PyTorch otherwise. Up to
 date means model.onnx's bytes hash to the SHA-256 that `steelinspect export` stored in model.pt, with the run's
-current weights fingerprint (see train/checkpoint.py): re-tuned thresholds or post-processing keep an export
+current weights fingerprint (see runs/store.py): re-tuned thresholds or post-processing keep an export
 valid; new weights, or any other graph (whatever its metadata says), do not.
 """
 
@@ -20,7 +20,8 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.config import PredictConfig
-from steelinspect.train.checkpoint import MODEL_FILE, LoadedRun
+from steelinspect.runs.files import MODEL_FILE
+from steelinspect.runs.store import LoadedRun
 
 
 class TorchEngine:
@@ -101,8 +102,8 @@ def _onnxruntime() -> bool:
 def make_engine(run: LoadedRun, config: PredictConfig):
     """The engine for a run. auto: ONNX Runtime on CPU when the run has an up-to-date export (and fp32 is asked
     for), PyTorch otherwise."""
+    from steelinspect.device import resolve_device
     from steelinspect.infer.export import onnx_path
-    from steelinspect.train.loop import resolve_device
 
     config.validate()
     device = resolve_device(config.device)

@@ -20,9 +20,9 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import atomic_write
-from steelinspect.train.checkpoint import load_run, update_model_params
+from steelinspect.runs.files import ONNX_FILE
+from steelinspect.runs.store import load_run, update_model_params
 
-ONNX_FILE = "model.onnx"
 OPSET = 17
 
 
@@ -51,7 +51,7 @@ def export_onnx(run_dir: str | Path, atol: float = 1e-3, rtol: float = 1e-3) -> 
     run = load_run(run_dir, "cpu")
     model = run.model.eval()
     height, width = run.preprocess.size
-    segment = run.task == "segment"
+    segment = run.head == "segment"
     axes = {0: "batch", 2: "height", 3: "width"} if segment else {0: "batch"}
     example = torch.randn(2, 1, height, width)
     target = run_dir / ONNX_FILE
@@ -62,7 +62,7 @@ def export_onnx(run_dir: str | Path, atol: float = 1e-3, rtol: float = 1e-3) -> 
                               dynamic_axes={"image": axes, "logits": axes}, opset_version=OPSET, dynamo=False)
         graph = onnx.load(str(tmp))
         meta = {
-            "steelinspect_task": run.task,
+            "steelinspect_head": run.head,
             "steelinspect_arch": run.arch,
             "steelinspect_weights_id": run.weights_id,
             "steelinspect_preprocess": json.dumps(run.preprocess.to_dict()),

@@ -19,7 +19,7 @@ from steelinspect.data.images import resize
 from steelinspect.infer.cascade import Cascade, PredictConfig, row_classes
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch
-from steelinspect.train.checkpoint import load_run
+from steelinspect.runs.store import load_run
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Inspection:
     p_class: dict[str, float]
     classes: list[int]
     image: np.ndarray  # the grey image as inspected (1600x256)
-    masks: np.ndarray | None  # bool (256, 1600, 4), None without a segmenter
+    masks: np.ndarray | None  # bool (4, 256, 1600), None without a segmenter
     defects: list[Defect] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
@@ -87,7 +87,7 @@ class Inspector:
         masks = None
         defects: list[Defect] = []
         if result is not None:
-            masks = np.ascontiguousarray(result.masks.transpose(1, 2, 0))
+            masks = result.masks
             defects = [Defect(r.class_id, c.area, (c.x, c.y, c.width, c.height))
                        for r in result.regions for c in r.components]
         return Inspection(

@@ -38,10 +38,10 @@ from steelinspect.infer.cascade import (
 )
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import iter_batches
-from steelinspect.infer.postprocess import GATE_MODES, ClassRegions, PostProcess
-from steelinspect.infer.segmenter import segment_probs, to_full_size
 from steelinspect.infer.submission import SubmissionWriter
-from steelinspect.train.checkpoint import LoadedRun, load_run
+from steelinspect.postprocess.masks import GATE_MODES, ClassRegions, PostProcess
+from steelinspect.postprocess.segmenter import segment_probs, to_full_size
+from steelinspect.runs.store import LoadedRun, load_run
 
 SEGMENT_COLUMNS = [*(f"area_{c}" for c in CLASS_IDS), *(f"boxes_{c}" for c in CLASS_IDS)]
 
@@ -67,8 +67,8 @@ class SegmentStep:
     """A segment run on an engine: preprocessed batch (+ the cascade's rows) -> masks, areas, boxes."""
 
     def __init__(self, run: LoadedRun, options: SegmentOptions, engine):
-        if run.task != "segment":
-            raise RunError(f"--segment needs a segment run, this one is {run.task!r}", run.run_dir)
+        if run.head != "segment":
+            raise RunError(f"--segment needs a segment run, this one is {run.head!r}", run.run_dir)
         options.validate()
         self.run, self.options, self.engine = run, options, engine
         self.postprocess = PostProcess.from_dict(run.postprocess or {})
@@ -167,7 +167,7 @@ def overlays_folder(path: str | Path) -> Iterator[Path]:
 
 def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
             stats: PipelineStats, on_image) -> Iterator[dict]:
-    from steelinspect.eda.overlay import overlay_masks, save_rgb
+    from steelinspect.draw.overlay import overlay_masks, save_rgb
 
     paths = list_images(images)
     start = time.perf_counter()
@@ -187,7 +187,7 @@ def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutput
                     submission.add(row["ImageId"], [rle.encode(m) for m in result.masks])
                 if overlays is not None:
                     gray = resize(batch.originals[k], IMAGE_SHAPE)
-                    rgb = overlay_masks(gray, result.masks.transpose(1, 2, 0))
+                    rgb = overlay_masks(gray, result.masks)
                     save_rgb(overlays / f"{Path(row['ImageId']).stem}.png", rgb)
                 stats.images += 1
                 stats.defects += row["has_defect"]

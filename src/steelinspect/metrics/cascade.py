@@ -53,7 +53,7 @@ def evaluate_cascade(predictions: pd.DataFrame, master: pd.DataFrame) -> dict:
     y = merged.Defect.to_numpy(dtype=int)
     step1 = binary_metrics(y, has_defect.astype(float), threshold=0.5)
     step1["roc_auc"] = binary_metrics(y, merged.p_defect.to_numpy(dtype=float))["roc_auc"]
-    del step1["threshold"]
+    del step1["thresholds"]
     passed = has_defect & merged.Defect.to_numpy(dtype=bool)
     return {
         "images": int(len(merged)),
@@ -63,3 +63,18 @@ def evaluate_cascade(predictions: pd.DataFrame, master: pd.DataFrame) -> dict:
         "missed_by_step1": int((merged.Defect.to_numpy(dtype=bool) & ~has_defect).sum()),
         "false_alarms_step1": int((~merged.Defect.to_numpy(dtype=bool) & has_defect).sum()),
     }
+
+
+CASCADE_COLUMNS = ("stage", "precision", "recall", "f1", "n")
+
+
+def cascade_rows(metrics: dict) -> list[list]:
+    """evaluate_cascade's scores as the table `evaluate-cascade` prints and the demo reports (CASCADE_COLUMNS):
+    step 1, then step 2 and end to end, each followed by its classes (n: their support)."""
+    s1 = metrics["step1"]
+    rows = [["step 1: defect vs clean", s1["precision"], s1["recall"], s1["f1"], s1["n"]]]
+    for stage, label in (("step2", "step 2: classes (images step 1 passed)"), ("end_to_end", "end to end: classes")):
+        m = metrics[stage]
+        rows.append([label, m["precision"], m["recall"], m["f1"], m["n"]])
+        rows += [[f"  class {c}", pc["precision"], pc["recall"], pc["f1"], pc["support"]] for c, pc in m["per_class"].items()]
+    return rows

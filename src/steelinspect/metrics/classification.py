@@ -1,7 +1,7 @@
 """Classification metrics over a whole split (never averaged over batches).
 
 Every function returns the run's metric record M = {"loss", "accuracy", "precision", "recall", "f1", "roc_auc",
-"per_class": {...}, "confusion_matrix": ...}. For several classes, precision, recall and F1 are macro averages over the classes that occur in the
+"per_class": {...}, "confusion_matrix": ..., "thresholds" (binary, multi-label), "n"}. For several classes, precision, recall and F1 are macro averages over the classes that occur in the
 split's truth or predictions;
 a ROC AUC that is undefined (one class absent) is None.
 """
@@ -36,24 +36,33 @@ def _per_class(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray) -> di
     }
 
 
-def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5, loss: float | None = None) -> dict:
-    """Defect (1) vs clean (0)."""
-    y_true = np.asarray(y_true).astype(int).ravel()
-    prob = np.asarray(prob, dtype=np.float64).ravel()
-    y_pred = (prob >= threshold).astype(int)
-    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
+def _record(loss: float | None, y_true: np.ndarray, y_pred: np.ndarray, scores: tuple, roc_auc: float | None,
+            per_class: dict, confusion: list, **decision) -> dict:
+    """The metric record M of every head, in one key order: `scores` is (precision, recall, F1); `decision` the
+    thresholds the predictions were made with, where the head has any."""
+    p, r, f = scores
     return {
         "loss": loss,
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "precision": float(p),
         "recall": float(r),
         "f1": float(f),
-        "roc_auc": _auc(y_true, prob),
-        "per_class": {},
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
-        "threshold": float(threshold),
+        "roc_auc": roc_auc,
+        "per_class": per_class,
+        "confusion_matrix": confusion,
+        **decision,
         "n": int(len(y_true)),
     }
+
+
+def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5, loss: float | None = None) -> dict:
+    """Defect (1) vs clean (0)."""
+    y_true = np.asarray(y_true).astype(int).ravel()
+    prob = np.asarray(prob, dtype=np.float64).ravel()
+    y_pred = (prob >= threshold).astype(int)
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
+    return _record(loss, y_true, y_pred, (p, r, f), _auc(y_true, prob), {},
+                   confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(), thresholds=[float(threshold)])
 
 
 def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, loss: float | None = None) -> dict:
@@ -67,17 +76,9 @@ def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, loss: float | None
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0, labels=seen)
     present = [i for i in range(k) if 0 < onehot_true[:, i].sum() < len(y_true)]
     auc = float(np.mean([roc_auc_score(onehot_true[:, i], probs[:, i]) for i in present])) if present else None
-    return {
-        "loss": loss,
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(p),
-        "recall": float(r),
-        "f1": float(f),
-        "roc_auc": auc,
-        "per_class": _per_class(onehot_true.astype(int), onehot_pred.astype(int), probs),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=range(k)).tolist(),
-        "n": int(len(y_true)),
-    }
+    return _record(loss, y_true, y_pred, (p, r, f), auc,
+                   _per_class(onehot_true.astype(int), onehot_pred.astype(int), probs),
+                   confusion_matrix(y_true, y_pred, labels=range(k)).tolist())
 
 
 def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, thresholds, loss: float | None = None) -> dict:
@@ -91,18 +92,9 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, thresholds, loss: 
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0, labels=seen)
     aucs = [_auc(y_true[:, i], probs[:, i]) for i in range(y_true.shape[1])]
     aucs = [a for a in aucs if a is not None]
-    return {
-        "loss": loss,
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(p),
-        "recall": float(r),
-        "f1": float(f),
-        "roc_auc": float(np.mean(aucs)) if aucs else None,
-        "per_class": _per_class(y_true, y_pred, probs),
-        "confusion_matrix": multilabel_confusion_matrix(y_true, y_pred).tolist(),
-        "thresholds": [float(t) for t in thresholds],
-        "n": int(len(y_true)),
-    }
+    return _record(loss, y_true, y_pred, (p, r, f), float(np.mean(aucs)) if aucs else None,
+                   _per_class(y_true, y_pred, probs), multilabel_confusion_matrix(y_true, y_pred).tolist(),
+                   thresholds=[float(t) for t in thresholds])
 
 
 def best_f1_threshold(y_true: np.ndarray, prob: np.ndarray, grid: np.ndarray | None = None) -> float:

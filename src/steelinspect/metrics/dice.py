@@ -109,6 +109,9 @@ class ClassScore:
     empty_baseline: float  # what an empty prediction of this class scores (fraction of images without it)
 
 
+SCORE_COLUMNS = ("class", "Dice", "Dice on defects", "defects", "predicted", "all-empty")
+
+
 @dataclass(frozen=True)
 class DiceReport:
     """The Kaggle score and its per-class breakdown over one set of images."""
@@ -154,6 +157,14 @@ class DiceReport:
             dice_empty_baseline=float((~positive).mean()),
             classes=tuple(classes),
         )
+
+    def score_rows(self) -> list[list]:
+        """The per-class table (SCORE_COLUMNS) that `steelinspect score` prints and the demo reports: one row per
+        class, then "all" (the Kaggle score, None where a column has no total)."""
+        rows = [[str(s.class_id), s.dice, s.dice_positive, s.positives, s.predicted, s.empty_baseline]
+                for s in self.classes]
+        rows.append(["all", self.dice_kaggle, None, None, None, self.dice_empty_baseline])
+        return rows
 
     @property
     def margin(self) -> float:

@@ -16,9 +16,10 @@ from steelinspect.models.resnet import ResNetEncoder
 
 
 def load_torchvision_resnet(encoder: ResNetEncoder, path: str | Path) -> dict[str, list[str]]:
-    """Copy matching tensors into `encoder`. Returns {"loaded": [...], "missing": [...], "skipped": [...]}.
+    """Copy every encoder tensor from the file into `encoder`. Returns {"loaded": [...], "skipped": [...]} (skipped:
+    the file's tensors the encoder has no place for, such as ImageNet's fc layer).
 
-    Raises ConfigError naming the file when it cannot be read or nothing in it fits the encoder.
+    Raises ConfigError naming the file when it cannot be read or does not fill the whole encoder.
     """
     path = Path(path)
     if not path.is_file():
@@ -58,4 +59,4 @@ def load_torchvision_resnet(encoder: ResNetEncoder, path: str | Path) -> dict[st
             path,
         )
     encoder.load_state_dict(own)
-    return {"loaded": loaded, "missing": missing, "skipped": skipped}
+    return {"loaded": loaded, "skipped": skipped}

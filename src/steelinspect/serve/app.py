@@ -266,7 +266,7 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
             result = inspector.inspect(gray, image_id)
             truth = browser.truth_masks(image_id)
             return {"image_id": image_id, "prediction": {**result.to_json(), **pictures(gray, result.masks)},
-                    "truth": {"classes": [c for c in CLASS_IDS if truth[..., c - 1].any()], **pictures(gray, truth)}}
+                    "truth": {"classes": [c for c in CLASS_IDS if truth[c - 1].any()], **pictures(gray, truth)}}
 
         try:
             return await run_in_threadpool(work)

@@ -1,5 +1,5 @@
 """Pictures for the page: the grey image, one transparent layer per class (so the page can toggle classes), and
-the composite overlay, all as data URLs. Colours come from eda.overlay, like every other picture of masks."""
+the composite overlay, all as data URLs. Colours come from draw.overlay, like every other picture of masks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from steelinspect.constants import CLASS_COLOURS, CLASS_IDS
-from steelinspect.eda.overlay import overlay_masks
+from steelinspect.draw.overlay import overlay_masks
 
 
 def data_url(image: np.ndarray, fmt: str = ".png", quality: int = 88) -> str:
@@ -42,7 +42,7 @@ def pictures(gray: np.ndarray, masks: np.ndarray | None) -> dict:
     if masks is None:
         return out
     for c in CLASS_IDS:
-        if masks[..., c - 1].any():
-            out["layers"][str(c)] = data_url(class_layer(masks[..., c - 1], c))
+        if masks[c - 1].any():
+            out["layers"][str(c)] = data_url(class_layer(masks[c - 1], c))
     out["overlay"] = data_url(overlay_masks(gray, masks))
     return out

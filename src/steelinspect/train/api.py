@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from steelinspect.train.config import TrainConfig
+from steelinspect.runs.config import TrainConfig
 from steelinspect.train.evaluate import evaluate
 from steelinspect.train.loop import train
 
-__all__ = ["TrainConfig", "train", "evaluate", "Path"]
+__all__ = ["TrainConfig", "train", "evaluate"]

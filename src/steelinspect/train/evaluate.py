@@ -14,10 +14,12 @@ from torch.utils.data import DataLoader
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.splits import frames_from_ids, select_images
+from steelinspect.device import resolve_device
 from steelinspect.io import read_json
+from steelinspect.runs.files import SPLITS_FILE
+from steelinspect.runs.store import load_run
 from steelinspect.train import distributed
-from steelinspect.train.checkpoint import load_run
-from steelinspect.train.loop import evaluate_loader, resolve_device
+from steelinspect.train.loop import evaluate_loader
 from steelinspect.train.tasks import make_task
 
 
@@ -27,15 +29,15 @@ def evaluate(run_dir: str | Path, data: str | Path, device: str = "auto", batch_
     run = load_run(run_dir, dev)
     layout = data_dir(data)
     master = build_master(data)
-    task = make_task(run.task)
+    task = make_task(run.head)
     task.set_loss_weights(run.loss_weights)
-    same_data = Path(run.config.data).resolve() == data.resolve() and (run_dir / "splits.json").is_file()
+    same_data = Path(run.config.data).resolve() == data.resolve() and (run_dir / SPLITS_FILE).is_file()
     if same_data:
-        frames = frames_from_ids(master, read_json(run_dir / "splits.json"))
+        frames = frames_from_ids(master, read_json(run_dir / SPLITS_FILE))
     else:
         # Every image the head applies to: all (binary), defect images (multi-label), single-class (softmax).
-        frames = {"all": select_images(master, run.task, "full", 0, 0)}
-        if run.task == "multiclass":
+        frames = {"all": select_images(master, run.head, "full", 0, 0)}
+        if run.head == "multiclass":
             frames["all"] = frames["all"][frames["all"].Defect_no == 1]
     params = run.thresholds if run.postprocess is None else run.postprocess
     out = {}
@@ -48,5 +50,5 @@ def evaluate(run_dir: str | Path, data: str | Path, device: str = "auto", batch_
         with torch.inference_mode():
             part = evaluate_loader(run.model, task, loader, dev, distributed.Dist())
         out[name] = task.metrics(part, params)
-    out["thresholds"] = params
+    out.update(task.param_fields(params))
     return out

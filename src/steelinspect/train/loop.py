@@ -1,17 +1,21 @@
-"""The training loop: one loop for every task, read top to bottom.
+"""The training loop: one loop for every task, read top to bottom in `_train`.
 
 data -> splits -> datasets -> model -> for each epoch: train, validate, keep the best, checkpoint -> tune the
-decision parameters on validation -> metrics for train/val/test -> run directory.
+decision parameters on validation -> metrics for train/val/test -> run directory. Each step is one helper below
+`_train`, in the order it runs.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -22,30 +26,19 @@ from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
 from steelinspect.data.transforms import Preprocess
+from steelinspect.device import resolve_device
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
 from steelinspect.models.factory import build_model, encoder_of
+from steelinspect.models.weights import load_torchvision_resnet
+from steelinspect.runs.config import TrainConfig
+from steelinspect.runs.files import (CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
+                                     SPLITS_FILE)
+from steelinspect.runs.store import (init_from_run, load_checkpoint, read_model_file, save_checkpoint, save_model,
+                                     update_model_params)
 from steelinspect.train import distributed
-from steelinspect.train.checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
-from steelinspect.train.config import TrainConfig
 from steelinspect.train.tasks import Collector, make_task
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown --device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but CUDA is not available here")
-    return device
 
 
 def _prepare_run_dir(config: TrainConfig, is_main: bool) -> dict[str, list[str]] | None:
@@ -54,11 +47,11 @@ def _prepare_run_dir(config: TrainConfig, is_main: bool) -> dict[str, list[str]]
     if config.resume:
         if not (run_dir / CHECKPOINT_FILE).is_file():
             raise RunError(f"nothing to resume: no {CHECKPOINT_FILE}", run_dir)
-        saved = TrainConfig.read(run_dir / "config.json")
+        saved = TrainConfig.read(run_dir / CONFIG_FILE)
         changed = saved.differs_from(config)
         if changed:
             raise ConfigError(f"--resume with different settings ({', '.join(changed)}) than the run in {run_dir}")
-        return read_json(run_dir / "splits.json")
+        return read_json(run_dir / SPLITS_FILE)
     if (run_dir / MODEL_FILE).exists() or (run_dir / CHECKPOINT_FILE).exists():
         raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
     if is_main:
@@ -93,6 +86,11 @@ def evaluate_loader(model, task, loader, device, d: distributed.Dist) -> Collect
         x, y = x.to(device), y.to(device)
         logits = model(x)
         collector.add(task.probabilities(logits), y, idx, float(task.loss(logits, y)))
+    return _gathered(collector, d)
+
+
+def _gathered(collector: Collector, d: distributed.Dist) -> Collector:
+    """The whole split's collector from every process's part (in dataset order, each image once)."""
     return type(collector).merge(distributed.gather(d, collector))
 
 
@@ -110,37 +108,97 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         distributed.cleanup(d)
 
 
+@dataclass
+class _Fit:
+    """The model and what trains it, with the epochs so far: what checkpoint.pt saves and --resume restores."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    start: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: float = -np.inf
+
+    def checkpoint(self, epoch: int) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history,
+                "best": self.best, "rng": get_rng_state()}
+
+    def resume(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.start, self.history, self.best = state["epoch"] + 1, state["history"], state["best"]
+        set_rng_state(state["rng"])
+
+
 def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progress: bool, say) -> Path:
     run_dir = Path(config.out)
-    layout = data_dir(config.data)
+    images = data_dir(config.data).images
     stored = _prepare_run_dir(config, d.main)
     distributed.barrier(d)
-    head = config.head
-    task = make_task(head)
+    task = make_task(config.head)
     if hasattr(task, "configure"):  # task-specific settings (segment: crop widths)
         task.configure(config)
+    splits = _splits(config, stored, d.main)
+    preprocess = Preprocess(*config.image_size)
+    datasets = {name: task.dataset(images, frame, preprocess, name == "train" and config.augment, config.seed)
+                for name, frame in splits.items()}
+    preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
+    task.setup_loss(datasets["train"].targets)
+    say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
+        f"{config.image_size[0]}x{config.image_size[1]} on {device}" + (f", {d.world} processes" if d.enabled else ""))
+    fit = _build(config, task, splits, device, say)
+    net = DistributedDataParallel(fit.model) if d.enabled else fit.model
+    train_sampler, train_loader, eval_loaders = _loaders(config, task, images, splits, datasets, preprocess, d)
+    if config.resume:
+        fit.resume(load_checkpoint(run_dir))
+        say(f"resuming after epoch {fit.start} of {config.epochs}")
 
-    # Data: the same splits on every process (fixed by the seed, or read back when resuming).
+    for epoch in range(fit.start, config.epochs):
+        t0 = time.perf_counter()
+        train_sampler.set_epoch(epoch)
+        datasets["train"].set_epoch(epoch)
+        collector = _fit_epoch(net, task, train_loader, fit.optimizer, device, d, t0,
+                               f"epoch {epoch + 1}/{config.epochs}", progress)
+        lr = fit.optimizer.param_groups[0]["lr"]
+        fit.scheduler.step()
+        record, score, improved = _score_epoch(fit, task, collector, eval_loaders["val"], device, d, epoch, lr, t0,
+                                               len(datasets["train"]))
+        if d.main:
+            if improved:
+                save_model(run_dir, fit.model, config, config.head, task.num_outputs, preprocess, epoch=epoch + 1,
+                           loss_weights=task.loss_weights(), **task.param_fields(task.default_params()))
+            save_checkpoint(run_dir, plain(fit.checkpoint(epoch)))
+            write_json(run_dir / HISTORY_FILE, fit.history)
+        say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, val loss "
+            f"{record['val_loss']:.4f}, val {task.score_key} {score:.4f}{' (best)' if improved else ''}, "
+            f"{record['images_per_s']:.1f} img/s")
+        distributed.barrier(d)
+
+    _final(run_dir, fit, task, eval_loaders, device, d, say)
+    return run_dir
+
+
+def _splits(config: TrainConfig, stored: dict[str, list[str]] | None, is_main: bool) -> dict[str, pd.DataFrame]:
+    """The same splits on every process: fixed by the seed (and written with the config), or read back when
+    resuming."""
     master = build_master(config.data)
     if stored is None:
-        splits = make_splits(master, head, config.protocol, config.per_class, config.seed, config.val_fraction,
-                             config.test_fraction)
-        if d.main:
-            write_json(run_dir / "splits.json", split_ids(splits))
-            write_json(run_dir / "config.json", config.to_dict())
+        splits = make_splits(master, config.head, config.protocol, config.per_class, config.seed,
+                             config.val_fraction, config.test_fraction)
+        if is_main:
+            write_json(Path(config.out) / SPLITS_FILE, split_ids(splits))
+            write_json(Path(config.out) / CONFIG_FILE, config.to_dict())
     else:
         splits = frames_from_ids(master, stored)
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
         raise ConfigError(f"too few images to train and validate ({sum(len(s) for s in splits.values())} selected)")
-    preprocess = Preprocess(*config.image_size)
-    datasets = {name: task.dataset(layout.images, frame, preprocess, name == "train" and config.augment, config.seed)
-                for name, frame in splits.items()}
-    preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
-    task.setup_loss(datasets["train"].targets)
-    say(f"{head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
-        f"{config.image_size[0]}x{config.image_size[1]} on {device}" + (f", {d.world} processes" if d.enabled else ""))
+    return splits
 
-    # Model, optimiser, schedule: initialisation fixed by the seed.
+
+def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: torch.device, say) -> _Fit:
+    """Model (initialisation fixed by the seed; --weights, --init), optimiser and schedule."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     model = build_model(config.arch, task.num_outputs)
@@ -148,103 +206,87 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         encoder = encoder_of(model)
         if encoder is None:
             raise ConfigError(f"--weights needs a ResNet-based --arch; {config.arch} has no ResNet encoder")
-        from steelinspect.models.weights import load_torchvision_resnet
-
         report = load_torchvision_resnet(encoder, config.weights)
-        say(f"loaded {len(report['loaded'])} tensors from {config.weights} ({len(report['missing'])} left as initialised)")
+        say(f"loaded {len(report['loaded'])} tensors from {config.weights} (the whole encoder)")
     if config.init:
-        from steelinspect.train.checkpoint import init_from_run
-
         loaded = init_from_run(model, config.init, config.arch, held_out=[*splits["val"].ImageId, *splits["test"].ImageId])
         say(f"started from {config.init}: {loaded} of {len(model.state_dict())} tensors (the head is new)")
     model.to(device)
-    net = DistributedDataParallel(model) if d.enabled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr * 0.05)
+    return _Fit(model, optimizer, scheduler)
 
+
+def _loaders(config: TrainConfig, task, images: Path, splits: dict, datasets: dict, preprocess: Preprocess,
+             d: distributed.Dist) -> tuple[EpochSampler, DataLoader, dict[str, DataLoader]]:
+    """The training loader (its batch split across processes) and one evaluation loader per split."""
     if d.enabled and config.batch_size % d.world:
         raise ConfigError(f"--batch-size {config.batch_size} must divide by the {d.world} processes")
     per_rank = config.batch_size // d.world
     train_sampler = EpochSampler(len(datasets["train"]), config.batch_size, config.seed, True, d.rank, d.world)
     train_loader = _loader(datasets["train"], per_rank, train_sampler, config.workers)
     # Evaluation sees every split without augmentation (the training split too, for its final metrics).
-    eval_sets = {**datasets, "train": task.dataset(layout.images, splits["train"], preprocess, False, config.seed)}
+    eval_sets = {**datasets, "train": task.dataset(images, splits["train"], preprocess, False, config.seed)}
     eval_loaders = {name: _loader(ds, per_rank, _Shard(len(ds), d.rank, d.world), config.workers)
                     for name, ds in eval_sets.items()}
+    return train_sampler, train_loader, eval_loaders
 
-    start, history, best = 0, [], -np.inf
-    if config.resume:
-        state = load_checkpoint(run_dir)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, history, best = state["epoch"] + 1, state["history"], state["best"]
-        set_rng_state(state["rng"])
-        say(f"resuming after epoch {start} of {config.epochs}")
 
-    for epoch in range(start, config.epochs):
-        t0 = time.perf_counter()
-        train_sampler.set_epoch(epoch)
-        datasets["train"].set_epoch(epoch)
-        net.train()
-        collector = task.new_collector()
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
-                   unit="batch", dynamic_ncols=True)
-        seen = 0
-        for x, y, idx in bar:
-            x, y = x.to(device), y.to(device)
-            logits = net(x)
-            loss = task.loss(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_value = loss.item()
-            collector.add(task.probabilities(logits.detach()), y, idx, loss_value)
-            seen += len(x) * d.world
-            bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        train_part = type(collector).merge(distributed.gather(d, collector))
-        val_part = evaluate_loader(model, task, eval_loaders["val"], device, d)
-        params = task.default_params()
-        m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
-        record = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
-                  "images_per_s": round(len(datasets["train"]) / (time.perf_counter() - t0), 2)}
-        for split, m in (("train", m_train), ("val", m_val)):
-            for key in ("loss", *task.history_keys):
-                record[f"{split}_{key}"] = m.get(key)
-        history.append(record)
-        score = m_val[task.score_key]
-        improved = score > best
-        if improved:
-            best = score
-        if d.main:
-            if improved:
-                save_model(run_dir, model, config, head, task.num_outputs, preprocess, epoch=epoch + 1,
-                           loss_weights=task.loss_weights(), **task.param_fields(params))
-            save_checkpoint(run_dir, plain({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                            "scheduler": scheduler.state_dict(), "epoch": epoch,
-                                            "history": history, "best": best, "rng": get_rng_state()}))
-            write_json(run_dir / "history.json", history)
-        say(f"epoch {epoch + 1}/{config.epochs}: train loss {m_train['loss']:.4f}, val loss {m_val['loss']:.4f}, "
-            f"val {task.score_key} {score:.4f}{' (best)' if improved else ''}, {record['images_per_s']:.1f} img/s")
-        distributed.barrier(d)
+def _fit_epoch(net, task, loader: DataLoader, optimizer, device, d: distributed.Dist, t0: float, desc: str,
+               progress: bool) -> Collector:
+    """One pass of the optimiser over the training loader; what the model output on the way."""
+    net.train()
+    collector = task.new_collector()
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
+    seen = 0
+    for x, y, idx in bar:
+        x, y = x.to(device), y.to(device)
+        logits = net(x)
+        loss = task.loss(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_value = loss.item()
+        collector.add(task.probabilities(logits.detach()), y, idx, loss_value)
+        seen += len(x) * d.world
+        bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+    return collector
 
-    # Final: the best epoch's weights, decision parameters tuned on validation, metrics on every split.
-    from steelinspect.train.checkpoint import read_model_file, update_model_params
 
+def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, device, d: distributed.Dist,
+                 epoch: int, lr: float, t0: float, train_images: int) -> tuple[dict, float, bool]:
+    """The epoch's record (train and validation scores at the default decision parameters), added to the
+    history; the validation score; whether it improved on the best so far."""
+    train_part = _gathered(collector, d)
+    val_part = evaluate_loader(fit.model, task, val_loader, device, d)
+    params = task.default_params()
+    m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
+    record = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
+              "images_per_s": round(train_images / (time.perf_counter() - t0), 2)}
+    for split, m in (("train", m_train), ("val", m_val)):
+        for key in ("loss", *task.history_keys):
+            record[f"{split}_{key}"] = m.get(key)
+    fit.history.append(record)
+    score = m_val[task.score_key]
+    improved = score > fit.best
+    if improved:
+        fit.best = score
+    return record, score, improved
+
+
+def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distributed.Dist, say) -> None:
+    """The best epoch's weights, decision parameters tuned on validation, metrics on every split, curves."""
     distributed.barrier(d)  # every process reads the best weights rank 0 wrote (one machine, one folder)
-    model.load_state_dict(read_model_file(run_dir)["state_dict"])
-    metrics = finish(model, task, eval_loaders, device, d)
+    fit.model.load_state_dict(read_model_file(run_dir)["state_dict"])
+    metrics = finish(fit.model, task, eval_loaders, device, d)
     if d.main:
-        update_model_params(run_dir, **task.param_fields(metrics["thresholds"]))
-        write_json(run_dir / "metrics.json", metrics)
-        from steelinspect.train.curves import plot_curves
+        update_model_params(run_dir, thresholds=metrics.get("thresholds"), postprocess=metrics.get("postprocess"))
+        write_json(run_dir / METRICS_FILE, metrics)
+        from steelinspect.train.curves import plot_curves  # matplotlib: imported only when a run finishes
 
-        plot_curves(history, task.score_key, run_dir / "curves.png")
+        plot_curves(fit.history, task.score_key, run_dir / CURVES_FILE)
         say(f"test {task.score_key} {metrics['test'][task.score_key]:.4f}; run directory {run_dir}")
     distributed.barrier(d)
-    return run_dir
 
 
 def finish(model, task, loaders: dict, device, d: distributed.Dist) -> dict:
@@ -252,5 +294,5 @@ def finish(model, task, loaders: dict, device, d: distributed.Dist) -> dict:
     parts = {name: evaluate_loader(model, task, loader, device, d) for name, loader in loaders.items()}
     params = task.tune(parts["val"])
     metrics = {name: task.metrics(part, params) if part.count else None for name, part in parts.items()}
-    metrics["thresholds"] = params
+    metrics.update(task.param_fields(params))
     return metrics

@@ -3,7 +3,7 @@ BCE + Dice loss, random full-height crops for training, whole images for evaluat
 after post-processing tuned on validation.
 
 Evaluation never holds a split's masks: each whole image is scored on arrival for every candidate
-post-processing setting (train/seg_tuning.py), so tuning on validation and scoring the test split with the
+post-processing setting (postprocess/grid.py), so tuning on validation and scoring the test split with the
 tuned setting are exact and need one pass each.
 """
 
@@ -20,12 +20,13 @@ import torch.nn.functional as F
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.seg_dataset import SegAugment, SegmentDataset, samples_from_master
 from steelinspect.data.transforms import Preprocess
-from steelinspect.infer.postprocess import PostProcess
-from steelinspect.infer.segmenter import to_full_size
 from steelinspect.metrics.dice import DiceCounts, DiceReport, mask_counts
-from steelinspect.train.seg_tuning import PostprocessGrid
+from steelinspect.postprocess.grid import PostprocessGrid
+from steelinspect.postprocess.masks import PostProcess
+from steelinspect.postprocess.segmenter import to_full_size
+from steelinspect.runs.config import default
 
-DEFAULT_CROP_WIDTHS = (384, 800)
+DEFAULT_CROP_WIDTHS = default("crop_width")
 
 
 def parse_crop_widths(text: str) -> tuple[int, int] | None:
@@ -151,11 +152,7 @@ class SegmentCollector:
         return np.mean(self.dice, axis=0)
 
     def report(self, post: PostProcess) -> DiceReport:
-        t, m = self.grid.index_of(post)
-        classes = np.arange(NUM_CLASSES)
-        dice = np.stack(self.dice)[:, classes, t, m]
-        predicted = np.stack(self.predicted)[:, classes, t, m]
-        return DiceReport.from_scores(dice, np.stack(self.positive), predicted)
+        return self.grid.report(np.stack(self.dice), np.stack(self.positive), np.stack(self.predicted), post)
 
 
 def _torch_counts(pred: torch.Tensor, truth: torch.Tensor):
@@ -193,8 +190,8 @@ class SegmentTask:
 
     @staticmethod
     def param_fields(params: dict) -> dict:
-        """Where tuned parameters go in model.pt: the post-processing (no classification thresholds)."""
-        return {"thresholds": [], "postprocess": params}
+        """Where tuned parameters go in model.pt and metrics.json: the post-processing."""
+        return {"postprocess": params}
 
     def dataset(self, images_dir: Path, frame: pd.DataFrame, preprocess: Preprocess, augment: bool, seed: int):
         """Training (augment): random crops with augmentation. Otherwise whole images with full-size masks."""

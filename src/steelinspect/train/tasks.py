@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from steelinspect.constants import CLASS_IDS, NUM_CLASSES
+from steelinspect.constants import NUM_CLASSES
 from steelinspect.data.dataset import Augment, ImageDataset
 from steelinspect.data.transforms import Preprocess
 from steelinspect.metrics.classification import (
@@ -77,7 +77,7 @@ class ClassificationTask:
 
     @staticmethod
     def param_fields(params: list[float]) -> dict:
-        """Where tuned parameters go in model.pt."""
+        """Where tuned parameters go in model.pt and metrics.json."""
         return {"thresholds": params}
 
     def dataset(self, images_dir: Path, frame: pd.DataFrame, preprocess: Preprocess, augment: bool, seed: int):
@@ -201,6 +201,3 @@ def make_task(head: str):
         raise ValueError(f"unknown task {head!r}")
     return tasks[head]()
 
-
-CLASS_TASKS = ("binary", "multiclass", "multilabel")
-__all__ = ["make_task", "probabilities", "Collector", "CLASS_TASKS", "CLASS_IDS"]

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
+from steelinspect.constants import NUM_CLASSES
 from steelinspect.errors import ConfigError
-from steelinspect.infer.postprocess import PostProcess, components
+from steelinspect.metrics.dice import DiceReport
+from steelinspect.postprocess.masks import PostProcess, area_ratio, components
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_AREAS = (0, 150, 300, 600, 1000, 1500, 2000, 3000, 4000, 6000, 9000, 13000)  # pixels at full size
@@ -49,8 +50,7 @@ class PostprocessGrid:
         truth = np.asarray(truth, dtype=bool)
         if probs.shape != truth.shape or probs.shape[0] != NUM_CLASSES:
             raise ValueError(f"probabilities {probs.shape} and truth {truth.shape} must both be (4, H, W)")
-        ratio = probs.shape[1] * probs.shape[2] / (IMAGE_SHAPE[0] * IMAGE_SHAPE[1])
-        min_areas = self.min_areas * ratio
+        min_areas = self.min_areas * area_ratio(probs.shape[1:])
         dice = np.empty(self.shape, dtype=np.float32)
         predicted = np.zeros(self.shape, dtype=bool)
         positive = truth.reshape(NUM_CLASSES, -1).any(axis=1)
@@ -73,6 +73,13 @@ class PostprocessGrid:
                 dice[c, t] = np.where(total > 0, 2.0 * (keep @ inters) / np.maximum(total, 1), 1.0)
                 predicted[c, t] = pred_area > 0
         return ImageScores(dice, predicted, positive)
+
+    def report(self, dice: np.ndarray, positive: np.ndarray, predicted: np.ndarray, post: PostProcess) -> DiceReport:
+        """The Kaggle report of one setting on the grid, from every image's scores of every candidate: `dice` and
+        `predicted` (N, 4, T, M), `positive` (N, 4)."""
+        t, m = self.index_of(post)
+        classes = np.arange(NUM_CLASSES)
+        return DiceReport.from_scores(dice[:, classes, t, m], positive, predicted[:, classes, t, m])
 
     def index_of(self, post: PostProcess) -> tuple[np.ndarray, np.ndarray]:
         """Grid indices (threshold, min area) per class of a setting; ConfigError when it is off the grid."""

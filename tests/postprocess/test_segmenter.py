@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from steelinspect.infer.segmenter import segment_probs, to_full_size, torch_logits
+from steelinspect.postprocess.segmenter import segment_probs, to_full_size, torch_logits
 
 
 class Ramp(nn.Module):

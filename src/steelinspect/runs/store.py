@@ -1,19 +1,18 @@
 """The run directory: model.pt (what prediction needs), checkpoint.pt (what resuming needs), and loading them.
 
 model.pt and checkpoint.pt hold tensors and plain types only, so they load with torch.load(..., weights_only=True):
-{"format", "arch", "task", "num_outputs", "in_channels", "state_dict", "weights_id", "preprocess", "thresholds",
+{"format", "arch", "head", "num_outputs", "in_channels", "state_dict", "weights_id", "preprocess", "thresholds",
  "class_ids", "postprocess", "loss_weights", "epoch", "config"}.
 "weights_id" fingerprints the weights alone. `steelinspect export` adds "onnx": {"sha256" of model.onnx's bytes,
 the "weights_id" it was exported from}: re-tuning the decision parameters (which ONNX Runtime never sees) keeps
 the export valid, new weights (save_model writes no "onnx") or any other model.onnx make it stale.
+Runs written in format 1 load through runs/legacy.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import hashlib
 
 import torch
@@ -22,19 +21,20 @@ from torch import nn
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import RunError
-from steelinspect.io import atomic_write, load_torch_file
+from steelinspect.io import atomic_write, load_torch_file, read_json
 from steelinspect.models.factory import build_model
-from steelinspect.train.config import TrainConfig
+from steelinspect.runs.config import TrainConfig
+from steelinspect.runs.files import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, SPLITS_FILE
+from steelinspect.runs.legacy import upgrade_metrics, upgrade_model_blob
 
-FORMAT = 1
-MODEL_FILE = "model.pt"
-CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: before "task" became "head" (runs/legacy.py)
 
 
 @dataclass
 class LoadedRun:
     model: nn.Module
-    task: str  # binary | multiclass | multilabel | segment
+    head: str  # binary | multiclass | multilabel | segment
     preprocess: Preprocess
     thresholds: list[float]
     class_ids: tuple[int, ...]
@@ -45,7 +45,6 @@ class LoadedRun:
     postprocess: dict | None = None
     loss_weights: list[float] | None = None
     onnx_export: dict | None = None  # {"sha256", "weights_id"} of the model.onnx exported from this run
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _save(obj: dict, path: Path) -> None:
@@ -62,14 +61,14 @@ def weights_id(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, task: str, num_outputs: int,
+def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, head: str, num_outputs: int,
                preprocess: Preprocess, thresholds: list[float] | None = None, epoch: int = 0,
                postprocess: dict | None = None, loss_weights: list[float] | None = None) -> Path:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _save({
         "format": FORMAT,
         "arch": config.arch,
-        "task": task,
+        "head": head,
         "num_outputs": num_outputs,
         "in_channels": 1,
         "state_dict": state,
@@ -106,9 +105,9 @@ def read_model_file(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise RunError(f"no {MODEL_FILE} in the run directory (did training finish its first epoch?)", run_dir)
     blob = load_torch_file(path, "steelinspect model file")
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state_dict" not in blob:
+    if not isinstance(blob, dict) or blob.get("format") not in READABLE_FORMATS or "state_dict" not in blob:
         raise RunError(f"not a steelinspect model file (no format {FORMAT} model in it)", path)
-    return blob
+    return upgrade_model_blob(blob)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
@@ -125,7 +124,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     model.eval().to(device)
     return LoadedRun(
         model=model,
-        task=blob["task"],
+        head=blob["head"],
         preprocess=Preprocess.from_dict(blob["preprocess"]),
         thresholds=list(blob.get("thresholds") or []),
         class_ids=tuple(blob.get("class_ids") or CLASS_IDS),
@@ -139,11 +138,14 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     )
 
 
+def read_metrics(run_dir: str | Path) -> dict:
+    """A finished run's metrics.json, in today's names whichever version wrote it."""
+    return upgrade_metrics(read_json(Path(run_dir) / METRICS_FILE))
+
+
 def check_not_trained_on(run_dir: str | Path, image_ids: list[str], what: str) -> None:
     """RunError when the run trained on any of `image_ids` (its splits.json), naming how many and one of them."""
-    from steelinspect.io import read_json
-
-    splits_file = Path(run_dir) / "splits.json"
+    splits_file = Path(run_dir) / SPLITS_FILE
     trained = set(read_json(splits_file).get("train", [])) if splits_file.is_file() else set()
     leaked = sorted(trained.intersection(image_ids))
     if leaked:

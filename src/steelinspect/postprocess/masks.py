@@ -22,6 +22,11 @@ DEFAULT_THRESHOLDS = (0.5, 0.5, 0.5, 0.5)
 GATE_MODES = ("off", "drop", "scale")
 
 
+def area_ratio(shape: tuple[int, int]) -> float:
+    """Pixels of a mask of `shape` per pixel of the full 256x1600 image: what minimum areas are multiplied by."""
+    return (shape[0] * shape[1]) / (IMAGE_SHAPE[0] * IMAGE_SHAPE[1])
+
+
 @dataclass(frozen=True)
 class Component:
     """One connected defect region: bounding box (x, y, width, height) in image pixels and its area."""
@@ -90,7 +95,7 @@ class PostProcess:
 
     def effective_min_areas(self, shape: tuple[int, int], class_probs=None) -> list[float]:
         """Minimum areas in pixels of a mask of `shape`, after 'scale' gating."""
-        ratio = (shape[0] * shape[1]) / (IMAGE_SHAPE[0] * IMAGE_SHAPE[1])
+        ratio = area_ratio(shape)
         areas = [a * ratio for a in self.min_areas]
         if self.gate == "scale" and class_probs is not None:
             areas = [a / max(float(p), 1e-3) for a, p in zip(areas, class_probs)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from steelinspect.errors import ConfigError
 
 TASKS = ("binary", "multiclass", "segment")
-# What a setting left as None means, per task (the CLI shows the same defaults).
+# What a setting left as None means, per task. Every training default is here or in TrainConfig below, and
+# nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
     "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
     "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
@@ -40,7 +41,6 @@ class TrainConfig:
     resume: bool = False
     augment: bool = True
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
-    extra: dict = field(default_factory=dict)  # task-specific settings (kept so config.json stays complete)
 
     def __post_init__(self) -> None:
         for key, value in TASK_DEFAULTS.get(self.task, {}).items():
@@ -110,3 +110,11 @@ class TrainConfig:
     def differs_from(self, other: "TrainConfig", ignore=("epochs", "resume", "workers", "device")) -> list[str]:
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ignore and a[k] != b.get(k)]
+
+
+def default(name: str, task: str | None = None):
+    """A setting's default: the task's own (TASK_DEFAULTS) where it has one, else TrainConfig's."""
+    if name in TASK_DEFAULTS.get(task, {}):
+        return TASK_DEFAULTS[task][name]
+    spec = next(f for f in fields(TrainConfig) if f.name == name)
+    return spec.default if spec.default_factory is MISSING else spec.default_factory()

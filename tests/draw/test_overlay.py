@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from steelinspect.constants import CLASS_COLOURS
-from steelinspect.eda.overlay import (
+from steelinspect.draw.overlay import (
     black_background_masks,
     colour_hex,
     legend_strip,
@@ -16,9 +16,9 @@ from steelinspect.eda.report import HtmlReport
 
 
 def _masks():
-    masks = np.zeros((20, 30, 4), bool)
-    masks[2:10, 2:10, 3] = True  # class 4
-    masks[12:18, 15:25, 0] = True  # class 1
+    masks = np.zeros((4, 20, 30), bool)
+    masks[3, 2:10, 2:10] = True  # class 4
+    masks[0, 12:18, 15:25] = True  # class 1
     return masks
 
 
@@ -41,7 +41,7 @@ def test_overlay_fill_and_outline_colours():
 def test_overlay_rejects_bad_inputs():
     gray = np.zeros((20, 30), np.uint8)
     with pytest.raises(ValueError, match="masks must be"):
-        overlay_masks(gray, _masks()[..., :3])
+        overlay_masks(gray, _masks()[:3])
     with pytest.raises(ValueError, match="differ in size"):
         overlay_masks(gray[:10], _masks())
     with pytest.raises(ValueError, match="outside"):

@@ -6,7 +6,7 @@ prediction the classifiers gate the segmenter (no masks on an image step 1 calls
 then too cautious. `tune_with_gate` re-tunes them on the segment run's validation split with the gate applied,
 scores its test split the same way, and stores the result in the segment run.
 
-Per image the segmenter's probabilities are scored once for every candidate setting (train/seg_tuning.py); the
+Per image the segmenter's probabilities are scored once for every candidate setting (postprocess/grid.py); the
 gate then replaces a gated-out (image, class) pair's Dice by what an empty prediction scores.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from steelinspect import rle
-from steelinspect.constants import CLASS_IDS, NUM_CLASSES
+from steelinspect.constants import CLASS_IDS
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import RLE_COLUMNS, build_master
 from steelinspect.data.splits import frames_from_ids
@@ -28,12 +28,13 @@ from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.cascade import Cascade, PredictConfig, row_classes
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import iter_batches
-from steelinspect.infer.postprocess import PostProcess
-from steelinspect.infer.segmenter import segment_probs, to_full_size
 from steelinspect.io import read_json, write_json
 from steelinspect.metrics.dice import DiceReport
-from steelinspect.train.checkpoint import check_not_trained_on, load_run, update_model_params
-from steelinspect.train.seg_tuning import PostprocessGrid
+from steelinspect.postprocess.grid import PostprocessGrid
+from steelinspect.postprocess.masks import PostProcess
+from steelinspect.postprocess.segmenter import segment_probs, to_full_size
+from steelinspect.runs.files import METRICS_FILE, SPLITS_FILE
+from steelinspect.runs.store import check_not_trained_on, load_run, read_metrics, update_model_params
 
 GATES = ("drop", "off")  # "off": step 1's gate alone
 
@@ -55,9 +56,7 @@ class GatedSplit:
 
     def report(self, grid: PostprocessGrid, post: PostProcess, gate: bool) -> DiceReport:
         dice, predicted = self.gated() if gate else (self.dice, self.predicted)
-        t, m = grid.index_of(post)
-        classes = np.arange(NUM_CLASSES)
-        return DiceReport.from_scores(dice[:, classes, t, m], self.positive, predicted[:, classes, t, m])
+        return grid.report(dice, self.positive, predicted, post)
 
 
 @dataclass
@@ -81,7 +80,7 @@ def _score_split(ids: list[str], master, images: Path, cascade: Cascade, seg, en
         rows = cascade.predict_batch(batch)
         probs = segment_probs(engine, batch.input(seg.preprocess))
         for image_id, row, p in zip(batch.image_ids, rows, probs):
-            truth = np.stack([rle.decode(r) for r in truth_rles.loc[image_id]])
+            truth = rle.build_mask(list(truth_rles.loc[image_id]))
             scores = grid.score_image(to_full_size(p), truth)
             chosen = set(row_classes(row))
             dice.append(scores.dice)
@@ -110,10 +109,10 @@ def tune_with_gate(
     config.validate()
     segment = Path(segment)
     seg = load_run(segment)
-    if seg.task != "segment":
-        raise RunError(f"needs a segment run, this one is {seg.task!r}", segment)
+    if seg.head != "segment":
+        raise RunError(f"needs a segment run, this one is {seg.head!r}", segment)
     master = build_master(data)
-    splits = frames_from_ids(master, read_json(segment / "splits.json"))
+    splits = frames_from_ids(master, read_json(segment / SPLITS_FILE))
     ids = {name: splits[name].ImageId.tolist() for name in ("val", "test")}
     if not ids["val"] or not ids["test"]:
         raise RunError("the segment run has no validation or test images to tune and score on", segment)
@@ -129,9 +128,9 @@ def tune_with_gate(
     dice, _ = parts["val"].gated()
     tuned = grid.best(dice.mean(axis=0))
     tuned = PostProcess(tuned.thresholds, tuned.min_areas, gate=class_gate)
-    metrics_file = segment / "metrics.json"
-    metrics = read_json(metrics_file) if metrics_file.is_file() else {}
-    alone = PostProcess.from_dict(metrics.get("thresholds") or seg.postprocess or {})  # as tuned by training
+    metrics_file = segment / METRICS_FILE
+    metrics = read_metrics(segment) if metrics_file.is_file() else {}
+    alone = PostProcess.from_dict(metrics.get("postprocess") or seg.postprocess or {})  # as tuned by training
     result = GatedTuning(tuned, {
         "alone": parts["test"].report(grid, alone, gate=False),
         "gated": parts["test"].report(grid, alone, gate=True),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from steelinspect.errors import ConfigError
-from steelinspect.infer.postprocess import PostProcess, remove_small
+from steelinspect.postprocess.masks import PostProcess, remove_small
 
 
 def probs_with_blobs():

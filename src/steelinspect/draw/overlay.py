@@ -1,9 +1,10 @@
 """Masks drawn in the project's class colours (constants.CLASS_COLOURS: 1 blue, 2 purple, 3 yellow, 4 red).
 
 Every picture of masks (the EDA galleries, `show`, prediction overlays, the web page) comes through here, so the
-colours and the look are the same everywhere. All functions take and return numpy arrays (no matplotlib):
+colours and the look are the same everywhere. Masks are channel-first (4, H, W) bool, channel c-1 = class c, as
+everywhere in the project. All functions take and return numpy arrays (no matplotlib):
 
-    rgb = overlay_masks(gray, masks)              # (H, W) uint8 + (H, W, 4) bool -> (H, W, 3) uint8
+    rgb = overlay_masks(gray, masks)              # (H, W) uint8 + (4, H, W) bool -> (H, W, 3) uint8
     rgb = black_background_masks(masks)           # the capstone's view: masks on black
     rgb = stacked_view(gray, masks)               # overlay above masks-on-black, one picture
     rgb = with_legend(rgb)                        # a legend strip added below any picture
@@ -32,10 +33,10 @@ def _classes(classes) -> tuple[int, ...]:
 
 def _check_masks(masks: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
     masks = np.asarray(masks)
-    if masks.ndim != 3 or masks.shape[-1] != NUM_CLASSES:
-        raise ValueError(f"masks must be (H, W, {NUM_CLASSES}), one channel per class, got shape {masks.shape}")
-    if shape is not None and masks.shape[:2] != shape:
-        raise ValueError(f"image {shape} and masks {masks.shape[:2]} differ in size")
+    if masks.ndim != 3 or masks.shape[0] != NUM_CLASSES:
+        raise ValueError(f"masks must be ({NUM_CLASSES}, H, W), one channel per class, got shape {masks.shape}")
+    if shape is not None and masks.shape[1:] != shape:
+        raise ValueError(f"image {shape} and masks {masks.shape[1:]} differ in size")
     return masks.astype(bool, copy=False)
 
 
@@ -60,7 +61,7 @@ def overlay_masks(
 ) -> np.ndarray:
     """Image + masks -> RGB uint8: each class's mask as a translucent fill in its colour, with its outline.
 
-    image: (H, W) grey or (H, W, 3) RGB uint8. masks: (H, W, 4) bool, channel c-1 = class c. `classes` limits
+    image: (H, W) grey or (H, W, 3) RGB uint8. masks: (4, H, W) bool, channel c-1 = class c. `classes` limits
     which classes are drawn (default all four); `alpha` is the fill's opacity (0 = outline only).
     """
     if not 0.0 <= alpha <= 1.0:
@@ -69,13 +70,13 @@ def overlay_masks(
     masks = _check_masks(masks, rgb.shape[:2])
     classes = _classes(classes)
     for class_id in classes:
-        mask = masks[..., class_id - 1]
+        mask = masks[class_id - 1]
         if alpha and mask.any():
             colour = np.array(CLASS_COLOURS[class_id], dtype=np.float32)
             rgb[mask] = ((1 - alpha) * rgb[mask] + alpha * colour + 0.5).astype(np.uint8)
     if outline:
         for class_id in classes:
-            mask = masks[..., class_id - 1]
+            mask = masks[class_id - 1]
             if mask.any():
                 contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
                 cv2.drawContours(rgb, contours, -1, CLASS_COLOURS[class_id], thickness)
@@ -83,11 +84,11 @@ def overlay_masks(
 
 
 def black_background_masks(masks: np.ndarray, classes: tuple[int, ...] | list[int] | None = None) -> np.ndarray:
-    """The capstone's view: each class's mask filled in its colour on black. (H, W, 4) bool -> RGB uint8."""
+    """The capstone's view: each class's mask filled in its colour on black. (4, H, W) bool -> RGB uint8."""
     masks = _check_masks(masks)
-    out = np.zeros((*masks.shape[:2], 3), dtype=np.uint8)
+    out = np.zeros((*masks.shape[1:], 3), dtype=np.uint8)
     for class_id in _classes(classes):
-        out[masks[..., class_id - 1]] = CLASS_COLOURS[class_id]
+        out[masks[class_id - 1]] = CLASS_COLOURS[class_id]
     return out
 
 

@@ -14,12 +14,9 @@ import numpy as np
 import torch
 
 from steelinspect.constants import IMAGE_SHAPE
+from steelinspect.postprocess.activations import sigmoid
 
 Logits = Callable[[np.ndarray], np.ndarray]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 # A UNet at 256x1600 holds about 0.3 GB of activations per image: the segmenter takes a batch this many images
@@ -34,11 +31,11 @@ def segment_probs(logits: Logits, x: np.ndarray, tta: bool = False, chunk: int =
     """
     if len(x) > chunk:
         return np.concatenate([segment_probs(logits, x[i : i + chunk], tta, chunk) for i in range(0, len(x), chunk)])
-    probs = _sigmoid(logits(x).astype(np.float32))
+    probs = sigmoid(logits(x).astype(np.float32))
     if tta:
         for axis in (-1, -2):
             flipped = np.ascontiguousarray(np.flip(x, axis=axis))
-            probs += np.flip(_sigmoid(logits(flipped).astype(np.float32)), axis=axis)
+            probs += np.flip(sigmoid(logits(flipped).astype(np.float32)), axis=axis)
         probs /= 3.0
     return probs
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from steelinspect.errors import RunError
-from steelinspect.infer.postprocess import PostProcess
-from steelinspect.train.gate_tuning import GatedSplit, tune_with_gate
-from steelinspect.train.seg_tuning import PostprocessGrid
+from steelinspect.postprocess.grid import PostprocessGrid
+from steelinspect.postprocess.masks import PostProcess
+from steelinspect.tuning.gate import GatedSplit, tune_with_gate
 
 
 def test_the_gate_turns_dropped_pairs_into_empty_predictions():
@@ -52,7 +52,7 @@ def test_tune_with_gate_stores_the_setting_and_scores(forced_runs, tiny_segment_
 
 @pytest.mark.slow
 def test_refuses_classifiers_that_trained_on_the_held_out_images(tiny_segment_run, tiny_seg_data, tmp_path):
-    from steelinspect.train.config import TrainConfig
+    from steelinspect.runs.config import TrainConfig
     from steelinspect.train.loop import train
 
     small = dict(epochs=1, batch_size=4, image_size=(64, 128), workers=0, arch="vgg")

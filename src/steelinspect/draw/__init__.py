@@ -1,0 +1,1 @@
+"""Masks drawn in the class colours (every picture of masks: EDA, prediction overlays, the web page)."""

@@ -1,0 +1,1 @@
+"""Segmenter probabilities -> masks: thresholds, minimum areas, gating, full-size resizing, the tuning grid."""
