@@ -2,10 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from steelinspect.errors import ConfigError, RunError
 from steelinspect.train.checkpoint import load_run
 from steelinspect.train.config import TrainConfig
 from steelinspect.train.evaluate import evaluate
+from steelinspect.train import testhooks
 from steelinspect.train.loop import train
 
 pytestmark = pytest.mark.slow
@@ -102,47 +104,85 @@ def _cli(*args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_resume_after_interruption_matches_uninterrupted(synth_dir, tmp_path):
-    args = ["train", "binary", synth_dir, "--epochs", "4", "--batch-size", "8", "--image-size", "64x128",
-            "--workers", "0", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = _cli(*args, "--out", tmp_path / "full", env=env)
-    assert full.wait(timeout=300) == 0, full.stderr.read()
-
-    part = _cli(*args, "--out", tmp_path / "part", env=env)
-    history = tmp_path / "part" / "history.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and not history.exists():
-        time.sleep(0.05)
-    part.send_signal(signal.SIGINT)
-    code = part.wait(timeout=120)
-    assert not (tmp_path / "part" / "metrics.json").exists(), "the run finished before it could be interrupted"
-    assert code == 130 and "Traceback" not in part.stderr.read()
-
-    resumed = _cli(*args, "--out", tmp_path / "part", "--resume", env=env)
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    a = json.loads((tmp_path / "full" / "metrics.json").read_text())
-    b = json.loads((tmp_path / "part" / "metrics.json").read_text())
+def _assert_same_result(a_dir, b_dir):
+    """Two runs ended with the same weights: the same history and metrics (up to float noise)."""
+    ha = json.loads((a_dir / "history.json").read_text())
+    hb = json.loads((b_dir / "history.json").read_text())
+    assert [h["epoch"] for h in hb] == [h["epoch"] for h in ha]
+    for x, y in zip(ha, hb):
+        assert (y["train_loss"], y["val_loss"]) == pytest.approx((x["train_loss"], x["val_loss"]), abs=1e-6)
+    a = json.loads((a_dir / "metrics.json").read_text())
+    b = json.loads((b_dir / "metrics.json").read_text())
     for split in ("train", "val", "test"):
         assert b[split]["loss"] == pytest.approx(a[split]["loss"], abs=1e-6)
         assert b[split]["f1"] == a[split]["f1"]
     assert a["thresholds"] == b["thresholds"]
 
 
-def test_two_processes_match_one(synth_dir, tmp_path):
-    common = ["binary", str(synth_dir), "--epochs", "2", "--batch-size", "8", "--image-size", "64x128",
-              "--workers", "0", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29561",
+def test_resume_after_interruption_matches_uninterrupted(binary_run, synth_dir, tmp_path, monkeypatch):
+    # Deterministic: the run sends itself SIGINT right after epoch 1 is checkpointed (train/testhooks.py).
+    part = tmp_path / "part"
+    config = dict(task="binary", data=synth_dir, out=part, **SMALL)
+    monkeypatch.setenv(testhooks.ENV, "1")
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**config), progress=False)
+    assert [h["epoch"] for h in json.loads((part / "history.json").read_text())] == [1]
+    assert (part / "checkpoint.pt").is_file() and not (part / "metrics.json").exists()
+    monkeypatch.delenv(testhooks.ENV)
+    train(TrainConfig(**config, resume=True), progress=False)
+    _assert_same_result(binary_run, part)  # binary_run: the same settings, never interrupted
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def test_ctrl_c_exits_130_and_resume_finishes(binary_run, synth_dir, tmp_path):
+    """The real signal from outside, as a user's Ctrl-C: the run waits after epoch 1 until it comes (never races)."""
+    args = ["train", "binary", synth_dir, "--out", tmp_path / "part", "--epochs", "2", "--batch-size", "8",
+            "--image-size", "64x128", "--arch", "vgg", "--seed", "0", "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, testhooks.ENV: "1:wait", "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / "stderr.txt", "w") as stderr:  # a file, not a pipe: nothing blocks on a full pipe
+        part = subprocess.Popen([sys.executable, "-m", "steelinspect", *map(str, args)], stdout=subprocess.PIPE,
+                                stderr=stderr, text=True, env=env)
+        watchdog = threading.Timer(240, part.kill)  # bounds the wait below if the run hangs before epoch 1
+        watchdog.start()
+        try:
+            lines = []
+            for line in part.stdout:  # blocks until the run reports an epoch, or ends
+                lines.append(ANSI.sub("", line))
+                if lines[-1].startswith("epoch 1/2:"):
+                    break
+            assert lines and lines[-1].startswith("epoch 1/2:"), (
+                f"the run never reported epoch 1 (ended, or killed after 240 s): {lines} "
+                f"{(tmp_path / 'stderr.txt').read_text()[-2000:]}")
+            part.send_signal(signal.SIGINT)
+            part.stdout.read()
+            code = part.wait(timeout=60)
+        finally:
+            watchdog.cancel()
+            if part.poll() is None:
+                part.kill()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert code == 130 and "Traceback" not in err, err[-2000:]
+    assert (tmp_path / "part" / "checkpoint.pt").is_file() and not (tmp_path / "part" / "metrics.json").exists()
+
+    resumed = subprocess.run([sys.executable, "-m", "steelinspect", *map(str, args), "--resume"], capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_same_result(binary_run, tmp_path / "part")
+
+
+def test_two_processes_match_one(binary_run, synth_dir, tmp_path):
+    common = ["binary", str(synth_dir), "--epochs", "2", "--batch-size", "8", "--image-size", "64x128", "--arch", "vgg",
+              "--seed", "0", "--workers", "0", "--device", "cpu"]
+    # --standalone: the rendezvous store listens on a port the system picks and holds, so two suites never collide.
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                           "-m", "steelinspect", "train", *common, "--out", str(tmp_path / "ddp")],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
-    single = subprocess.run([sys.executable, "-m", "steelinspect", "train", *common, "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert single.returncode == 0, single.stderr[-2000:]
-    assert (tmp_path / "ddp" / "splits.json").read_text() == (tmp_path / "one" / "splits.json").read_text()
+    assert (tmp_path / "ddp" / "splits.json").read_text() == (binary_run / "splits.json").read_text()
     a = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
-    b = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    b = json.loads((binary_run / "metrics.json").read_text())  # one process, the same settings
     # Same data, same global batches and initialisation; BatchNorm sees per-process batches, hence a tolerance.
     for split in ("val", "test"):
         assert a[split]["n"] == b[split]["n"]

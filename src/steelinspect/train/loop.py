@@ -25,6 +25,7 @@ from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
 from steelinspect.models.factory import build_model, encoder_of
 from steelinspect.train import distributed
+from steelinspect.train import testhooks
 from steelinspect.train.checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
 from steelinspect.train.config import TrainConfig
 from steelinspect.train.tasks import Collector, make_task
@@ -227,6 +228,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
             write_json(run_dir / "history.json", history)
         say(f"epoch {epoch + 1}/{config.epochs}: train loss {m_train['loss']:.4f}, val loss {m_val['loss']:.4f}, "
             f"val {task.score_key} {score:.4f}{' (best)' if improved else ''}, {record['images_per_s']:.1f} img/s")
+        testhooks.after_epoch(epoch + 1)  # test-only: does nothing unless STEELINSPECT_TEST_INTERRUPT is set
         distributed.barrier(d)
 
     # Final: the best epoch's weights, decision parameters tuned on validation, metrics on every split.
