@@ -14,10 +14,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def listening_socket() -> socket.socket:
+    """A socket on a port the system picks, listening already: nothing can take the port between choosing and
+    serving (two suites on one machine never collide), and a browser that connects early waits in its backlog."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +30,21 @@ def server(forced_runs):
 
     from steelinspect.serve.app import ServeConfig, create_app
 
-    port = free_port()
+    sock = listening_socket()
+    port = sock.getsockname()[1]
     app = create_app(ServeConfig(binary=forced_runs["binary"], multiclass=forced_runs["multiclass"],
                                  segment=forced_runs["segment"], engine="torch"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.1)
+    deadline = time.monotonic() + 120  # start-up loads three models; bounded, with a message, on a busy machine
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start within 120 s" if thread.is_alive() else "the server failed to start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=30)
+    sock.close()
 
 
 @pytest.fixture(scope="module")
