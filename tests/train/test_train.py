@@ -101,11 +101,6 @@ def test_step_two_heads(synth_dir, tmp_path, protocol, head):
     assert set(metrics["test"]["per_class"]) <= {"1", "2", "3", "4"}
 
 
-def _cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "steelinspect", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
-
-
 def _assert_same_result(a_dir, b_dir):
     """Two runs ended with the same weights: the same history and metrics (up to float noise)."""
     ha = json.loads((a_dir / "history.json").read_text())
@@ -213,3 +208,11 @@ def test_library_defaults_follow_the_task(tmp_path):
     binary = TrainConfig(task="binary", data=tmp_path, out=tmp_path / "b")
     assert (binary.arch, binary.image_size, binary.batch_size) == ("vgg", (256, 512), 16)
     assert TrainConfig.from_dict(segment.to_dict()) == segment
+
+
+def test_interrupt_hook_does_nothing_at_other_epochs_and_refuses_a_bad_setting(monkeypatch):
+    monkeypatch.setenv(testhooks.ENV, "2")
+    testhooks.after_epoch(1)  # not its epoch: returns, no signal
+    monkeypatch.setenv(testhooks.ENV, "one")
+    with pytest.raises(ConfigError, match="expected N or N:wait"):
+        testhooks.after_epoch(1)
