@@ -31,8 +31,10 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/steelinspect demo --out runs/demo
 
+# The slowest 15 tests are printed at the end; `make test PYTEST_ARGS="-m 'not slow'"` runs the quick ones only.
+PYTEST_ARGS ?=
 test: install-test system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/rle.py

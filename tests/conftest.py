@@ -10,8 +10,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = Path(os.environ.get("STEELINSPECT_REAL_SAMPLE", REPO.parent / "shared" / "severstal-sample"))
 
-# Two cores are shared by the whole suite: keep torch from oversubscribing them.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One thread per process: the suite's models are small, and on a busy machine (or two suites side by side) two
+# OpenMP threads wait on each other; measured here under load: a tiny training run 3.4 s CPU with 1 thread,
+# 21 s with 2. Subprocesses inherit it. Set OMP_NUM_THREADS to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from steelinspect import rle
 from steelinspect.data.master import image_ids
 from steelinspect.infer.submission import read_submission
 from tests.cli_runner import run_cli as run
+from tests.cli_runner import run_main
 
 pytestmark = pytest.mark.slow
 
@@ -66,19 +67,19 @@ def test_submission_scores(predicted, tiny_seg_data):
 
 
 def test_segment_options_need_a_segment_run(tiny_runs, tiny_seg_data, tmp_path):
-    proc = run("predict", tiny_seg_data / "train_images", "--binary", tiny_runs["binary"], "--multiclass",
-               tiny_runs["multiclass"], "--out", tmp_path / "p.csv", "--submission", tmp_path / "s.csv")
-    assert proc.returncode == 1 and "--segment" in proc.stderr
-    proc = run("predict", tiny_seg_data / "train_images", "--binary", tiny_runs["binary"], "--multiclass",
-               tiny_runs["multiclass"], "--segment", tiny_runs["binary"], "--out", tmp_path / "p.csv")
-    assert proc.returncode == 1 and "needs a segment run" in proc.stderr
+    code, _, err = run_main("predict", tiny_seg_data / "train_images", "--binary", tiny_runs["binary"], "--multiclass",
+                            tiny_runs["multiclass"], "--out", tmp_path / "p.csv", "--submission", tmp_path / "s.csv")
+    assert code == 1 and "--segment" in err
+    code, _, err = run_main("predict", tiny_seg_data / "train_images", "--binary", tiny_runs["binary"], "--multiclass",
+                            tiny_runs["multiclass"], "--segment", tiny_runs["binary"], "--out", tmp_path / "p.csv")
+    assert code == 1 and "needs a segment run" in err
 
 
 def test_overlays_replace_a_previous_overlays_folder_whole_or_not_at_all(predicted, tiny_runs, tiny_segment_run,
                                                                          tiny_seg_data, tmp_path, monkeypatch):
     import shutil
 
-    from steelinspect.eda import overlay
+    from steelinspect.draw import overlay
     from steelinspect.errors import ConfigError
     from steelinspect.infer.cascade import PredictConfig
     from steelinspect.infer.segment_predict import OVERLAYS_MARKER, PipelineOutputs, predict_pipeline

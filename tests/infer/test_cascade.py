@@ -15,6 +15,7 @@ from steelinspect.infer.cascade import (
 from steelinspect.metrics.cascade import evaluate_cascade
 from steelinspect.runs.store import load_run
 from tests.cli_runner import run_cli as cli
+from tests.cli_runner import run_main
 
 pytestmark = pytest.mark.slow
 
@@ -99,10 +100,10 @@ def test_predict_on_real_images(tiny_runs, real_sample, tmp_path):
 
 
 def test_predict_refuses_bad_runs(tiny_runs, tmp_path, synth_dir):
-    proc = cli("predict", synth_dir / "train_images", "--binary", tiny_runs["multiclass"], "--multiclass",
-               tiny_runs["multiclass"], "--out", tmp_path / "x.csv")
-    assert proc.returncode == 1 and "--binary needs a binary run" in proc.stderr
-    proc = cli("predict", tmp_path / "nothing", "--binary", tiny_runs["binary"], "--multiclass",
-               tiny_runs["multiclass"], "--out", tmp_path / "x.csv")
-    assert proc.returncode == 1 and "no such file or folder" in proc.stderr
+    code, _, err = run_main("predict", synth_dir / "train_images", "--binary", tiny_runs["multiclass"], "--multiclass",
+                            tiny_runs["multiclass"], "--out", tmp_path / "x.csv")
+    assert code == 1 and "--binary needs a binary run" in err
+    code, _, err = run_main("predict", tmp_path / "nothing", "--binary", tiny_runs["binary"], "--multiclass",
+                            tiny_runs["multiclass"], "--out", tmp_path / "x.csv")
+    assert code == 1 and "no such file or folder" in err
     assert not (tmp_path / "x.csv").exists()

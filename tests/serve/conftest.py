@@ -10,7 +10,7 @@ import httpx
 
 
 @contextmanager
-def live_server(app, deadline_s: float = 60.0):
+def live_server(app, deadline_s: float = 120.0):
     """Yield the base URL of `app` served by uvicorn on 127.0.0.1 (port 0: the OS picks a free one)."""
     import uvicorn
 
@@ -19,8 +19,9 @@ def live_server(app, deadline_s: float = 60.0):
     thread.start()
     try:
         deadline = time.monotonic() + deadline_s
-        while not (server.started and server.servers) and time.monotonic() < deadline:
+        while not (server.started and server.servers) and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert thread.is_alive(), "uvicorn failed to start (see its log above)"
         assert server.started, f"uvicorn did not start within {deadline_s} s"
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}"

@@ -2,10 +2,12 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,7 +16,9 @@ from steelinspect.errors import ConfigError, RunError
 from steelinspect.runs.config import TrainConfig
 from steelinspect.runs.store import load_run
 from steelinspect.train.evaluate import evaluate
+from steelinspect.train import testhooks
 from steelinspect.train.loop import train
+from tests.cli_runner import run_cli, run_main
 
 pytestmark = pytest.mark.slow
 SMALL = dict(epochs=2, batch_size=8, image_size=(64, 128), workers=0, arch="vgg", seed=0)
@@ -97,52 +101,84 @@ def test_step_two_heads(synth_dir, tmp_path, protocol, head):
     assert set(metrics["test"]["per_class"]) <= {"1", "2", "3", "4"}
 
 
-def _cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "steelinspect", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
-
-
-def test_resume_after_interruption_matches_uninterrupted(synth_dir, tmp_path):
-    args = ["train", "binary", synth_dir, "--epochs", "4", "--batch-size", "8", "--image-size", "64x128",
-            "--workers", "0", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = _cli(*args, "--out", tmp_path / "full", env=env)
-    assert full.wait(timeout=300) == 0, full.stderr.read()
-
-    part = _cli(*args, "--out", tmp_path / "part", env=env)
-    history = tmp_path / "part" / "history.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and not history.exists():
-        time.sleep(0.05)
-    part.send_signal(signal.SIGINT)
-    code = part.wait(timeout=120)
-    assert not (tmp_path / "part" / "metrics.json").exists(), "the run finished before it could be interrupted"
-    assert code == 130 and "Traceback" not in part.stderr.read()
-
-    resumed = _cli(*args, "--out", tmp_path / "part", "--resume", env=env)
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    a = json.loads((tmp_path / "full" / "metrics.json").read_text())
-    b = json.loads((tmp_path / "part" / "metrics.json").read_text())
+def _assert_same_result(a_dir, b_dir):
+    """Two runs ended with the same weights: the same history and metrics (up to float noise)."""
+    ha = json.loads((a_dir / "history.json").read_text())
+    hb = json.loads((b_dir / "history.json").read_text())
+    assert [h["epoch"] for h in hb] == [h["epoch"] for h in ha]
+    for x, y in zip(ha, hb):
+        assert (y["train_loss"], y["val_loss"]) == pytest.approx((x["train_loss"], x["val_loss"]), abs=1e-6)
+    a = json.loads((a_dir / "metrics.json").read_text())
+    b = json.loads((b_dir / "metrics.json").read_text())
     for split in ("train", "val", "test"):
         assert b[split]["loss"] == pytest.approx(a[split]["loss"], abs=1e-6)
         assert b[split]["f1"] == a[split]["f1"]
     assert a["thresholds"] == b["thresholds"]
 
 
-def test_two_processes_match_one(synth_dir, tmp_path):
-    common = ["binary", str(synth_dir), "--epochs", "2", "--batch-size", "8", "--image-size", "64x128",
-              "--workers", "0", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29561",
+def test_resume_after_interruption_matches_uninterrupted(binary_run, synth_dir, tmp_path, monkeypatch):
+    # Deterministic: the run sends itself SIGINT right after epoch 1 is checkpointed (train/testhooks.py).
+    part = tmp_path / "part"
+    config = dict(task="binary", data=synth_dir, out=part, **SMALL)
+    monkeypatch.setenv(testhooks.ENV, "1")
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**config), progress=False)
+    assert [h["epoch"] for h in json.loads((part / "history.json").read_text())] == [1]
+    assert (part / "checkpoint.pt").is_file() and not (part / "metrics.json").exists()
+    monkeypatch.delenv(testhooks.ENV)
+    train(TrainConfig(**config, resume=True), progress=False)
+    _assert_same_result(binary_run, part)  # binary_run: the same settings, never interrupted
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def test_ctrl_c_exits_130_and_leaves_a_run_to_resume(binary_run, synth_dir, tmp_path):
+    """The real signal from outside, as a user's Ctrl-C: the run waits after epoch 1 until it comes (never races)."""
+    args = ["train", "binary", synth_dir, "--out", tmp_path / "part", "--epochs", "2", "--batch-size", "8",
+            "--image-size", "64x128", "--arch", "vgg", "--seed", "0", "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, testhooks.ENV: "1:wait", "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / "stderr.txt", "w") as stderr:  # a file, not a pipe: nothing blocks on a full pipe
+        part = subprocess.Popen([sys.executable, "-m", "steelinspect", *map(str, args)], stdout=subprocess.PIPE,
+                                stderr=stderr, text=True, env=env)
+        watchdog = threading.Timer(240, part.kill)  # bounds the wait below if the run hangs before epoch 1
+        watchdog.start()
+        try:
+            lines = []
+            for line in part.stdout:  # blocks until the run reports an epoch, or ends
+                lines.append(ANSI.sub("", line))
+                if lines[-1].startswith("epoch 1/2:"):
+                    break
+            assert lines and lines[-1].startswith("epoch 1/2:"), (
+                f"the run never reported epoch 1 (ended, or killed after 240 s): {lines} "
+                f"{(tmp_path / 'stderr.txt').read_text()[-2000:]}")
+            part.send_signal(signal.SIGINT)
+            part.stdout.read()
+            code = part.wait(timeout=60)
+        finally:
+            watchdog.cancel()
+            if part.poll() is None:
+                part.kill()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert code == 130 and "Traceback" not in err, err[-2000:]
+    assert (tmp_path / "part" / "checkpoint.pt").is_file() and not (tmp_path / "part" / "metrics.json").exists()
+
+    # What Ctrl-C left resumes to the uninterrupted result (here, in-process: `--resume` only sets config.resume).
+    train(replace(TrainConfig.read(tmp_path / "part" / "config.json"), resume=True), progress=False)
+    _assert_same_result(binary_run, tmp_path / "part")
+
+
+def test_two_processes_match_one(binary_run, synth_dir, tmp_path):
+    common = ["binary", str(synth_dir), "--epochs", "2", "--batch-size", "8", "--image-size", "64x128", "--arch", "vgg",
+              "--seed", "0", "--workers", "0", "--device", "cpu"]
+    # --standalone: the rendezvous store listens on a port the system picks and holds, so two suites never collide.
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                           "-m", "steelinspect", "train", *common, "--out", str(tmp_path / "ddp")],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
-    single = subprocess.run([sys.executable, "-m", "steelinspect", "train", *common, "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert single.returncode == 0, single.stderr[-2000:]
-    assert (tmp_path / "ddp" / "splits.json").read_text() == (tmp_path / "one" / "splits.json").read_text()
+    assert (tmp_path / "ddp" / "splits.json").read_text() == (binary_run / "splits.json").read_text()
     a = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
-    b = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    b = json.loads((binary_run / "metrics.json").read_text())  # one process, the same settings
     # Same data, same global batches and initialisation; BatchNorm sees per-process batches, hence a tolerance.
     for split in ("val", "test"):
         assert a[split]["n"] == b[split]["n"]
@@ -150,8 +186,11 @@ def test_two_processes_match_one(synth_dir, tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, synth_dir):
+    # One through the real console script in a fresh interpreter, the others through the same entry point here.
+    proc = run_cli("train", "binary", tmp_path / "none", "--out", tmp_path / "r")
+    assert proc.returncode == 1 and "data folder not found" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     for args, words in [
-        (["train", "binary", tmp_path / "none", "--out", tmp_path / "r"], "data folder not found"),
         (["train", "binary", synth_dir, "--out", tmp_path / "r", "--image-size", "100x100"], "multiples of 32"),
         (["train", "binary", synth_dir, "--out", tmp_path / "r", "--arch", "alexnet", "--epochs", "1"], "unknown --arch"),
         (["train", "segment", synth_dir, "--out", tmp_path / "r", "--arch", "vgg"], "--arch 'vgg' cannot train segment"),
@@ -159,9 +198,8 @@ def test_cli_errors_are_one_line(tmp_path, synth_dir):
         (["train", "binary", synth_dir, "--out", tmp_path / "r2", "--resume"], "nothing to resume"),
         (["evaluate", tmp_path / "nope", "--data", synth_dir], "run directory not found"),
     ]:
-        proc = _cli(*args)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1 and words in err and "Traceback" not in err, (args, err)
+        code, _, err = run_main(*args)
+        assert code == 1 and words in err and len(err.strip().splitlines()) == 1, (args, err)
 
 
 def test_library_defaults_follow_the_task(tmp_path):
@@ -170,3 +208,11 @@ def test_library_defaults_follow_the_task(tmp_path):
     binary = TrainConfig(task="binary", data=tmp_path, out=tmp_path / "b")
     assert (binary.arch, binary.image_size, binary.batch_size) == ("vgg", (256, 512), 16)
     assert TrainConfig.from_dict(segment.to_dict()) == segment
+
+
+def test_interrupt_hook_does_nothing_at_other_epochs_and_refuses_a_bad_setting(monkeypatch):
+    monkeypatch.setenv(testhooks.ENV, "2")
+    testhooks.after_epoch(1)  # not its epoch: returns, no signal
+    monkeypatch.setenv(testhooks.ENV, "one")
+    with pytest.raises(ConfigError, match="expected N or N:wait"):
+        testhooks.after_epoch(1)

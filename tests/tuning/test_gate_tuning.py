@@ -64,8 +64,8 @@ def test_refuses_classifiers_that_trained_on_the_held_out_images(tiny_segment_ru
 
 @pytest.mark.slow
 def test_cli_refuses_a_classifier_run_in_one_line(tiny_runs, tiny_seg_data):
-    from tests.cli_runner import run_cli
+    from tests.cli_runner import run_main
 
-    proc = run_cli("tune-gate", tiny_runs["binary"], "--binary", tiny_runs["binary"], "--multiclass",
-                   tiny_runs["multiclass"], "--data", tiny_seg_data)
-    assert proc.returncode == 1 and "needs a segment run" in proc.stderr
+    code, _, err = run_main("tune-gate", tiny_runs["binary"], "--binary", tiny_runs["binary"], "--multiclass",
+                            tiny_runs["multiclass"], "--data", tiny_seg_data)
+    assert code == 1 and "needs a segment run" in err, err

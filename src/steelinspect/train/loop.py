@@ -38,6 +38,7 @@ from steelinspect.runs.store import (init_from_run, load_checkpoint, read_model_
                                      update_model_params)
 from steelinspect.train import distributed
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
+from steelinspect.train import testhooks
 from steelinspect.train.tasks import Collector, make_task
 
 
@@ -174,6 +175,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, val loss "
             f"{record['val_loss']:.4f}, val {task.score_key} {score:.4f}{' (best)' if improved else ''}, "
             f"{record['images_per_s']:.1f} img/s")
+        testhooks.after_epoch(epoch + 1)  # test-only: does nothing unless STEELINSPECT_TEST_INTERRUPT is set
         distributed.barrier(d)
 
     _final(run_dir, fit, task, eval_loaders, device, d, say)
