@@ -51,14 +51,14 @@ def _illumination(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
     height, width = shape
     t = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
     if rng.random() < 0.9:
-        down = np.exp(rng.uniform(0.05, 0.6) * (t - rng.uniform(0, 0.15) * t * t))
+        down = np.exp(rng.uniform(0.03, 0.5) * (t - rng.uniform(0, 0.15) * t * t))
     else:  # a few strips peak or dip in the middle rows instead
         down = 1.0 + rng.uniform(-0.25, 0.15) * (1 - 2 * t * t)
     x = np.linspace(-1, 1, width, dtype=np.float32)[None, :] - rng.uniform(-0.3, 0.3)
     across = 1.0 - rng.uniform(0.2, 0.55) * x * x
     light = down * across
     light *= 1.0 + rng.uniform(0.05, 0.25) * _smooth_noise(rng, shape, (int(rng.integers(2, 4)), int(rng.integers(3, 9))))
-    if rng.random() < 0.5:  # lamp reflection: a bright lobe, sometimes strong enough to wash the steel out
+    if rng.random() < 0.35:  # lamp reflection: a bright lobe, sometimes strong enough to wash the steel out
         cx, cy = rng.uniform(0, 1), rng.uniform(0.3, 1.3)
         sx, sy = rng.uniform(100, 500) / IMAGE_SHAPE[1], rng.uniform(40, 160) / IMAGE_SHAPE[0]
         xs = np.linspace(0, 1, width, dtype=np.float32)[None, :]
@@ -93,7 +93,7 @@ def steel_texture(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE
     ratio 0.78); their streaks and stains are the sparse, larger marks on top."""
     height, width = shape
     low = (min(LOW[0], height), min(LOW[1], width))
-    base = float(np.clip(rng.lognormal(np.log(118), 0.33), 45, 210))
+    base = float(np.clip(rng.lognormal(np.log(112), 0.33), 45, 210))
     noise = rng.random(shape, np.float32)  # uniform: 3x faster to draw than normal, alike once blurred
     noise -= 0.5
     mottle = cv2.GaussianBlur(noise, (0, 0), sigmaX=rng.uniform(0.8, 1.5), sigmaY=rng.uniform(0.5, 0.9))
@@ -103,16 +103,7 @@ def steel_texture(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE
         surface += _cross_grain(rng, shape) * rng.uniform(0.02, 0.07)
     # Rolling-direction grain and streaks: present, but weaker than the texture (see the docstring).
     grain = cv2.GaussianBlur(rng.standard_normal((1, width), np.float32), (0, 0), rng.uniform(0.8, 2.5))
-    grain *= rng.uniform(0.005, 0.02)
-    # Roll marks and reflections that are not defects: a few lines the full height of the strip, a few pixels
-    # wide, mostly bright (seen on clean parts of real plates). Added to the grain: no extra full-size pass.
-    if rng.random() < 0.3:
-        x = np.arange(width, dtype=np.float32)
-        for _ in range(int(rng.integers(1, 4))):
-            centre, half = rng.uniform(0, width), rng.uniform(1, 8)
-            strength = rng.uniform(0.1, 0.5) * (1.0 if rng.random() < 0.8 else -0.5)
-            grain += strength * np.exp(-(((x - centre) / half) ** 2))[None, :]
-    surface += grain
+    surface += grain * rng.uniform(0.005, 0.02)
     smooth = _smooth_noise(rng, low, (int(rng.integers(3, 8)), int(rng.integers(80, 300))))
     smooth *= rng.uniform(0.02, 0.06)
     # Stains: dark marks stretched along the rolling direction, gathered in a few zones of the strip. Clean
@@ -155,10 +146,6 @@ def paint_band(image: np.ndarray, rng: np.random.Generator, band: tuple[str, int
     columns = np.arange(width, dtype=np.float32)
     inside = columns - (band_width - 1) if side == "left" else (width - band_width) - columns  # <= 0 in the band
     steel = np.clip(inside / rng.integers(2, 8), 0, 1)  # weight of the steel: 0 in the band, ramps up at the edge
-    if rng.random() < 0.5:  # the strip's edge often catches the light: a bright rim beside the band
-        near = (inside > 0) & (inside < 40)
-        rim = np.exp(-inside[near] / rng.uniform(2, 8))
-        image[:, near] *= 1.0 + rng.uniform(0.1, 0.4) * rim[None, :]
     dark = steel < 1
     weight = steel[dark]
     black = rng.normal(3, 1.5, (height, int(dark.sum()))).astype(np.float32)
