@@ -7,12 +7,10 @@ number of workers.
 What it imitates (see synth_draw for the look of the steel and the defects):
 - class sets sampled from the real label-combination frequencies of the 12,568 Kaggle training images (47%
   clean, class 3 dominant, ~6% of defect images with two or more classes), shipped below as a constant;
-- defect signatures: class 1 clusters of small pits, class 2 sparse thin vertical traces, class 3 a few
-  separate scratches and abraded bands along the rolling direction (half of them the image's full height) or
-  a field of short marks, class 4 one to a few nearby raised rough scabs with bright rims;
-- labels as coarse polygons around the drawn defect (one per band for class 3, one around near marks),
-  classes never overlapping.
-bench/realism.py measures how close the images and masks come to real ones.
+- defect signatures: class 1 clusters of small pits, class 2 sparse thin vertical traces, class 3 concentrated
+  vertical (some horizontal) scratches of widely varying extent, class 4 large rounded rough regions;
+- labels as coarse polygons around the drawn defect, classes never overlapping.
+Contrast is kept modest so that a classifier has to learn something.
 """
 
 from __future__ import annotations

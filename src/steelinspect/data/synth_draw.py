@@ -234,126 +234,68 @@ def draw_traces(image: np.ndarray, rng: np.random.Generator, cols: Columns) -> n
     return coarse_polygon(drawn, rng, margin=int(rng.integers(9, 16)))
 
 
-def _band_polygon(rng: np.random.Generator, x0: int, x1: int, y0: int, y1: int, margin: int) -> np.ndarray:
-    """An annotator's few clicks around a band along the strip: a quadrilateral a few pixels outside it,
-    sometimes tapering, sometimes with a step at one end."""
-    jitter = lambda: int(rng.integers(0, margin + 1))  # noqa: E731
-    top = [(x0 - margin + jitter(), y0), (x1 + margin - jitter(), y0)]
-    bottom = [(x1 + margin - jitter(), y1), (x0 - margin + jitter(), y1)]
-    if rng.random() < 0.3:  # a step: the band narrows for its last part
-        y_step = int(y0 + rng.uniform(0.5, 0.9) * (y1 - y0))
-        cut = int(rng.uniform(0.3, 0.6) * (x1 - x0))
-        bottom = [(x1 + margin, y_step), (x1 - cut, y_step), (x1 - cut, y1), (x0 - margin, y1)]
-    return np.array(top + bottom, np.int32)
-
-
 def draw_scratches(image: np.ndarray, rng: np.random.Generator, cols: Columns) -> np.ndarray:
-    """Class 3: scratches and abraded bands along the rolling direction, as in the real masks: a few (median
-    3) separate narrow bands, half of them the full height of the image, each a streaky darker (sometimes
-    brighter) band with one to three crisp scratch lines in it, each labelled by its own coarse polygon; now
-    and then a field of short marks labelled by one polygon around all of them."""
-    height, width = image.shape
-    label = np.zeros(image.shape, np.uint8)
+    """Class 3: a concentrated group of scratches, mostly vertical, with widely varying extent
+    (log-normal region width: median about 6% of the image, a few very large)."""
+    height = image.shape[0]
+    horizontal = rng.random() < 0.2
+    drawn = np.zeros(image.shape, np.uint8)
     span = cols[1] - cols[0]
-    if rng.random() < 0.15:  # a scratch field: many short marks, one coarse label over the lot
-        fw, fh = int(min(rng.uniform(150, 500), span)), int(rng.uniform(0.4, 1.0) * height)
-        fx, fy = int(rng.integers(cols[0], max(cols[0] + 1, cols[1] - fw))), int(rng.integers(0, height - fh + 1))
-        drawn = np.zeros(image.shape, np.uint8)
-        for _ in range(int(rng.integers(15, 60))):
-            x, y = int(rng.integers(fx, fx + fw)), int(rng.integers(fy, fy + fh))
-            cv2.line(drawn, (x, y), (x + int(rng.normal(0, 2)), y + int(rng.integers(8, 40))), 1, int(rng.integers(1, 4)))
-        rows, box_cols = _box(drawn, 4)
-        depth = np.zeros(image.shape, np.float32)
-        depth[rows, box_cols] = cv2.GaussianBlur(drawn[rows, box_cols].astype(np.float32), (0, 0), 0.8)
-        shade(image, depth, rows, box_cols, _sign(rng, 0.7) * rng.uniform(0.3, 0.6), rng.uniform(0.1, 0.3))
-        return coarse_polygon(drawn, rng, margin=int(rng.integers(12, 30)))
-    region = int(np.clip(rng.lognormal(np.log(260), 0.8), 40, span))
-    rx = int(rng.integers(cols[0], max(cols[0] + 1, cols[1] - region + 1)))
-    marks = min(1 + int(rng.geometric(0.4)), 9)
-    for _ in range(marks):
-        w = int(np.clip(rng.lognormal(np.log(18), 0.6), 4, 100))
-        full = rng.random() < 0.5
-        length = height if full else int(rng.uniform(0.15, 0.9) * height)
-        y0 = 0 if full else int(rng.integers(0, height - length + 1))
-        x0 = int(rng.integers(rx, max(rx + 1, rx + region - w)))
-        x1 = min(x0 + w, cols[1])
-        if x1 - x0 < 3:
-            continue
-        box = (slice(y0, y0 + length), slice(x0, x1))
-        bw = x1 - x0
-        u = np.linspace(-1, 1, bw, dtype=np.float32)[None, :]
-        across = np.clip(1.2 - u * u, 0, 1)  # the abrasion fades at the band's sides
-        streaky = cv2.GaussianBlur(rng.standard_normal((1, bw), np.float32), (0, 0), 0.8)  # lines along it
-        fade = 0.6 + 0.4 * _smooth_noise(rng, (length, 1), (int(rng.integers(3, 8)), 1))
-        depth = across * (rng.uniform(0.05, 0.3) + rng.uniform(0.1, 0.3) * streaky) * fade
-        for _ in range(int(rng.integers(1, 4))):  # crisp scratches inside the band
-            c = int(rng.integers(0, bw))
-            depth[:, c : c + int(rng.integers(1, 3))] += rng.uniform(0.2, 0.6) * fade
-        sign = _sign(rng, 0.75)
-        image[box] *= np.clip(1.0 - sign * depth, 0.05, 3.0)
-        cv2.fillPoly(label, [_band_polygon(rng, x0, x1, y0, y0 + length - 1, int(rng.integers(2, 9)))], 1)
-    label[:, : cols[0]] = 0
-    label[:, cols[1] :] = 0
-    return label.astype(bool)
-
-
-def _blob(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, shape: tuple[int, int]) -> np.ndarray:
-    """An irregular blob: an ellipse whose radius carries a few random harmonics (lumpy, sometimes dented)."""
-    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    radius = np.ones_like(angles)
-    for k in range(2, 9):
-        radius += rng.normal(0, 0.3 / k) * np.cos(k * angles + rng.uniform(0, 2 * np.pi))
-    radius = np.clip(radius, 0.35, None)
-    points = np.stack([cx + rx * radius * np.cos(angles), cy + ry * radius * np.sin(angles)], axis=1)
-    drawn = np.zeros(shape, np.uint8)
-    cv2.fillPoly(drawn, [points.astype(np.int32)], 1)
-    return drawn
+    if horizontal:
+        rw, rh = int(np.clip(rng.lognormal(np.log(400), 0.6), 80, span)), int(rng.integers(20, 90))
+    else:
+        rw, rh = int(np.clip(rng.lognormal(np.log(190), 0.9), 24, span)), int(rng.integers(height // 2, height + 1))
+    x0 = int(rng.integers(cols[0], max(cols[0] + 1, cols[1] - rw)))
+    y0 = int(rng.integers(0, height - rh + 1))
+    for _ in range(int(rng.integers(2, 8 + rw // 40))):
+        if horizontal:
+            y = int(rng.integers(y0, y0 + rh))
+            a = (x0 + int(rng.integers(0, rw // 3 + 1)), y)
+            b = (x0 + rw - int(rng.integers(0, rw // 3 + 1)), y + int(rng.normal(0, 4)))
+        else:
+            x = int(rng.integers(x0, x0 + rw))
+            a = (x, y0 + int(rng.integers(0, rh // 3 + 1)))
+            b = (x + int(rng.normal(0, 6)), y0 + rh - int(rng.integers(0, rh // 3 + 1)))
+        cv2.line(drawn, a, b, 1, thickness=int(rng.integers(1, 4)))
+    rows, box_cols = _box(drawn, 4)
+    box = drawn[rows, box_cols].astype(np.float32)
+    # Each scratch is deeper in places and fades out, like a real gouge.
+    along = (box.shape[0], 1) if not horizontal else (1, box.shape[1])
+    fade = 0.65 + 0.35 * _smooth_noise(rng, along, (5, 1) if not horizontal else (1, 5))
+    depth = np.zeros(image.shape, np.float32)
+    depth[rows, box_cols] = cv2.GaussianBlur(box, (0, 0), 0.7) * fade
+    shade(image, depth, rows, box_cols, _sign(rng, 0.6) * rng.uniform(0.4, 0.65), rng.uniform(0.0, 0.15))
+    return coarse_polygon(drawn, rng, margin=int(rng.integers(14, 26)))
 
 
 def draw_region(image: np.ndarray, rng: np.random.Generator, cols: Columns) -> np.ndarray:
-    """Class 4: rolled-in scale / scabs: one to a few nearby raised, rough patches (in all about 2-16% of the
-    image, median about 6%) with a dark, textured core, bright rims where the relief catches the light and a
-    few specular spots; each labelled by a coarse polygon (near ones merge into one label, as annotators drew
-    them)."""
+    """Class 4: a large rounded rough region (about 12-17% of the image) with an irregular outline."""
     height, width = image.shape
-    total = float(np.clip(rng.lognormal(np.log(0.06), 0.7), 0.008, 0.3)) * height * width
-    parts = 1 if rng.random() < 0.5 else int(rng.integers(2, 5))
+    area = rng.uniform(0.09, 0.2) * height * width
+    ry = rng.uniform(0.3, 0.55) * height
+    rx = min(area / (np.pi * ry), (cols[1] - cols[0]) / 2 - 2)
+    cx = rng.uniform(cols[0] + rx, cols[1] - rx)
+    cy = rng.uniform(ry * 0.6, height - ry * 0.6)
+    angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    radius = np.ones_like(angles)
+    for k in range(2, 8):  # a few harmonics: rounded overall, lumpy and sometimes dented in detail
+        radius += rng.normal(0, 0.22 / k) * np.cos(k * angles + rng.uniform(0, 2 * np.pi))
+    radius = np.clip(radius, 0.4, None)
+    points = np.stack([cx + rx * radius * np.cos(angles), cy + ry * radius * np.sin(angles)], axis=1)
     drawn = np.zeros(image.shape, np.uint8)
-    span = cols[1] - cols[0]
-    cx0 = rng.uniform(cols[0], cols[1])
-    cy0 = rng.uniform(0.2, 0.8) * height
-    for part in range(parts):
-        area = total * (0.6 if part == 0 else 0.4 / (parts - 1)) if parts > 1 else total
-        ry = min(np.sqrt(area / np.pi) * rng.uniform(0.5, 1.3), 0.6 * height)
-        rx = min(area / (np.pi * ry), span / 2 - 2)
-        cx = float(np.clip(cx0 + rng.normal(0, 120) * (part > 0), cols[0] + rx * 0.5, cols[1] - rx * 0.5))
-        cy = float(np.clip(cy0 + rng.normal(0, 50) * (part > 0), 0, height))
-        drawn |= _blob(rng, cx, cy, rx, ry, image.shape)
-    drawn[:, : cols[0]] = 0
-    drawn[:, cols[1] :] = 0
-    if not drawn.any():
-        return drawn.astype(bool)
+    cv2.fillPoly(drawn, [points.astype(np.int32)], 1)
     rows, box_cols = _box(drawn, 12)
     region = drawn[rows, box_cols].astype(np.float32)
-    # Depth: a plateau rising over a few pixels from the outline, with rough relief (a few lumps and folds).
-    plateau = cv2.GaussianBlur(region, (0, 0), rng.uniform(2, 5))
-    sigma = rng.uniform(3, 7)
-    rough = cv2.GaussianBlur(rng.standard_normal(region.shape, np.float32), (0, 0), sigmaX=sigma, sigmaY=sigma * rng.uniform(0.7, 2))
+    # Depth: a soft-edged, patchy plateau with rough relief stretched along the rolling direction.
+    sigma = rng.uniform(1.0, 2.5)
+    rough = rng.standard_normal(region.shape, np.float32)
+    rough = cv2.GaussianBlur(rough, (0, 0), sigmaX=sigma, sigmaY=sigma * rng.uniform(1, 3))
     rough *= 1.0 / (rough.std() + 1e-6)
-    fine = cv2.GaussianBlur(rng.standard_normal(region.shape, np.float32), (0, 0), 1.0)
-    fine *= 1.0 / (fine.std() + 1e-6)
+    patchy = 0.75 + 0.25 * _smooth_noise(rng, region.shape, (4, 6))
     depth = np.zeros(image.shape, np.float32)
-    depth[rows, box_cols] = plateau * (1.0 + rng.uniform(0.2, 0.5) * rough + rng.uniform(0.15, 0.4) * fine)
-    shade(image, depth, rows, box_cols, _sign(rng, 0.8) * rng.uniform(0.1, 0.35), rng.uniform(0.03, 0.1))
-    # The raised edge catches the light: a bright rim where the plateau rises (strongest half way up).
-    rim = plateau * (1 - plateau) * 4
-    image[rows, box_cols] *= 1.0 + rng.uniform(0.0, 0.4) * rim
-    # Specular spots: where the relief is highest, a few pixels flare (the real scabs' bright glints).
-    if rng.random() < 0.4:
-        d = depth[rows, box_cols]
-        glint = (d > np.percentile(d[region > 0], rng.uniform(95, 99.5))) & (region > 0)
-        image[rows, box_cols][glint] *= rng.uniform(1.2, 1.8)
-    return coarse_polygon(drawn, rng, margin=int(rng.integers(3, 12)))
+    depth[rows, box_cols] = cv2.GaussianBlur(region, (0, 0), 5) * (patchy + rng.uniform(0.15, 0.35) * rough)
+    shade(image, depth, rows, box_cols, _sign(rng, 0.75) * rng.uniform(0.2, 0.38), rng.uniform(0.1, 0.22))
+    return coarse_polygon(drawn, rng, margin=int(rng.integers(2, 8)))
 
 
 DRAWERS: dict[int, Callable[[np.ndarray, np.random.Generator, Columns], np.ndarray]] = {
