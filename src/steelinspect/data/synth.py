@@ -110,9 +110,8 @@ def render(seed: int, index: int, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple
     if band is not None:
         paint_band(image, rng, band)
     # The camera's soft knee: highlights compress instead of clipping flat (real bright strips keep detail).
-    np.minimum(image, image * 0.35 + KNEE * 0.65, out=image)  # = KNEE + (image - KNEE) * 0.35 above the knee
-    np.clip(image, 0, 255, out=image)
-    return image.astype(np.uint8), masks
+    image = np.where(image > KNEE, KNEE + (image - KNEE) * 0.35, image)
+    return np.clip(image, 0, 255).astype(np.uint8), masks
 
 
 def _write_one(args: tuple[int, int, Path, int]) -> tuple[str, dict[int, str]]:
