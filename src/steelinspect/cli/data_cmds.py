@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from steelinspect.cli.console import out, styled
 from steelinspect.cli.progress import progress_bar
-
-out = Console(soft_wrap=True)
 
 
 def synth(
@@ -42,7 +40,7 @@ def check(
         report = check_dataset(data, workers=workers, on_image=advance)
     summary = f"{report.images} images, {report.label_rows} label rows ({report.label_format} format)"
     if report.ok:
-        out.print(f"[green]OK[/]: {summary}, no problems")
+        out.print(styled("OK", "green", f": {summary}, no problems"))
         return
     table = Table(title=f"{len(report.problems)} problem(s) in {data}", show_lines=False)
     for col in ("kind", "file", "row", "problem"):
@@ -51,7 +49,7 @@ def check(
         table.add_row(p.kind, p.file, "" if p.row is None else str(p.row), p.problem)
     out.print(table)
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.counts().items()))
-    out.print(f"[red]FAILED[/]: {summary}; {counts}")
+    out.print(styled("FAILED", "red", f": {summary}; {counts}"))
     raise typer.Exit(1)
 
 
@@ -80,10 +78,10 @@ def demo(
 
     config = DemoConfig(out=out_dir, seed=seed) if images is None else DemoConfig(out=out_dir, seed=seed, images=images)
     result = run_demo(config, log=out.print)
-    out.print("\n[bold]Outputs[/]")
+    out.print(styled("\nOutputs", "bold"))
     for name, path in result.outputs.items():
         out.print(f"  {name:<22} {path}")
-    out.print("\n[bold]Inspect images in the browser[/] (then open http://127.0.0.1:8000):")
+    out.print(styled("\nInspect images in the browser", "bold", " (then open http://127.0.0.1:8000):"))
     out.print(f"  {result.serve_command}")
 
 

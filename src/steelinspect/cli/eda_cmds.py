@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from steelinspect.cli.console import out
 from steelinspect.cli.progress import progress_bar
-
-out = Console(soft_wrap=True)
 
 
 def eda(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-out = Console(soft_wrap=True)
+from steelinspect.cli.console import out
 
 
 def export(

@@ -10,9 +10,8 @@ import os
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from steelinspect.cli.console import err, styled
 from steelinspect.constants import MAX_PIXELS, MAX_PIXELS_ENV
 from steelinspect.errors import SteelInspectError
 
@@ -23,7 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
 
 
 @app.callback()
@@ -61,9 +59,8 @@ def main() -> None:
         app()
     except SteelInspectError as exc:
         # One line whatever the source: text from torch, pandas or the OS can carry newlines and tabs.
-        # escape: a file name such as "scan[1].jpg" is text, not console markup.
-        err.print(f"[bold red]error:[/] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True)
+        err.print(styled("error:", "bold red", f" {one_line(str(exc))}"), highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
+        err.print(styled("interrupted", "yellow"))
         sys.exit(130)

@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from steelinspect.cli.console import out
 from steelinspect.runs.config import default
 
 if TYPE_CHECKING:
     from steelinspect.runs.config import TrainConfig
 
-out = Console(soft_wrap=True)
 train_app = typer.Typer(help="Train a model into a run directory.", no_args_is_help=True)
 
 
@@ -168,7 +167,7 @@ def tune_gate(
     r = result.reports
     out.print(f"test Kaggle Dice: all-empty {r['alone'].dice_empty_baseline:.4f}; segmenter alone "
               f"{r['alone'].dice_kaggle:.4f}; gated {r['gated'].dice_kaggle:.4f}; gated and re-tuned "
-              f"[bold]{r['gated_tuned'].dice_kaggle:.4f}[/]")
+              f"{r['gated_tuned'].dice_kaggle:.4f}")
     out.print(f"stored in {segment}: thresholds {list(result.postprocess.thresholds)}, minimum areas "
               f"{list(result.postprocess.min_areas)}")
 

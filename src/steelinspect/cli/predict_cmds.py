@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from steelinspect.cli.console import err, out, styled
 from steelinspect.cli.progress import progress_bar
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 BINARY = typer.Option(..., "--binary", help="Run directory of the step-1 (defect or clean) model.")
 MULTICLASS = typer.Option(..., "--multiclass", help="Run directory of the step-2 (which class) model.")
@@ -58,10 +55,7 @@ def predict(
     stats = PredictStats()
     with progress_bar("predicting", _count(images)) as advance:
         write_predictions(run_predict(source, cascade, config, stats, on_image=advance), out_csv)
-    for problem in stats.skipped:
-        err.print(f"[yellow]skipped[/] {problem}")
-    for note in stats.notes:
-        err.print(f"[yellow]note[/] {escape(note)}")
+    _say_skipped(stats)
     out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
               f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
 
@@ -74,10 +68,7 @@ def _predict_segment(source, binary, multiclass, segment, out_csv, submission, o
     with progress_bar("predicting", total) as advance:
         stats = predict_pipeline(source, binary, multiclass, segment, outputs, config,
                                  SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance)
-    for problem in stats.skipped:
-        err.print(f"[yellow]skipped[/] {problem}")
-    for note in stats.notes:
-        err.print(f"[yellow]note[/] {escape(note)}")
+    _say_skipped(stats)
     masks = ", ".join(f"class {c}: {n}" for c, n in stats.masks.items())
     out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; masks {masks}; "
               f"{stats.images_per_s:.1f} images/s; wrote {out_csv}"
@@ -117,3 +108,11 @@ def evaluate_cascade(
 def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command("evaluate-cascade")(evaluate_cascade)
+
+
+def _say_skipped(stats) -> None:
+    """The images skipped (each with its problem) and the notes of a prediction, on stderr."""
+    for problem in stats.skipped:
+        err.print(styled("skipped", "yellow", f" {problem}"))
+    for note in stats.notes:
+        err.print(styled("note", "yellow", f" {note}"))

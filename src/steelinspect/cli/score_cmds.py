@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from steelinspect.cli.console import out
 from steelinspect.metrics.dice import SCORE_COLUMNS, DiceReport
-
-out = Console(soft_wrap=True)
 
 
 def score(
@@ -30,7 +28,7 @@ def score(
     out.print(score_table(result.report, title=f"{submission} ({result.format} format) vs {truth}"))
     report = result.report
     out.print(
-        f"Kaggle Dice: [bold]{report.dice_kaggle:.4f}[/] over {report.images} images "
+        f"Kaggle Dice: {report.dice_kaggle:.4f} over {report.images} images "
         f"({report.images * len(report.classes)} image-class pairs)"
     )
     out.print(

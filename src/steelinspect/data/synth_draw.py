@@ -12,7 +12,6 @@ direction, wide illumination changes, and a black band on about a third of the i
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import cv2
@@ -21,9 +20,10 @@ import numpy as np
 from steelinspect.constants import IMAGE_SHAPE
 
 BLACK_BAND_PROBABILITY = 0.3
-# One knob for how visible every defect is (scales its darkening and relief).
-DEFECT_STRENGTH = float(os.environ.get("SYNTH_STRENGTH", 1.0))
-STAIN_STRENGTH = float(os.environ.get("SYNTH_STAIN", 1.0))
+# How visible every defect is (scales its darkening and relief) and how strong the stains are: fixed, so an image
+# depends only on (seed, i).
+DEFECT_STRENGTH = 1.0
+STAIN_STRENGTH = 1.0
 BAND_ON_LEFT_PROBABILITY = 0.25
 
 Columns = tuple[int, int]  # [lo, hi) columns that are steel, not the black band
