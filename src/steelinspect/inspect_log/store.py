@@ -452,6 +452,9 @@ def open_log(url: str = DEFAULT_URL, bands: Bands | None = None) -> InspectionLo
         raise LogError(f"the inspection log needs the db extra: pip install 'steelinspect[db]' ({exc})") from None
     url = normalise_url(url)
     parsed = make_url(url)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise LogError(f"the inspection log runs on SQLite or PostgreSQL, not {parsed.get_backend_name()}",
+                       shown(url))
     options: dict = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
@@ -463,9 +466,6 @@ def open_log(url: str = DEFAULT_URL, bands: Bands | None = None) -> InspectionLo
         raise LogError(f"cannot use this database URL: {exc}", shown(url)) from None
     if engine.dialect.name == "sqlite":
         _sqlite_setup(engine)
-    elif engine.dialect.name != "postgresql":
-        engine.dispose()
-        raise LogError(f"the inspection log runs on SQLite or PostgreSQL, not {engine.dialect.name}", shown(url))
     try:
         _upgrade(engine, url)
     except LogError:
