@@ -180,6 +180,10 @@ class InspectionLog:
         self._lock = threading.Lock()
 
     @property
+    def shown_url(self) -> str:
+        return shown(self.url)
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
