@@ -382,9 +382,9 @@ class InspectionLog:
         return found.models
 
     def reviewed(self, filt: LogFilter = LogFilter(), chunk: int = 500) -> Iterator[ReviewedImage]:
-        """Every reviewed inspection matching `filt` (oldest first) with its reviews applied: "correct" sets the
-        classes (the latest wins) and drops the regions of other classes; "reject_region" drops that region;
-        "confirm" keeps what the model said. Streams in chunks, so any number of rows fits in flat memory."""
+        """Every reviewed inspection matching `filt` (oldest first) with its reviews applied in order: "correct"
+        sets the classes (the latest wins) and drops the regions of other classes; "reject_region" drops that
+        region, and its class when no region of it is left; "confirm" keeps what the model said. Streams in chunks, so any number of rows fits in flat memory."""
         filt = LogFilter(**{**filt.__dict__, "reviewed": True})
         last = 0
         while True:
@@ -412,12 +412,17 @@ def _review(r: Review) -> ReviewRecord:
 def _apply_reviews(row: Inspection) -> ReviewedImage:
     reviews = sorted((_review(r) for r in row.reviews), key=lambda r: (r.reviewed_at, r.id))
     classes = _parse_classes(row.classes)
+    class_of = {d.id: d.class_id for d in row.defects}
     rejected: set[int] = set()
     for review in reviews:
         if review.verdict == "correct":
             classes = review.classes or ()
         elif review.verdict == "reject_region":
             rejected.add(review.defect_id)
+            rejected_class = class_of[review.defect_id]
+            # Its class's last region rejected: the class is not there either (a later "correct" may say it is).
+            if all(d in rejected for d, c in class_of.items() if c == rejected_class):
+                classes = tuple(c for c in classes if c != rejected_class)
     regions = [_stored(d) for d in row.defects if d.id not in rejected and d.class_id in classes]
     return ReviewedImage(_entry(row), tuple(classes), regions, reviews)
 
