@@ -139,6 +139,11 @@ def test_invalid_reviews_are_refused_with_the_reason(log):
     with pytest.raises(LogError, match="classes"):
         log.add_review(a, "anna", "correct", classes=[5])
     assert log.reviews(a) == []
+    with pytest.raises(LogError, match="p_defect"):
+        log.record({"ImageId": "x.jpg", "classes": ""}, models=MODELS)
+    with pytest.raises(LogError, match="classes must be among"):
+        log.record(row("x.jpg", 0.9, "7"), models=MODELS)
+    assert log.count() == 2
 
 
 def _fill(log, n: int = 30) -> None:

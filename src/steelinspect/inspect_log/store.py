@@ -362,21 +362,24 @@ class InspectionLog:
         except SQLAlchemyError as exc:
             raise self._fail("count the log", exc) from exc
 
+    def _all(self, statement, what: str) -> list:
+        try:
+            with self._session(write=False) as session:
+                return list(session.scalars(statement).all())
+        except SQLAlchemyError as exc:
+            raise self._fail(f"read the {what}", exc) from exc
+
     def defects(self, inspection_id: int) -> list[StoredDefect]:
-        with self._session(write=False) as session:
-            rows = session.scalars(select(Defect).where(Defect.inspection_id == inspection_id)
-                                   .order_by(Defect.id)).all()
+        rows = self._all(select(Defect).where(Defect.inspection_id == inspection_id).order_by(Defect.id), "regions")
         return [_stored(d) for d in rows]
 
     def reviews(self, inspection_id: int) -> list[ReviewRecord]:
-        with self._session(write=False) as session:
-            rows = session.scalars(select(Review).where(Review.inspection_id == inspection_id)
-                                   .order_by(Review.reviewed_at, Review.id)).all()
+        rows = self._all(select(Review).where(Review.inspection_id == inspection_id)
+                         .order_by(Review.reviewed_at, Review.id), "reviews")
         return [_review(r) for r in rows]
 
     def models(self, model_set_id: int) -> dict:
-        with self._session(write=False) as session:
-            found = session.get(ModelSet, model_set_id)
+        found = next(iter(self._all(select(ModelSet).where(ModelSet.id == model_set_id), "model set")), None)
         if found is None:
             raise LogError(f"no model set with id {model_set_id}", shown(self.url))
         return found.models
@@ -391,8 +394,7 @@ class InspectionLog:
             statement = (select(Inspection).where(*self._where(filt), Inspection.id > last)
                          .options(selectinload(Inspection.defects), selectinload(Inspection.reviews))
                          .order_by(Inspection.id).limit(chunk))
-            with self._session(write=False) as session:
-                rows = session.scalars(statement).all()
+            rows = self._all(statement, "reviewed inspections")
             if not rows:
                 return
             for row in rows:
