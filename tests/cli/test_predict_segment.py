@@ -78,7 +78,7 @@ def test_overlays_replace_a_previous_overlays_folder_whole_or_not_at_all(predict
                                                                          tiny_seg_data, tmp_path, monkeypatch):
     import shutil
 
-    from steelinspect.eda import overlay
+    from steelinspect.draw import overlay
     from steelinspect.errors import ConfigError
     from steelinspect.infer.cascade import PredictConfig
     from steelinspect.infer.segment_predict import OVERLAYS_MARKER, PipelineOutputs, predict_pipeline

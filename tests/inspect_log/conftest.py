@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sqlalchemy", reason="the inspection log needs the db extra (sqlalchemy, alembic, psycopg)")
-pytest.importorskip("alembic", reason="the inspection log needs the db extra (sqlalchemy, alembic, psycopg)")
-
 START_DEADLINE_S = 30
 
 

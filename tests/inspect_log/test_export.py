@@ -7,6 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+pytest.importorskip("sqlalchemy", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+pytest.importorskip("alembic", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+
 from steelinspect import rle
 from steelinspect.data.check import check_dataset
 from steelinspect.data.labels import parse_labels

@@ -6,6 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+pytest.importorskip("sqlalchemy", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+pytest.importorskip("alembic", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+
 from steelinspect.data.images import list_images
 from steelinspect.inspect_log import LogFilter, open_log
 from steelinspect.runs.store import load_run

@@ -7,6 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+
+pytest.importorskip("sqlalchemy", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+pytest.importorskip("alembic", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
