@@ -57,6 +57,9 @@ def predict(
         raise ConfigError("--coil needs --db (the coil is recorded in the inspection log)")
     sinking = nullcontext()
     if db:  # opened before the models load: a wrong URL or band fails at once
+        from steelinspect.cli.log_cmds import require_db_extra
+
+        require_db_extra()
         from steelinspect.inspect_log import Bands
         from steelinspect.inspect_log.sink import open_sink
 

@@ -456,11 +456,6 @@ def _upgrade(engine: Engine, url: str) -> None:
 def open_log(url: str = DEFAULT_URL, bands: Bands | None = None) -> InspectionLog:
     """Open (create on first use, migrate to the current schema) the inspection log at a SQLAlchemy URL:
     sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://user:pw@host/db (psycopg 3)."""
-    try:
-        import sqlalchemy  # noqa: F401  (the `db` extra)
-        import alembic  # noqa: F401
-    except ImportError as exc:
-        raise LogError(f"the inspection log needs the db extra: pip install 'steelinspect[db]' ({exc})") from None
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
