@@ -11,18 +11,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The pinned CPU build first, so nothing later pulls a CUDA torch.
 	$(PIP) install -q $(TORCH_PIN)
-	$(PIP) install -q -e ".[onnx,serve]"
+	$(PIP) install -q -e ".[onnx,serve,db]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e ".[onnx,serve,dev]"
+	$(PIP) install -q -e ".[onnx,serve,db,dev]"
 	touch $@
 
-# Debian's Chromium and its driver for the browser test of the web page (skipped with a reason if absent).
+# Debian's Chromium and its driver for the browser test of the web page, and PostgreSQL for the inspection log's
+# tests (each skipped with a reason if absent).
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 	    || echo "warning: could not install chromium/chromium-driver; the browser test will be skipped" )
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+	    || echo "warning: could not install postgresql; the inspection log's PostgreSQL tests will be skipped" )
 
 install: $(VENV)/.installed
 

@@ -17,7 +17,7 @@ LAYERS = [
     ("data", "models", "metrics"),
     ("runs", "postprocess", "draw"),
     ("infer", "train", "eda"),
-    ("tuning",),
+    ("tuning", "inspect_log"),  # inspect_log stores what infer returns
     ("serve",),
     ("demo",),
     ("cli",),

@@ -92,3 +92,7 @@ class ConfigError(SteelInspectError, ValueError):
 
 class ImageTooLargeError(ImageError):
     """An image (or its file) is over the pixel limit; refused before it is decoded."""
+
+
+class LogError(SteelInspectError):
+    """The inspection log (database) cannot be opened, migrated or written, or a request to it is invalid."""

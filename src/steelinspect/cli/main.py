@@ -40,9 +40,18 @@ def options(
 
 def _register() -> None:
     # Imported here so `steelinspect --help` stays quick and each group stays in its own file.
-    from steelinspect.cli import data_cmds, eda_cmds, export_cmds, model_cmds, predict_cmds, score_cmds, serve_cmds
+    from steelinspect.cli import (
+        data_cmds,
+        eda_cmds,
+        export_cmds,
+        log_cmds,
+        model_cmds,
+        predict_cmds,
+        score_cmds,
+        serve_cmds,
+    )
 
-    for module in (data_cmds, eda_cmds, model_cmds, predict_cmds, score_cmds, export_cmds, serve_cmds):
+    for module in (data_cmds, eda_cmds, model_cmds, predict_cmds, log_cmds, score_cmds, export_cmds, serve_cmds):
         module.register(app)
 
 

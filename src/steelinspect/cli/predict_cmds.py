@@ -36,41 +36,72 @@ def predict(
     overlays: Path = typer.Option(None, "--overlays", help="With --segment: write PNG mask overlays into this folder."),
     tta: bool = typer.Option(False, "--tta", help="With --segment: average the segmenter over horizontal and vertical flips."),
     class_gate: str = typer.Option("drop", "--class-gate", help="With --segment: drop (keep only step 2's classes), scale (min area / class probability) or off."),
+    db: str = typer.Option(None, "--db", help="Also record every inspection in this log (sqlite:///runs/inspections.db, postgresql://user@host/db)."),
+    coil: str = typer.Option(None, "--coil", help="With --db: the coil (lot) these images are frames of, numbered in file-name order."),
+    ok_below: float = typer.Option(0.3, "--ok-below", help="With --db: p_defect below this is band OK."),
+    ng_above: float = typer.Option(0.7, "--ng-above", help="With --db: p_defect above this is band NG; between the two, REVIEW."),
 ) -> None:
     """Predict defect / clean and the defect classes for every image, streaming, batched; with --segment also
-    the defect masks (areas, boxes, Kaggle submission, overlays)."""
+    the defect masks (areas, boxes, Kaggle submission, overlays); with --db every verdict is also logged."""
+    from contextlib import nullcontext
+
+    from steelinspect.errors import ConfigError
     from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict as run_predict, write_predictions
 
     config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine, precision=precision)
     source = images if len(images) > 1 else images[0]
-    if segment is not None:
-        _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate, config,
-                         _count(images))
-        return
-    if submission or overlays or tta:
-        from steelinspect.errors import ConfigError
+    if db is None and coil is not None:
+        raise ConfigError("--coil needs --db (the coil is recorded in the inspection log)")
+    sinking = nullcontext()
+    if db:  # opened before the models load: a wrong URL or band fails at once
+        from steelinspect.cli.log_cmds import require_db_extra
 
-        raise ConfigError("--submission, --overlays and --tta need a segment run (--segment RUN_DIR)")
-    cascade = Cascade.from_runs(binary, multiclass, config)
-    stats = PredictStats()
-    with progress_bar("predicting", _count(images)) as advance:
-        write_predictions(run_predict(source, cascade, config, stats, on_image=advance), out_csv)
-    _say_skipped(stats)
-    out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
-              f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
+        require_db_extra()
+        from steelinspect.inspect_log import Bands
+        from steelinspect.inspect_log.sink import open_sink
+
+        sinking = open_sink(db, Bands(ok_below, ng_above), coil=coil, batch=batch_size)
+    with sinking as sink:
+        if segment is not None:
+            _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate,
+                             config, _count(images), sink)
+        else:
+            if submission or overlays or tta:
+                raise ConfigError("--submission, --overlays and --tta need a segment run (--segment RUN_DIR)")
+            cascade = Cascade.from_runs(binary, multiclass, config)
+            stats = PredictStats()
+            with progress_bar("predicting", _count(images)) as advance:
+                rows = run_predict(source, cascade, config, stats, on_image=advance)
+                if sink is not None:
+                    sink.start({"binary": cascade.binary, "multiclass": cascade.multiclass})
+                    rows = sink.rows(rows)
+                write_predictions(rows, out_csv)
+            _report(stats, f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
+                           f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
+    if sink is not None:
+        per_image = 1000 * sink.seconds / max(sink.recorded, 1)
+        out.print(f"logged {sink.recorded} inspections to {sink.log.shown_url} ({per_image:.1f} ms per image)")
+
+
+def _report(stats, summary: str) -> None:
+    """The images skipped (each with its problem) and the notes of a prediction on stderr, then `summary`."""
+    for problem in stats.skipped:
+        err.print(styled("skipped", "yellow", f" {problem}"))
+    for note in stats.notes:
+        err.print(styled("note", "yellow", f" {note}"))
+    out.print(summary)
 
 
 def _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate, config,
-                     total: int) -> None:
+                     total: int, sink=None) -> None:
     from steelinspect.infer.segment_predict import PipelineOutputs, SegmentOptions, predict_pipeline
 
     outputs = PipelineOutputs(out_csv, submission, overlays)
     with progress_bar("predicting", total) as advance:
         stats = predict_pipeline(source, binary, multiclass, segment, outputs, config,
-                                 SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance)
-    _say_skipped(stats)
+                                 SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance, sink=sink)
     masks = ", ".join(f"class {c}: {n}" for c, n in stats.masks.items())
-    out.print(f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; masks {masks}; "
+    _report(stats, f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; masks {masks}; "
               f"{stats.images_per_s:.1f} images/s; wrote {out_csv}"
               + (f", {submission}" if submission else "") + (f", overlays in {overlays}" if overlays else ""))
 
@@ -108,11 +139,3 @@ def evaluate_cascade(
 def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command("evaluate-cascade")(evaluate_cascade)
-
-
-def _say_skipped(stats) -> None:
-    """The images skipped (each with its problem) and the notes of a prediction, on stderr."""
-    for problem in stats.skipped:
-        err.print(styled("skipped", "yellow", f" {problem}"))
-    for note in stats.notes:
-        err.print(styled("note", "yellow", f" {note}"))

@@ -73,12 +73,13 @@ class Cascade:
         p_class = softmax(logits) if self.multiclass.head == "multiclass" else sigmoid(logits)
         threshold = self.binary.thresholds[0] if self.binary.thresholds else 0.5
         rows = []
-        for image_id, pd_, pc in zip(batch.image_ids, p_defect, p_class):
+        for image_id, path, pd_, pc in zip(batch.image_ids, batch.paths, p_defect, p_class):
             has_defect = bool(pd_ >= threshold)
             classes = decide_classes(self.multiclass.head, pc, self.multiclass.thresholds) if has_defect else []
             row = {"ImageId": image_id, "p_defect": float(pd_), "has_defect": has_defect}
             row.update({f"p_class_{c}": float(p) for c, p in zip(CLASS_IDS, pc)})
             row["classes"] = " ".join(map(str, classes))
+            row["path"] = str(path)  # not a CSV column (writers ignore it); the inspection log keeps it
             rows.append(row)
         return rows
 

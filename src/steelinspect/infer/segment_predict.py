@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -100,6 +100,15 @@ class SegmentStep:
         return results
 
 
+class PipelineSink(Protocol):
+    """Where the pipeline hands each image's result besides its files (e.g. the inspection log): `start` gets
+    the loaded runs by role (binary, multiclass, segment) before the first image, `add` each row with its masks."""
+
+    def start(self, runs: dict[str, LoadedRun]) -> None: ...
+
+    def add(self, row: dict, result: SegmentResult) -> None: ...
+
+
 @dataclass
 class PipelineOutputs:
     predictions: Path
@@ -127,9 +136,10 @@ def predict_pipeline(
     config: PredictConfig | None = None,
     options: SegmentOptions | None = None,
     on_image: Callable[[int], None] | None = None,
+    sink: PipelineSink | None = None,
 ) -> PipelineStats:
-    """Run cascade + segmenter over a folder or list of images and write every output. Unreadable images are
-    skipped and listed in the returned stats."""
+    """Run cascade + segmenter over a folder or list of images and write every output (and hand each result to
+    `sink` when given). Unreadable images are skipped and listed in the returned stats."""
     config = config or PredictConfig()
     options = options or SegmentOptions()
     config.validate()
@@ -138,7 +148,9 @@ def predict_pipeline(
     seg_run = load_run(segment)
     step = SegmentStep(seg_run, options, make_engine(seg_run, config))
     stats = PipelineStats(notes=[*cascade.notes, *filter(None, [getattr(step.engine, "note", "")])])
-    rows = _stream(images, cascade, step, outputs, config, stats, on_image)
+    if sink is not None:
+        sink.start({"binary": cascade.binary, "multiclass": cascade.multiclass, "segment": seg_run})
+    rows = _stream(images, cascade, step, outputs, config, stats, on_image, sink)
     write_predictions(rows, outputs.predictions, columns=[*PREDICTION_COLUMNS, *SEGMENT_COLUMNS])
     return stats
 
@@ -166,7 +178,7 @@ def overlays_folder(path: str | Path) -> Iterator[Path]:
 
 
 def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
-            stats: PipelineStats, on_image) -> Iterator[dict]:
+            stats: PipelineStats, on_image, sink: PipelineSink | None = None) -> Iterator[dict]:
     from steelinspect.draw.overlay import overlay_masks, save_rgb
 
     paths = list_images(images)
@@ -193,5 +205,7 @@ def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutput
                 stats.defects += row["has_defect"]
                 for r in result.regions:
                     stats.masks[r.class_id] += r.area > 0
+                if sink is not None:
+                    sink.add(row, result)
                 yield row
             stats.seconds = time.perf_counter() - start

@@ -1,0 +1,16 @@
+"""The inspection log: every verdict stored in a database (SQLite or PostgreSQL), reviews beside it."""
+
+from steelinspect.inspect_log.bands import BANDS, Bands
+from steelinspect.inspect_log.regions import DefectRegion, regions_from_masks
+from steelinspect.inspect_log.store import (
+    DEFAULT_URL,
+    Entry,
+    InspectionLog,
+    LogFilter,
+    Page,
+    ReviewedImage,
+    open_log,
+)
+
+__all__ = ["BANDS", "Bands", "DefectRegion", "regions_from_masks", "DEFAULT_URL", "Entry", "InspectionLog",
+           "LogFilter", "Page", "ReviewedImage", "open_log"]

@@ -1,0 +1,77 @@
+"""`steelinspect predict --db`: every predicted image lands in the inspection log, with its regions when
+--segment is given, the exact models that decided and the band."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("sqlalchemy", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+pytest.importorskip("alembic", reason="the inspection log needs the db extra: pip install -e '.[db]'")
+
+from steelinspect.data.images import list_images
+from steelinspect.inspect_log import LogFilter, open_log
+from steelinspect.runs.store import load_run
+from tests.cli_runner import run_cli as run
+
+pytestmark = pytest.mark.slow
+
+
+def _all(log) -> list:
+    return log.query(page_size=1000).entries
+
+
+def test_predict_db_logs_every_image_of_a_coil_in_order(log_url, tiny_runs, synth_dir, tmp_path):
+    images = synth_dir / "train_images"
+    proc = run("predict", images, "--binary", tiny_runs["binary"], "--multiclass", tiny_runs["multiclass"],
+               "--out", tmp_path / "predictions.csv", "--workers", "1", "--device", "cpu", "--db", log_url,
+               "--coil", "C42", "--ok-below", "0.4", "--ng-above", "0.6")
+    assert proc.returncode == 0, proc.stderr
+    assert "logged 64 inspections" in proc.stdout and "ms per image" in proc.stdout
+    table = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False)
+    with open_log(log_url) as log:
+        entries = sorted(_all(log), key=lambda e: e.frame)
+        assert len(entries) == len(table) == 64
+        # Frames follow the file-name order of the images; each row is the CSV's row of that image.
+        assert [e.image_id for e in entries] == [p.name for p in list_images(images)]
+        assert all(e.coil == "C42" for e in entries) and [e.frame for e in entries] == list(range(64))
+        by_id = table.set_index("ImageId")
+        for e in entries:
+            assert e.p_defect == pytest.approx(by_id.loc[e.image_id, "p_defect"], abs=1e-6)
+            assert " ".join(map(str, e.classes)) == str(by_id.loc[e.image_id, "classes"])
+            assert e.band == ("OK" if e.p_defect < 0.4 else "NG" if e.p_defect > 0.6 else "REVIEW")
+            assert e.path == str(images / e.image_id)
+        models = log.models(entries[0].model_set_id)
+        assert models["binary"]["weights_id"] == load_run(tiny_runs["binary"]).weights_id
+        assert models["multiclass"]["thresholds"] == load_run(tiny_runs["multiclass"]).thresholds
+        assert models["bands"] == {"t1": 0.4, "t2": 0.6}
+        assert log.count(LogFilter(coil="C42")) == 64
+
+
+def test_predict_segment_db_logs_the_regions(forced_runs, tiny_seg_data, tmp_path):
+    """The forced runs mark every image wholly as class 3: one region per image, the whole image."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    proc = run("predict", tiny_seg_data / "train_images", "--binary", forced_runs["binary"], "--multiclass",
+               forced_runs["multiclass"], "--segment", forced_runs["segment"], "--out", tmp_path / "p.csv",
+               "--submission", tmp_path / "s.csv", "--workers", "1", "--device", "cpu", "--db", url)
+    assert proc.returncode == 0, proc.stderr
+    with open_log(url) as log:
+        entries = _all(log)
+        assert len(entries) == 12 and all(e.classes == (3,) and e.coil is None for e in entries)
+        for e in entries:
+            (stored,) = log.defects(e.id)
+            region = stored.region
+            assert (region.class_id, region.area, region.x, region.y, region.width, region.height) == \
+                (3, 256 * 1600, 0, 0, 1600, 256)
+            assert region.rle == f"1 {256 * 1600}"
+        assert "segment" in log.models(entries[0].model_set_id)
+
+
+def test_predict_db_refusals_are_one_line(tiny_runs, synth_dir, tmp_path):
+    base = ["predict", synth_dir / "train_images", "--binary", tiny_runs["binary"], "--multiclass",
+            tiny_runs["multiclass"], "--out", tmp_path / "p.csv", "--device", "cpu"]
+    proc = run(*base, "--coil", "C1")
+    assert proc.returncode == 1 and "--coil needs --db" in proc.stderr
+    proc = run(*base, "--db", f"sqlite:///{tmp_path / 'l.db'}", "--ok-below", "0.9", "--ng-above", "0.1")
+    assert proc.returncode == 1 and "T1" in proc.stderr
+    assert not (tmp_path / "p.csv").exists()
