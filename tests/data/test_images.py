@@ -165,3 +165,17 @@ def test_preflight_names_every_bad_image_before_training(tmp_path):
     with pytest.raises(DataError, match="small.jpg: image is 64x64, expected 1600x256"):
         preflight([segment])
     preflight([ImageDataset(tmp_path, ["a.jpg", "b.jpg"], np.zeros((2, 1), np.float32), Preprocess(64, 128))])
+
+
+def test_importing_changes_nothing_and_a_decoding_pool_turns_opencv_threads_off():
+    """No import-time side effect: OpenCV's thread count is only set where steelinspect starts its own pools."""
+    import subprocess
+    import sys
+
+    code = ("import cv2; before = cv2.getNumThreads(); cv2.setNumThreads(3)\n"
+            "import steelinspect.data.images as images, steelinspect.infer.loader, steelinspect.data.check\n"
+            "assert cv2.getNumThreads() == 3, cv2.getNumThreads()\n"
+            "with images.decoding_pool(2): pass\n"
+            "assert cv2.getNumThreads() == 1, cv2.getNumThreads()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

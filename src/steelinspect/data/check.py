@@ -19,7 +19,7 @@ import pandas as pd
 
 from steelinspect import rle
 from steelinspect.constants import IMAGE_SHAPE
-from steelinspect.data.images import check_size, read_gray, read_size
+from steelinspect.data.images import check_size, decoding_pool, read_gray, read_size
 from steelinspect.data.labels import parse_labels
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import image_ids
@@ -140,8 +140,7 @@ def check_dataset(
             on_image()
         return problem
 
-    # cv2 releases the GIL while decoding, so threads give real parallelism here.
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with decoding_pool(workers) as pool:
         report.problems.extend(p for p in pool.map(one, ids) if p is not None)
     return report
 

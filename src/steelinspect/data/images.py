@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,18 @@ import numpy as np
 from steelinspect.constants import IMAGE_EXTENSIONS, IMAGE_SHAPE, MAX_PIXELS, MAX_PIXELS_ENV
 from steelinspect.errors import ConfigError, ImageError, ImageTooLargeError
 
-cv2.setNumThreads(1)  # parallelism comes from our own worker pools; OpenCV's would oversubscribe
+
+def opencv_single_threaded() -> None:
+    """Switch OpenCV's own thread pool off. Called where steelinspect starts its own parallel work (decoding
+    threads, DataLoader workers, the server), not at import: on top of those, OpenCV's threads would
+    oversubscribe the cores."""
+    cv2.setNumThreads(1)
+
+
+def decoding_pool(workers: int) -> ThreadPoolExecutor:
+    """Threads that decode images: cv2 releases the GIL while decoding, so they run in parallel."""
+    opencv_single_threaded()
+    return ThreadPoolExecutor(max_workers=max(1, workers))
 
 
 def is_image_file(path: Path) -> bool:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from steelinspect import rle
 from steelinspect.constants import IMAGE_SHAPE, IMAGES_DIR, LABELS_FILE
+from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.labels import write_labels
 from steelinspect.data.synth_draw import DRAWERS, black_band, paint_band, steel_texture, strip_columns
 from steelinspect.errors import ConfigError
@@ -167,7 +168,8 @@ def generate_from_config(
         # single-threaded: the processes already fill the cores.
         n_workers = min(config.workers or os.cpu_count() or 1, max(1, config.images // 16))
         results = []
-        pool = ProcessPoolExecutor(n_workers, initializer=cv2.setNumThreads, initargs=(1,)) if n_workers > 1 else None
+        opencv_single_threaded()  # here and in each worker: the processes already fill the cores
+        pool = ProcessPoolExecutor(n_workers, initializer=opencv_single_threaded) if n_workers > 1 else None
         try:
             for result in pool.map(_write_one, jobs, chunksize=8) if pool else map(_write_one, jobs):
                 results.append(result)

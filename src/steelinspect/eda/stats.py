@@ -17,7 +17,6 @@ Memory stays flat as the dataset grows:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -28,7 +27,7 @@ import pandas as pd
 
 from steelinspect import rle
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE
-from steelinspect.data.images import read_gray
+from steelinspect.data.images import decoding_pool, read_gray
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import AREA_COLUMNS, RLE_COLUMNS, build_master, image_ids
 from steelinspect.errors import ConfigError, ImageError
@@ -227,7 +226,7 @@ class Brightness:
 
 def _bounded_map(fn, items: list, workers: int) -> Iterator:
     """pool.map with at most 2 x workers items in flight, in order: memory stays flat for any number of items."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with decoding_pool(workers) as pool:
         pending = []
         for item in items:
             pending.append(pool.submit(fn, item))

@@ -8,14 +8,13 @@ that cannot be read is reported through `on_problem` and skipped, never fatal.
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from steelinspect.data.images import read_gray
+from steelinspect.data.images import decoding_pool, read_gray
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import ImageError, Problem
 
@@ -70,7 +69,7 @@ def iter_batches(
         ids.clear(), kept_paths.clear(), arrays.clear(), originals.clear()
         return batch
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with decoding_pool(workers) as pool:
         def fill() -> None:
             while len(pending) < window:
                 path = next(paths, None)

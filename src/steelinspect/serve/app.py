@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from steelinspect.data.images import opencv_single_threaded
 from steelinspect.errors import ConfigError, SteelInspectError
 from steelinspect.infer.cascade import PredictConfig
 from steelinspect.infer.inspect import Inspector
@@ -68,6 +69,7 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
                                        PredictConfig(batch_size=1, workers=1, engine=config.engine,
                                                      precision=config.precision, device=config.device),
                                        tta=config.tta)
+    opencv_single_threaded()  # requests are decoded in the server's worker threads
     browser = DatasetBrowser(config.data, inspector, config.follow_symlinks) if config.data else None
 
     @asynccontextmanager

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.splits import frames_from_ids, select_images
@@ -46,6 +47,7 @@ def evaluate(run_dir: str | Path, data: str | Path, device: str = "auto", batch_
             out[name] = None
             continue
         dataset = task.dataset(layout.images, frame, run.preprocess, False, 0)
+        opencv_single_threaded()
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
         with torch.inference_mode():
             part = evaluate_loader(run.model, task, loader, dev, distributed.Dist())

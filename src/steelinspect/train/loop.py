@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from steelinspect.data.check import preflight
 from steelinspect.data.dataset import EpochSampler
+from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
@@ -61,6 +62,7 @@ def _prepare_run_dir(config: TrainConfig, is_main: bool) -> dict[str, list[str]]
 
 
 def _loader(dataset, batch_size: int, sampler, workers: int) -> DataLoader:
+    opencv_single_threaded()  # the loader's workers (or this process) are the decoding parallelism
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       persistent_workers=False, pin_memory=False, drop_last=False)
 
