@@ -29,7 +29,7 @@ def predict(
     batch_size: int = typer.Option(16, "--batch-size"),
     workers: int = typer.Option(4, "--workers", help="Threads decoding images ahead of the model."),
     device: str = typer.Option("auto", "--device"),
-    engine: str = typer.Option("auto", "--engine", help="auto (ONNX Runtime on CPU when exported, else PyTorch), onnx or torch."),
+    engine: str = typer.Option("auto", "--engine", help="auto (on CPU: the int8 export, else the float ONNX export, else PyTorch), int8, onnx or torch."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (PyTorch autocast: fast on CPUs with AMX / AVX-512 BF16 and on GPUs)."),
     segment: Path = typer.Option(None, "--segment", help="Run directory of a segment model: adds masks, areas, boxes."),
     submission: Path = typer.Option(None, "--submission", help="With --segment: write a Kaggle submission CSV."),

@@ -24,7 +24,7 @@ def serve(
                                                "an upload not started by then are not inspected."),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
                                          help="Serve symlinks in --data that lead outside it (refused by default)."),
-    engine: str = typer.Option("auto", "--engine", help="auto, onnx or torch."),
+    engine: str = typer.Option("auto", "--engine", help="auto, int8, onnx or torch."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (PyTorch autocast)."),
     tta: bool = typer.Option(False, "--tta", help="Average the segmenter over flips."),
 ) -> None:

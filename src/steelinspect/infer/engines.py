@@ -4,11 +4,13 @@
   CPU too (measured here, 2 threads: VGG at 256x512 1.5x, UNet-ResNet18 at 256x1600 1.4x), optionally under
   bfloat16 autocast (`--precision bf16`: 3.5-3.8x over plain fp32 on this machine's AMX-capable Xeon; slow on
   CPUs without native bfloat16, so never the default).
-- OnnxEngine runs RUN_DIR/model.onnx on ONNX Runtime (`steelinspect export RUN_DIR --format onnx`).
-`--engine auto` picks ONNX Runtime on CPU when the run has an up-to-date model.onnx, PyTorch otherwise. Up to
-date means model.onnx's bytes hash to the SHA-256 that `steelinspect export` stored in model.pt, with the run's
-current weights fingerprint (see runs/store.py): re-tuned thresholds or post-processing keep an export
-valid; new weights, or any other graph (whatever its metadata says), do not.
+- OnnxEngine runs RUN_DIR/model.onnx on ONNX Runtime (`steelinspect export RUN_DIR --format onnx`), or, as
+  `--engine int8`, RUN_DIR/model.int8.onnx (`... --int8`: statically quantized, accuracy-guarded, infer/quantize.py).
+`--engine auto` picks, on CPU: the int8 export when up to date, else the float export when up to date, else
+PyTorch (saying why it passed over an export). Up to date means the file's bytes hash to the SHA-256 that
+`steelinspect export` stored in model.pt, with the run's current weights fingerprint (see runs/store.py): re-tuned
+thresholds or post-processing keep an export valid; new weights, or any other graph (whatever its metadata
+says), do not.
 """
 
 from __future__ import annotations
@@ -45,15 +47,17 @@ class OnnxEngine:
     name = "onnx"
     note = ""
 
-    def __init__(self, run: LoadedRun, threads: int | None = None):
+    def __init__(self, run: LoadedRun, threads: int | None = None, int8: bool = False):
         import onnxruntime as ort
 
         from steelinspect.infer.export import require_onnx_model
 
-        path = require_onnx_model(run.run_dir)
+        path = require_onnx_model(run.run_dir, int8=int8)
         # The session is built from the very bytes checked, so the file cannot change in between.
         graph = path.read_bytes()
-        check_export(run, path, graph)
+        check_export(run, path, graph, int8=int8)
+        if int8:
+            self.name = "int8"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -72,15 +76,16 @@ class StaleExport(RunError):
     """model.onnx is not the graph exported from the run's current weights."""
 
 
-def check_export(run: LoadedRun, path, graph: bytes) -> None:
-    """StaleExport unless `graph` (model.onnx's bytes) is what `steelinspect export` wrote for the run's current
-    weights, as recorded in model.pt. The graph's own metadata is not evidence: anyone can copy it into another
-    graph. Cost, read + SHA-256 (measured on 2 shared cores): 3 ms for a 3.4 MB VGG export, 90 ms for the 43 MB
-    UNet-ResNet18 one, beside ONNX Runtime's own 27 ms and 270 ms to build the session."""
+def check_export(run: LoadedRun, path, graph: bytes, int8: bool = False) -> None:
+    """StaleExport unless `graph` (model.onnx's bytes, or model.int8.onnx's with `int8`) is what `steelinspect
+    export` wrote for the run's current weights, as recorded in model.pt. The graph's own metadata is not evidence:
+    anyone can copy it into another graph. Cost, read + SHA-256 (measured on 2 shared cores): 3 ms for a 3.4 MB
+    VGG export, 90 ms for the 43 MB UNet-ResNet18 one, beside ONNX Runtime's own 27 ms and 270 ms to build the
+    session."""
     import hashlib
 
-    again = f"export it again with `steelinspect export {run.run_dir} --format onnx`"
-    record = run.onnx_export or {}
+    again = f"export it again with `steelinspect export {run.run_dir} --format onnx{' --int8' if int8 else ''}`"
+    record = (run.int8_export if int8 else run.onnx_export) or {}
     if not record.get("sha256"):
         raise StaleExport(f"{MODEL_FILE} does not vouch for it (exported by an older steelinspect, or not by "
                           f"`steelinspect export`): {again}", path)
@@ -100,23 +105,29 @@ def _onnxruntime() -> bool:
 
 
 def make_engine(run: LoadedRun, config: PredictConfig):
-    """The engine for a run. auto: ONNX Runtime on CPU when the run has an up-to-date export (and fp32 is asked
-    for), PyTorch otherwise."""
+    """The engine for a run. auto: on CPU with fp32 asked for, the up-to-date int8 export, else the up-to-date
+    float export (ONNX Runtime), else PyTorch; PyTorch on CUDA or with bf16."""
     from steelinspect.device import resolve_device
     from steelinspect.infer.export import onnx_path
 
     config.validate()
     device = resolve_device(config.device)
-    if config.engine == "onnx":
+    if config.engine in ("onnx", "int8"):
         if device.type != "cpu":
-            raise ConfigError("--engine onnx runs on the CPU; use --engine torch for CUDA")
+            raise ConfigError(f"--engine {config.engine} runs on the CPU; use --engine torch for CUDA")
         if not _onnxruntime():
-            raise ConfigError("--engine onnx needs onnxruntime: pip install 'steelinspect[onnx]'")
-        return OnnxEngine(run)
-    if (config.engine == "auto" and config.precision == "fp32" and device.type == "cpu"
-            and onnx_path(run.run_dir).is_file() and _onnxruntime()):
-        try:
-            return OnnxEngine(run)
-        except StaleExport as exc:
-            return TorchEngine(run, device, config.precision, note=f"using PyTorch: {exc}")
-    return TorchEngine(run, device, config.precision)
+            raise ConfigError(f"--engine {config.engine} needs onnxruntime: pip install 'steelinspect[onnx]'")
+        return OnnxEngine(run, int8=config.engine == "int8")
+    notes = []
+    if config.engine == "auto" and config.precision == "fp32" and device.type == "cpu" and _onnxruntime():
+        for int8 in (True, False):
+            if not onnx_path(run.run_dir, int8=int8).is_file():
+                continue
+            try:
+                engine = OnnxEngine(run, int8=int8)
+            except StaleExport as exc:
+                notes.append(f"{'not using the int8 model' if int8 else 'using PyTorch'}: {exc}")
+                continue
+            engine.note = "; ".join(notes)
+            return engine
+    return TorchEngine(run, device, config.precision, note="; ".join(notes))

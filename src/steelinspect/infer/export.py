@@ -20,7 +20,7 @@ import torch
 
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import atomic_write
-from steelinspect.runs.files import ONNX_FILE
+from steelinspect.runs.files import INT8_FILE, ONNX_FILE
 from steelinspect.runs.store import load_run, update_model_params
 
 OPSET = 17
@@ -95,13 +95,13 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def onnx_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / ONNX_FILE
+def onnx_path(run_dir: str | Path, int8: bool = False) -> Path:
+    return Path(run_dir) / (INT8_FILE if int8 else ONNX_FILE)
 
 
-def require_onnx_model(run_dir: str | Path) -> Path:
-    path = onnx_path(run_dir)
+def require_onnx_model(run_dir: str | Path, int8: bool = False) -> Path:
+    path = onnx_path(run_dir, int8)
     if not path.is_file():
-        raise RunError(f"no {ONNX_FILE}: export it first with `steelinspect export {run_dir} --format onnx`",
-                       run_dir)
+        raise RunError(f"no {path.name}: export it first with `steelinspect export {run_dir} --format onnx"
+                       f"{' --int8' if int8 else ''}`", run_dir)
     return path

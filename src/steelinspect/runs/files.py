@@ -11,6 +11,7 @@ RUN_DIR/
   metrics.json     final metrics per split, the tuned decision parameters, the gate re-tuning
   evaluation.json  `steelinspect evaluate`'s default output
   model.onnx       `steelinspect export`'s output
+  model.int8.onnx  `steelinspect export --int8`'s output (ONNX Runtime static quantization, accuracy-guarded)
 """
 
 CONFIG_FILE = "config.json"
@@ -22,3 +23,4 @@ CURVES_FILE = "curves.png"
 METRICS_FILE = "metrics.json"
 EVALUATION_FILE = "evaluation.json"
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"

@@ -6,6 +6,8 @@ model.pt and checkpoint.pt hold tensors and plain types only, so they load with 
 "weights_id" fingerprints the weights alone. `steelinspect export` adds "onnx": {"sha256" of model.onnx's bytes,
 the "weights_id" it was exported from}: re-tuning the decision parameters (which ONNX Runtime never sees) keeps
 the export valid, new weights (save_model writes no "onnx") or any other model.onnx make it stale.
+`steelinspect export --int8` adds "int8" in the same form (for model.int8.onnx), plus what its accuracy guard
+measured: {"sha256", "weights_id", "activations", "calibration", "metric", "float", "int8", "tolerance"}.
 Runs written in format 1 load through runs/legacy.py.
 """
 
@@ -45,6 +47,7 @@ class LoadedRun:
     postprocess: dict | None = None
     loss_weights: list[float] | None = None
     onnx_export: dict | None = None  # {"sha256", "weights_id"} of the model.onnx exported from this run
+    int8_export: dict | None = None  # the same for model.int8.onnx, with the accuracy guard's numbers
 
 
 def _save(obj: dict, path: Path) -> None:
@@ -85,8 +88,9 @@ def save_model(run_dir: Path, model: nn.Module, config: TrainConfig, head: str, 
 
 
 def update_model_params(run_dir: Path, thresholds: list[float] | None = None, postprocess: dict | None = None,
-                        onnx: dict | None = None) -> None:
-    """Store tuned decision parameters, or the fingerprint of the run's ONNX export, in an existing model.pt."""
+                        onnx: dict | None = None, int8: dict | None = None) -> None:
+    """Store tuned decision parameters, or the fingerprint of the run's ONNX export (float or int8), in an
+    existing model.pt."""
     blob = read_model_file(run_dir)
     if thresholds is not None:
         blob["thresholds"] = [float(t) for t in thresholds]
@@ -94,6 +98,8 @@ def update_model_params(run_dir: Path, thresholds: list[float] | None = None, po
         blob["postprocess"] = postprocess
     if onnx is not None:
         blob["onnx"] = onnx
+    if int8 is not None:
+        blob["int8"] = int8
     _save(blob, run_dir / MODEL_FILE)
 
 
@@ -135,6 +141,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         postprocess=blob.get("postprocess"),
         loss_weights=blob.get("loss_weights"),
         onnx_export=blob.get("onnx"),
+        int8_export=blob.get("int8"),
     )
 
 
