@@ -35,10 +35,12 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/steelinspect demo --out runs/demo
 
-# The slowest 15 tests are printed at the end; `make test PYTEST_ARGS="-m 'not slow'"` runs the quick ones only.
+# One worker process per core (pytest-xdist); the slowest 15 tests are printed at the end.
+# `make test PYTEST_ARGS="-m 'not slow'"` runs the quick ones only; PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 test: install-test system-deps
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/rle.py
