@@ -19,18 +19,11 @@ from fastapi.testclient import TestClient
 
 from steelinspect.errors import ConfigError
 from steelinspect.serve.app import STATIC, ServeConfig, create_app
+from tests.data.fixtures import bomb_jpeg
 from tests.serve.conftest import live_server
 
 pytestmark = pytest.mark.slow
 SYMLINK_REASON = "symlink to a file outside the data folder"
-
-
-def bomb_jpeg() -> bytes:
-    """A valid 16x16 JPEG whose frame header (SOF0) declares 60000x60000: over OpenCV's own pixel limit."""
-    data = bytearray(cv2.imencode(".jpg", np.full((16, 16), 128, np.uint8))[1].tobytes())
-    sof = data.index(b"\xff\xc0")  # marker, length (2), precision (1), height (2), width (2)
-    data[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") * 2
-    return bytes(data)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +33,7 @@ def hostile_data(real_sample, tmp_path_factory) -> Path:
     shutil.copytree(real_sample / "train_images", root / "train_images")
     shutil.copy(real_sample / "train.csv", root / "train.csv")
     images = root / "train_images"
-    (images / "bomb.jpg").write_bytes(bomb_jpeg())
+    (images / "bomb.jpg").write_bytes(bomb_jpeg(60000, 60000))
     secret = tmp_path_factory.mktemp("elsewhere") / "secret.jpg"
     shutil.copy(images / "112b06482.jpg", secret)
     (images / "outside.jpg").symlink_to(secret)
@@ -68,7 +61,7 @@ def wait_for_predictions(client, deadline_s: float = 60.0) -> dict:
 def test_bomb_upload_is_that_files_error_and_the_others_are_answered(client, real_sample):
     good = (real_sample / "train_images" / "112b06482.jpg").read_bytes()
     response = client.post("/api/predict", files=[("files", ("good.jpg", good, "image/jpeg")),
-                                                   ("files", ("bomb.jpg", bomb_jpeg(), "image/jpeg")),
+                                                   ("files", ("bomb.jpg", bomb_jpeg(60000, 60000), "image/jpeg")),
                                                    ("files", ("after.jpg", good, "image/jpeg"))])
     assert response.status_code == 200
     good_result, bomb, after = response.json()
