@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -43,13 +44,59 @@ def test_the_migration_creates_the_schema_the_models_describe(log):
     tables = set(sa_inspect(log.engine).get_table_names())
     assert {"model_set", "inspection", "inspection_class", "defect", "review", "alembic_version"} <= tables
     with log.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         # Types are compared by alembic's default rules; a column, index or constraint left out of the
         # migration (or of the models) shows up here.
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diffs == []
     indexes = {ix["name"] for ix in sa_inspect(log.engine).get_indexes("inspection")}
-    assert {"ix_inspection_coil_frame", "ix_inspection_band_id", "ix_inspection_inspected_at"} <= indexes
+    assert {"ix_inspection_coil_frame", "ix_inspection_band_id", "ix_inspection_inspected_at",
+            "ix_inspection_band_uncertainty", "ix_inspection_path"} <= indexes
+
+
+def test_a_log_written_at_the_first_schema_is_migrated_with_its_rows(log_url):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from steelinspect.inspect_log.store import MIGRATIONS, normalise_url
+
+    url = normalise_url(log_url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(text("INSERT INTO model_set (id, key, models, created_at) "
+                                "VALUES (1, 'k', '{}', '2026-01-01 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO inspection (id, image_id, coil, frame, inspected_at, model_set_id, p_defect, p_class_1, "
+            "p_class_2, p_class_3, p_class_4, has_defect, classes, band) VALUES (1, 'old.jpg', 'C', 0, "
+            "'2026-01-01 00:00:00', 1, 0.5, 0, 0, 0, 0, false, '', 'REVIEW')"))
+    engine.dispose()
+    with open_log(log_url) as log:
+        (entry,) = log.query().entries
+        assert entry.image_id == "old.jpg" and entry.band == "REVIEW" and entry.uncertainty == 0.0
+        assert log.problems() == []
+
+
+def test_uncertainty_is_highest_in_the_middle_of_the_review_band(log):
+    ids = [log.record(row(f"{p}.jpg", p), models=MODELS) for p in (0.1, 0.31, 0.5, 0.65, 0.9)]
+    found = {e.id: e.uncertainty for e in log.query().entries}
+    assert found[ids[0]] == 0.0 and found[ids[4]] == 0.0
+    assert found[ids[2]] == pytest.approx(1.0)
+    assert 0.0 < found[ids[1]] < found[ids[3]] < found[ids[2]]
+
+
+def test_problems_are_kept_newest_first(log):
+    log.record_problem("/cam/a.jpg", "not an image", "watch", size=10, mtime_ns=5)
+    log.record_problem("/cam/b.jpg", "truncated JPEG", "watch")
+    assert [(p.path, p.message, p.source) for p in log.problems()] == [
+        ("/cam/b.jpg", "truncated JPEG", "watch"), ("/cam/a.jpg", "not an image", "watch")]
+    assert log.problems()[1].size == 10 and log.problems()[1].mtime_ns == 5
 
 
 def test_opening_again_keeps_the_rows_and_a_newer_schema_is_refused(log_url):

@@ -28,5 +28,12 @@ class Bands:
             return "NG"
         return "REVIEW"
 
+    def uncertainty(self, p: float) -> float:
+        """0 outside the REVIEW band, rising to 1 at its middle (where the model knows least)."""
+        if not self.t1 <= p <= self.t2 or self.t2 == self.t1:
+            return 0.0
+        half = (self.t2 - self.t1) / 2
+        return max(0.0, 1.0 - abs(p - (self.t1 + half)) / half)
+
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,6 +7,7 @@ migrations in migrations/versions; tests/inspect_log checks that the migrated da
 - inspection_class: the classes the cascade decided, one row each (an indexed class filter).
 - defect: one row per defect region the segmenter kept (class, area, box, RLE of that region alone).
 - review: what a person said about an inspection; rows are only added, the inspection stays as the model said.
+- problem: a file that could not be inspected (unreadable, not an image, too large), with why and when.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class Inspection(Base):
     has_defect: Mapped[bool] = mapped_column(Boolean)
     classes: Mapped[str] = mapped_column(String(16))  # "1 3"; "" when clean (also in inspection_class)
     band: Mapped[str] = mapped_column(String(6))
+    # 0 outside the REVIEW band, up to 1 in its middle: the review queue shows the most uncertain first.
+    uncertainty: Mapped[float] = mapped_column(Float, server_default="0")
 
     model_set: Mapped[ModelSet] = relationship()
     decided: Mapped[list[InspectionClass]] = relationship(back_populates="inspection", cascade="all")
@@ -110,6 +113,8 @@ class Inspection(Base):
         Index("ix_inspection_band_id", "band", "id"),
         Index("ix_inspection_inspected_at", "inspected_at"),
         Index("ix_inspection_image_id", "image_id"),
+        Index("ix_inspection_band_uncertainty", "band", "uncertainty"),
+        Index("ix_inspection_path", "path"),
     )
 
 
@@ -167,4 +172,21 @@ class Review(Base):
         CheckConstraint("verdict IN ('confirm', 'correct', 'reject_region')", name="verdict"),
         Index("ix_review_inspection_id", "inspection_id"),
         Index("ix_review_reviewed_at", "reviewed_at"),
+    )
+
+
+class Problem(Base):
+    __tablename__ = "problem"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)  # the file as it was seen: a changed file is tried again
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))  # watch | predict | upload
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    message: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_problem_path", "path"),
+        Index("ix_problem_seen_at", "seen_at"),
     )

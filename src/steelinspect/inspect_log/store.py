@@ -34,6 +34,7 @@ from steelinspect.inspect_log.models import (
     Inspection,
     InspectionClass,
     ModelSet,
+    Problem,
     Review,
 )
 from steelinspect.inspect_log.regions import DefectRegion
@@ -101,6 +102,7 @@ class Entry:
     classes: tuple[int, ...]
     band: str
     model_set_id: int
+    uncertainty: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def _classes_text(classes: Iterable[int]) -> str:
 def _entry(row: Inspection) -> Entry:
     return Entry(row.id, row.image_id, row.path, row.coil, row.frame, row.inspected_at, row.p_defect,
                  (row.p_class_1, row.p_class_2, row.p_class_3, row.p_class_4), _parse_classes(row.classes),
-                 row.band, row.model_set_id)
+                 row.band, row.model_set_id, row.uncertainty)
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -249,7 +251,7 @@ class InspectionLog:
             coil=None if coil is None else str(coil), frame=frame, inspected_at=at, model_set_id=model_set_id,
             p_defect=p_defect, **{f"p_class_{c}": p for c, p in zip(CLASS_IDS, p_class)},
             has_defect=bool(row.get("has_defect", bool(classes))), classes=_classes_text(classes),
-            band=self.bands.band(p_defect))
+            band=self.bands.band(p_defect), uncertainty=self.bands.uncertainty(p_defect))
         inspection.decided = [InspectionClass(class_id=c) for c in sorted(set(classes))]
         inspection.defects = [Defect(class_id=d.class_id, area=d.area, x=d.x, y=d.y, width=d.width,
                                      height=d.height, rle=d.rle) for d in defects]
@@ -314,6 +316,23 @@ class InspectionLog:
                 return review.id
         except SQLAlchemyError as exc:
             raise self._fail("add the review", exc) from exc
+
+    def record_problem(self, path: str | Path, message: str, source: str, size: int | None = None,
+                       mtime_ns: int | None = None, at: datetime | None = None) -> int:
+        """Keep a file that could not be inspected (and why) beside the verdicts; returns its id."""
+        problem = Problem(path=str(path), message=str(message)[:2000], source=source, size=size,
+                          mtime_ns=mtime_ns, seen_at=at or datetime.now(timezone.utc))
+        try:
+            with self._session(write=True) as session, session.begin():
+                session.add(problem)
+                session.flush()
+                return problem.id
+        except SQLAlchemyError as exc:
+            raise self._fail("record the problem", exc) from exc
+
+    def problems(self, limit: int = 100) -> list[Problem]:
+        """The newest problems first."""
+        return self._all(select(Problem).order_by(Problem.id.desc()).limit(limit), "read the problems")
 
     # --- reading -------------------------------------------------------------------------------------------
 
