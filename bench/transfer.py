@@ -1,0 +1,156 @@
+"""Does what is learned on synthetic steel carry over to real steel? Models trained only on synthetic data,
+scored on a real labelled set (default: the 30 images of ../shared/severstal-sample) and on real clean frames
+cut from its defect-free columns (steelinspect.data.real_clean).
+
+    python bench/transfer.py                                   # train at the stated budget, then score
+    python bench/transfer.py --images 2000 --epochs 6 --seg-epochs 3
+    python bench/transfer.py --binary RUN --multiclass RUN --segment RUN    # score runs you already have
+    python bench/transfer.py --real DATA_DIR                   # any Kaggle-layout set with masks (a plant's own)
+
+Prints, for the real defect images: the share step 1 flags, the share where step 2 (alone, with its tuned
+thresholds) names at least one class that is really there (and how many it names on average) and where its
+top class is one, the cascade's
+end-to-end share (flagged and a right class), the segmenter's Dice per class (alone, without the classifiers'
+gate; mean over the images that have the class) and, for the real clean frames, the share step 1 passes.
+Every model number here comes from models trained on synthetic data only; the scores are on real images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import synthetic, timer
+
+from steelinspect.constants import CLASS_IDS
+from steelinspect.data.real_clean import MARGIN, MIN_WIDTH, clean_frames
+from steelinspect.data.realism import dataset_items
+from steelinspect.infer.cascade import decide_classes
+from steelinspect.infer.config import PredictConfig
+from steelinspect.infer.inspect import Inspector
+from steelinspect.metrics.dice import dice_masks
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "severstal-sample"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def train_runs(args, out: Path) -> dict[str, Path]:
+    from steelinspect.train.api import TrainConfig, train
+
+    data = Path(args.synth) if args.synth else synthetic(args.images, args.seed)
+    size = tuple(int(v) for v in args.size.split("x"))
+    seg_size = tuple(int(v) for v in args.seg_size.split("x"))
+    runs = {}
+    for task, epochs, image_size in (("binary", args.epochs, size), ("multiclass", args.epochs, size),
+                                     ("segment", args.seg_epochs, seg_size)):
+        print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
+        with timer() as t:
+            runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs,
+                                           image_size=image_size, seed=args.seed), progress=False)
+        print(f"  {t['seconds']:.0f} s", flush=True)
+    return runs
+
+
+def score(binary: Path, multiclass: Path, segment: Path | None, real: Path, margin: int, min_width: int) -> dict:
+    inspector = Inspector(binary, multiclass, segment, PredictConfig(batch_size=1, workers=1, engine="torch"))
+    head, thresholds = inspector.cascade.multiclass.head, inspector.cascade.multiclass.thresholds
+    flagged = named = top_right = end_to_end = named_count = 0
+    dice: dict[int, list[float]] = {c: [] for c in CLASS_IDS}
+    items = list(dataset_items(real))
+    defect_items = [item for item in items if item[2]]
+    for image_id, image, masks in defect_items:
+        result = inspector.inspect(image, image_id)
+        truth = set(masks)
+        p_class = np.array([result.p_class[str(c)] for c in CLASS_IDS])
+        alone = set(decide_classes(head, p_class, thresholds))
+        flagged += result.has_defect
+        named += bool(alone & truth)
+        named_count += len(alone)
+        top_right += int(np.argmax(p_class)) + 1 in truth
+        end_to_end += result.has_defect and bool(set(result.classes) & truth)
+        if inspector.segment is not None:
+            batch_input = inspector.segment.preprocess(result.image)[None]
+            seg = inspector.segment(batch_input)[0]  # alone: no rows, so no gate
+            truth_masks = np.zeros_like(seg.masks)
+            for c, m in masks.items():
+                truth_masks[c - 1] = m
+            per_class = dice_masks(seg.masks, truth_masks)
+            for c in truth:
+                dice[c].append(float(per_class[c - 1]))
+    passed = total_clean = 0
+    for span, frame in clean_frames(items, margin, min_width):
+        total_clean += 1
+        passed += not inspector.inspect(frame, span.name).has_defect
+    n = len(defect_items)
+    return {
+        "defect_images": n, "clean_frames": total_clean,
+        "step1_flagged": flagged / n, "step2_names_a_true_class": named / n, "step2_top_class_true": top_right / n,
+        "cascade_flagged_and_true_class": end_to_end / n, "step2_classes_named_mean": named_count / n,
+        "clean_frames_passed": passed / total_clean if total_clean else float("nan"),
+        "dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", default=str(REAL), help="Kaggle-layout set with masks (default: the real sample)")
+    parser.add_argument("--binary"), parser.add_argument("--multiclass"), parser.add_argument("--segment")
+    parser.add_argument("--synth", help="a synthetic DATA_DIR to train on (default: generate --images)")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=6, help="classifier epochs")
+    parser.add_argument("--size", default="128x416", help="classifier image size HxW")
+    parser.add_argument("--seg-epochs", type=int, default=3)
+    parser.add_argument("--seg-size", default="128x800", help="segmenter image size HxW")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--margin", type=int, default=MARGIN, help="px between a clean span and any mask")
+    parser.add_argument("--min-width", type=int, default=MIN_WIDTH, help="narrowest clean span used (px)")
+    parser.add_argument("--out", help="keep the trained runs here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    real = Path(args.real)
+    if not (real / "train.csv").is_file():
+        print(f"no labelled real set at {real} (train.csv + train_images/): pass --real DATA_DIR", file=sys.stderr)
+        return 2
+    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; real set: {real}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.binary and args.multiclass:
+            runs = {"binary": Path(args.binary), "multiclass": Path(args.multiclass),
+                    "segment": Path(args.segment) if args.segment else None}
+            print("budget: the runs given")
+        else:
+            runs = train_runs(args, Path(args.out or tmp))
+            print(f"budget: {args.images} synthetic images (seed {args.seed}); classifiers {args.epochs} epochs at "
+                  f"{args.size}, segmenter {args.seg_epochs} epochs at {args.seg_size}")
+        result = score(runs["binary"], runs["multiclass"], runs["segment"], real, args.margin, args.min_width)
+    print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
+          f"(margin {args.margin} px, spans >= {args.min_width} px, mirrored to 1600)")
+    rows = [("step 1 flags a real defect image", result["step1_flagged"]),
+            ("step 1 passes a real clean frame", result["clean_frames_passed"]),
+            ("step 2 names a class that is there", result["step2_names_a_true_class"]),
+            ("step 2's top class is there", result["step2_top_class_true"]),
+            ("cascade: flagged and a true class", result["cascade_flagged_and_true_class"])]
+    for label, value in rows:
+        print(f"  {label:<38} {value:6.1%}")
+    # Naming every class would make "names a class that is there" 100%: how many it names is printed beside it.
+    print(f"  {'step 2 classes named per image (mean)':<38} {result['step2_classes_named_mean']:6.2f}")
+    for c, (mean, count) in sorted(result["dice"].items()):
+        print(f"  segmenter Dice, class {c} ({count:2d} images)        {mean:6.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Clean frames cut from the real sample's defect-free columns (issue 13's specificity check)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from steelinspect.data.real_clean import clean_frames, clean_spans, mirror_to_width
+
+
+def test_spans_keep_the_margin_from_every_mask_column():
+    masks = np.zeros((4, 8, 100), dtype=bool)
+    masks[0, 3, 40] = True
+    masks[3, 0:8, 70:72] = True
+    assert clean_spans(masks, margin=5, min_width=1) == [(0, 35), (46, 65), (77, 100)]
+    assert clean_spans(masks, margin=5, min_width=20) == [(0, 35), (77, 100)]
+    assert clean_spans(np.zeros((8, 50), dtype=bool), margin=5, min_width=10) == [(0, 50)]
+    assert clean_spans(np.ones((8, 50), dtype=bool), margin=0, min_width=1) == []
+
+
+def test_mirroring_repeats_the_strip_without_seams():
+    strip = np.arange(3 * 7, dtype=np.uint8).reshape(3, 7)
+    frame = mirror_to_width(strip, 30)
+    assert frame.shape == (3, 30)
+    np.testing.assert_array_equal(frame[:, :7], strip)
+    np.testing.assert_array_equal(frame[:, 7:14], strip[:, ::-1])  # mirrored, so the seam column repeats
+    np.testing.assert_array_equal(frame[:, 14:21], strip)
+    assert mirror_to_width(np.zeros((2, 40), np.uint8), 30).shape == (2, 30)
+
+
+def test_real_sample_frames_come_only_from_unmarked_columns(real_sample):
+    from steelinspect.data.realism import dataset_items
+
+    items = list(dataset_items(real_sample))
+    frames = list(clean_frames(items, margin=32, min_width=160))
+    assert frames, "the real sample should have defect-free spans"
+    by_id = {image_id: (image, masks) for image_id, image, masks in items}
+    for span, frame in frames:
+        image, masks = by_id[span.image_id]
+        assert frame.shape == image.shape and frame.dtype == image.dtype
+        marked = np.flatnonzero(np.stack(list(masks.values())).any(axis=(0, 1)))
+        assert np.min(np.abs(marked[:, None] - np.arange(span.x0, span.x1)[None])) >= 32
+        # every column of the frame is a column of the clean span
+        source = {image[:, x].tobytes() for x in range(span.x0, span.x1)}
+        assert all(frame[:, x].tobytes() in source for x in range(0, frame.shape[1], 97))
