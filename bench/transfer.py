@@ -66,12 +66,14 @@ def train_runs(args, out: Path) -> dict[str, Path]:
     return runs
 
 
-def score(binary: Path, multiclass: Path, segment: Path | None, real: Path, margin: int, min_width: int) -> dict:
+def score(binary: Path, multiclass: Path, segment: Path | None, items: list, margin: int, min_width: int) -> dict:
+    """The transfer scores on (image id, grey image, {class: mask}) items (data.realism.dataset_items); the clean
+    frames are cut from these same items."""
     inspector = Inspector(binary, multiclass, segment, PredictConfig(batch_size=1, workers=1, engine="torch"))
     head, thresholds = inspector.cascade.multiclass.head, inspector.cascade.multiclass.thresholds
     flagged = named = top_right = end_to_end = named_count = 0
     dice: dict[int, list[float]] = {c: [] for c in CLASS_IDS}
-    items = list(dataset_items(real))
+    named_per_class = {c: [0, 0] for c in CLASS_IDS}  # [images with class c where step 2 names c, images with c]
     defect_items = [item for item in items if item[2]]
     for image_id, image, masks in defect_items:
         result = inspector.inspect(image, image_id)
@@ -81,6 +83,9 @@ def score(binary: Path, multiclass: Path, segment: Path | None, real: Path, marg
         flagged += result.has_defect
         named += bool(alone & truth)
         named_count += len(alone)
+        for c in truth:
+            named_per_class[c][0] += c in alone
+            named_per_class[c][1] += 1
         top_right += int(np.argmax(p_class)) + 1 in truth
         end_to_end += result.has_defect and bool(set(result.classes) & truth)
         if inspector.segment is not None:
@@ -103,6 +108,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, real: Path, marg
         "cascade_flagged_and_true_class": end_to_end / n, "step2_classes_named_mean": named_count / n,
         "clean_frames_passed": passed / total_clean if total_clean else float("nan"),
         "dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v},
+        "step2_recall": {c: (k / n_c, n_c) for c, (k, n_c) in named_per_class.items() if n_c},
     }
 
 
@@ -135,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = train_runs(args, Path(args.out or tmp))
             print(f"budget: {args.images} synthetic images (seed {args.seed}); classifiers {args.epochs} epochs at "
                   f"{args.size}, segmenter {args.seg_epochs} epochs at {args.seg_size}")
-        result = score(runs["binary"], runs["multiclass"], runs["segment"], real, args.margin, args.min_width)
+        result = score(runs["binary"], runs["multiclass"], runs["segment"], list(dataset_items(real)), args.margin,
+                       args.min_width)
     print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
           f"(margin {args.margin} px, spans >= {args.min_width} px, mirrored to 1600)")
     rows = [("step 1 flags a real defect image", result["step1_flagged"]),

@@ -216,3 +216,14 @@ def test_interrupt_hook_does_nothing_at_other_epochs_and_refuses_a_bad_setting(m
     monkeypatch.setenv(testhooks.ENV, "one")
     with pytest.raises(ConfigError, match="expected N or N:wait"):
         testhooks.after_epoch(1)
+
+
+def test_a_run_without_a_test_split_finishes_and_says_so(synth_dir, tmp_path):
+    """A few real images need every one for training and validation (bench/fewshot.py): test_fraction 0."""
+    said = []
+    run_dir = train(TrainConfig(task="binary", data=synth_dir, out=tmp_path / "b", test_fraction=0.0,
+                                **{**SMALL, "epochs": 1}), progress=False, log=said.append)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    splits = json.loads((run_dir / "splits.json").read_text())
+    assert metrics["test"] is None and splits["test"] == [] and metrics["val"]["f1"] is not None
+    assert said[-1].startswith("val f1 ")

@@ -289,7 +289,9 @@ def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distri
         from steelinspect.train.curves import plot_curves  # matplotlib: imported only when a run finishes
 
         plot_curves(fit.history, task.score_key, run_dir / CURVES_FILE)
-        say(f"test {task.score_key} {metrics['test'][task.score_key]:.4f}; run directory {run_dir}")
+        scored = metrics.get("test") or metrics["val"]  # --test-fraction 0: no test split, say validation's
+        which = "test" if metrics.get("test") else "val"
+        say(f"{which} {task.score_key} {scored[task.score_key]:.4f}; run directory {run_dir}")
     distributed.barrier(d)
 
 

@@ -1,0 +1,179 @@
+"""A few real images: k-fold over a small labelled real set, comparing synthetic-only, real-only and
+synthetic-pretrained-then-real training, scored on each fold's held-out images.
+
+    python bench/fewshot.py --pretrained DIR          # DIR holds binary/, multiclass/, segment/ runs trained on
+                                                      # synthetic data (bench/transfer.py --out DIR makes them)
+    python bench/fewshot.py --pretrained DIR --real MY_PLANT_DATA --folds 5 --epochs 10
+
+Folds are stratified by each image's class set and fixed by --seed. For fold k the other folds' images, plus
+the real clean frames cut from their defect-free columns (data.real_clean; the real sample has no clean plate),
+form a Kaggle-layout training set (train.csv + train_images/, written to a temporary folder); each step is then
+trained from scratch on it (real-only) and from the synthetic run (--init, lower learning rate: synthetic ->
+real), and every variant is scored on fold k's held-out images and their clean frames with bench/transfer.py's
+scores. The table pools the held-out predictions of all folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from transfer import REAL, cpu_name, score
+
+from steelinspect.constants import CLASS_IDS
+from steelinspect.data.labels import read_labels
+from steelinspect.data.layout import data_dir
+from steelinspect.data.real_clean import MARGIN, MIN_WIDTH, clean_frames
+from steelinspect.data.realism import dataset_items
+
+VARIANTS = ("synthetic only", "real only", "synthetic -> real")
+
+
+def folds_of(items: list, k: int, seed: int) -> list[list[str]]:
+    """Image ids in k folds, stratified by class set: each set's images shuffled (seeded), then dealt in turn."""
+    rng = np.random.default_rng(seed)
+    by_key: dict[str, list[str]] = defaultdict(list)
+    for image_id, _image, masks in items:
+        by_key[",".join(map(str, sorted(masks)))].append(image_id)
+    folds: list[list[str]] = [[] for _ in range(k)]
+    turn = 0
+    for key in sorted(by_key):
+        ids = sorted(by_key[key])
+        for i in rng.permutation(len(ids)):
+            folds[turn % k].append(ids[i])
+            turn += 1
+    return folds
+
+
+def write_fold_data(real: Path, items: list, train_ids: set[str], out: Path, margin: int, min_width: int) -> int:
+    """train_ids' images and their clean frames as a Kaggle-layout set; returns how many clean frames."""
+    images = out / "train_images"
+    images.mkdir(parents=True)
+    layout = data_dir(real)
+    chosen = [item for item in items if item[0] in train_ids]
+    for image_id, _image, _masks in chosen:
+        (images / image_id).write_bytes(layout.image(image_id).read_bytes())
+    clean = 0
+    for span, frame in clean_frames(chosen, margin, min_width):
+        cv2.imwrite(str(images / span.name), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        clean += 1
+    labels = read_labels(layout.labels)
+    labels = labels[labels.ImageId.isin(train_ids) & labels.EncodedPixels.astype(str).str.strip().ne("")]
+    labels[["ImageId", "ClassId", "EncodedPixels"]].to_csv(out / "train.csv", index=False)
+    return clean
+
+
+def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None) -> dict[str, Path]:
+    from steelinspect.train.api import TrainConfig, train
+
+    size = tuple(int(v) for v in args.size.split("x"))
+    seg_size = tuple(int(v) for v in args.seg_size.split("x"))
+    runs = {}
+    for task, image_size in (("binary", size), ("multiclass", size), ("segment", seg_size)):
+        config = TrainConfig(task=task, data=data, out=out / task, epochs=args.epochs, image_size=image_size,
+                             seed=args.seed, val_fraction=args.val_fraction, test_fraction=0.0,
+                             lr=args.lr_finetune if init else args.lr, init=init[task] if init else None)
+        runs[task] = train(config, progress=False)
+    return runs
+
+
+class Pool:
+    """Held-out scores of every fold, pooled (counts, not a mean of fold means)."""
+
+    def __init__(self):
+        self.n = self.clean = 0
+        self.sums: dict[str, float] = defaultdict(float)
+        self.dice: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+        self.recall: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+
+    def add(self, result: dict) -> None:
+        n, clean = result["defect_images"], result["clean_frames"]
+        self.n += n
+        self.clean += clean
+        for key in ("step1_flagged", "step2_names_a_true_class", "step2_classes_named_mean"):
+            self.sums[key] += result[key] * n
+        if clean:
+            self.sums["clean_frames_passed"] += result["clean_frames_passed"] * clean
+        for c, (mean, count) in result["dice"].items():
+            self.dice[c][0] += mean * count
+            self.dice[c][1] += count
+        for c, (share, count) in result["step2_recall"].items():
+            self.recall[c][0] += share * count
+            self.recall[c][1] += count
+
+    def row(self) -> dict:
+        out = {k: v / self.n for k, v in self.sums.items() if k != "clean_frames_passed"}
+        out["clean_frames_passed"] = self.sums["clean_frames_passed"] / self.clean if self.clean else float("nan")
+        out["dice"] = {c: s / k for c, (s, k) in self.dice.items() if k}
+        out["recall"] = {c: s / k for c, (s, k) in self.recall.items() if k}
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", default=str(REAL), help="Kaggle-layout set with masks (default: the real sample)")
+    parser.add_argument("--pretrained", required=True, help="folder with binary/, multiclass/, segment/ runs")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3, help="real-only learning rate")
+    parser.add_argument("--lr-finetune", type=float, default=2e-4, help="synthetic -> real learning rate")
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--size", default="128x416")
+    parser.add_argument("--seg-size", default="128x800")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--margin", type=int, default=MARGIN)
+    parser.add_argument("--min-width", type=int, default=MIN_WIDTH)
+    args = parser.parse_args(argv)
+    real, pretrained = Path(args.real), Path(args.pretrained)
+    synthetic = {task: pretrained / task for task in ("binary", "multiclass", "segment")}
+    missing = [str(p) for p in synthetic.values() if not (p / "model.pt").is_file()]
+    if missing:
+        print(f"not a run directory: {', '.join(missing)} (bench/transfer.py --out DIR trains them)", file=sys.stderr)
+        return 2
+    items = list(dataset_items(real))
+    folds = folds_of(items, args.folds, args.seed)
+    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; real set {real}: {len(items)} images, "
+          f"{args.folds} folds of {', '.join(str(len(f)) for f in folds)}")
+    print(f"budget per fold and step: {args.epochs} epochs, classifiers at {args.size}, segmenter at {args.seg_size}; "
+          f"lr {args.lr} (real only), {args.lr_finetune} (synthetic -> real)")
+    pools = {v: Pool() for v in VARIANTS}
+    for k, held in enumerate(folds):
+        held_set = set(held)
+        held_items = [item for item in items if item[0] in held_set]
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            clean = write_fold_data(real, items, {i for i, _, _ in items} - held_set, data, args.margin, args.min_width)
+            print(f"fold {k + 1}/{args.folds}: train on {len(items) - len(held)} real images + {clean} clean frames, "
+                  f"score on {len(held)}", flush=True)
+            runs = {"synthetic only": synthetic,
+                    "real only": train_fold(data, Path(tmp) / "real", args, None),
+                    "synthetic -> real": train_fold(data, Path(tmp) / "finetune", args, synthetic)}
+            for variant, r in runs.items():
+                pools[variant].add(score(r["binary"], r["multiclass"], r["segment"], held_items, args.margin,
+                                         args.min_width))
+    present = sorted({c for p in pools.values() for c in p.row()["recall"]})
+    header = (f"{'variant':<20} {'flags':>6} {'clean ok':>8} {'names':>6} "
+              + " ".join(f"{'rec ' + str(c):>6}" for c in present) + " "
+              + " ".join(f"{'Dice ' + str(c):>7}" for c in present))
+    print("\nheld-out real images, pooled over folds (flags: step 1 flags a defect image; clean ok: step 1 passes a "
+          "clean frame;\nnames: step 2 names a true class; rec c: step 2 names class c when it is there; Dice c: "
+          "the segmenter alone)")
+    print(header)
+    for variant, pool in pools.items():
+        r = pool.row()
+        print(f"{variant:<20} {r['step1_flagged']:6.1%} {r['clean_frames_passed']:8.1%} "
+              f"{r['step2_names_a_true_class']:6.1%} "
+              + " ".join(f"{r['recall'].get(c, float('nan')):6.1%}" for c in present) + " "
+              + " ".join(f"{r['dice'].get(c, float('nan')):7.3f}" for c in present))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
