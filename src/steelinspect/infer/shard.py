@@ -195,10 +195,13 @@ class _Marker:
 
 
 def run_share(job: ShardJob, rank: int, world: int, parts: Path,
-              on_image: Callable[[int], None] | None = None) -> dict:
+              on_image: Callable[[int], None] | None = None, local_rank: int | None = None) -> dict:
     """Predict rank `rank`'s share of `job` into `parts` and write its status file; returns the loaded runs by
     role (what the inspection log records of them). On an error the status file records it with the image the
-    rank was on, `parts/failed` tells the other ranks to stop, and the error is raised again."""
+    rank was on, `parts/failed` tells the other ranks to stop, and the error is raised again. `local_rank` (this
+    rank's number on its machine; default `rank`) picks its GPU when there are several."""
+    job = replace(job, config=replace(job.config, device=rank_device(job.config.device,
+                                                                     rank if local_rank is None else local_rank)))
     marker = _Marker(parts, rank)
     started = False  # until the engines are loaded a failure is the setup's (the same on every rank), not an image's
     try:
@@ -229,6 +232,16 @@ def _write_status(parts: Path, rank: int, status: dict) -> None:
             (parts / FAILED).touch()
     except OSError:  # the parts folder is gone: the run is being taken down already
         pass
+
+
+def rank_device(device: str, local_rank: int) -> str:
+    """The device of the rank numbered `local_rank` on its machine: with auto or cuda and several GPUs, one each
+    (round robin); any other choice as given."""
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{local_rank % torch.cuda.device_count()}"
+    return device
 
 
 def _load(job: ShardJob) -> tuple:
@@ -549,7 +562,8 @@ def _torchrun(job: ShardJob, threads: int | None, open_sink, on_image) -> ShardR
                 parts = Path(setups[0][0])
                 # 2. every rank predicts its share; the ranks meet once all are done (or stopped).
                 try:
-                    runs = run_share(job, rank, world, parts, on_image=on_image)
+                    runs = run_share(job, rank, world, parts, on_image=on_image,
+                                     local_rank=int(os.environ.get("LOCAL_RANK", rank)))
                     ok = True
                 except Exception:  # recorded in the status file
                     ok = False
