@@ -132,15 +132,17 @@ def _second_image_of_rank_1(images: Path) -> str:
     return mine[1]
 
 
-@pytest.mark.parametrize("launcher, spec, says", [
-    ("processes", "1", "rank 1 failed on image {image}: RuntimeError: " + FAIL_ENV),
-    ("processes", "1:1:die", "rank 1 was killed by signal 9 on image {image}"),
-    ("torchrun", "1", "rank 1 failed on image {image}: RuntimeError: " + FAIL_ENV),
-    ("torchrun", "1:1:die", "rank 1 died on image {image}"),  # named by rank 0 from the dead rank's marker
+@pytest.mark.parametrize("launcher, spec, segment, says", [
+    ("processes", "1", True, "rank 1 failed on image {image}: RuntimeError: " + FAIL_ENV),
+    ("processes", "1:1:die", False, "rank 1 was killed by signal 9 on image {image}"),
+    ("torchrun", "1", False, "rank 1 failed on image {image}: RuntimeError: " + FAIL_ENV),
+    ("torchrun", "1:1:die", False, "rank 1 died on image {image}"),  # named by rank 0 from the dead rank's marker
 ])
-def test_a_failing_rank_fails_the_run_with_one_line_and_no_output(launcher, spec, says, forced_runs,
+def test_a_failing_rank_fails_the_run_with_one_line_and_no_output(launcher, spec, segment, says, tiny_runs, forced_runs,
                                                                  tiny_segment_run, images, tmp_path):
-    args = _segment_args(forced_runs, tiny_segment_run, images, tmp_path)
+    # With --segment once (no submission, no overlays left either); the cascade alone costs less.
+    args = (_segment_args(forced_runs, tiny_segment_run, images, tmp_path) if segment else
+            _cascade_args(tiny_runs, images, tmp_path))
     env = {**ENV, FAIL_ENV: spec}
     proc = _torchrun(*args, env=env) if launcher == "torchrun" else _cli(*args, "--processes", "2", env=env)
     assert proc.returncode != 0

@@ -32,7 +32,7 @@ import signal
 import socket
 import threading
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -409,7 +409,16 @@ def _dead(parts: Path, rank: int) -> bool:
     from steelinspect.io import _process_exists
 
     marker = _read_marker(parts, rank)
-    return marker.get("host") == socket.gethostname() and "pid" in marker and not _process_exists(marker["pid"])
+    if marker.get("host") != socket.gethostname() or not isinstance(marker.get("pid"), int):
+        return False
+    pid = marker["pid"]
+    if not _process_exists(pid):
+        return True
+    try:  # a killed process stays a zombie until its parent (torchrun's agent) reaps it
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 # ---- launcher 1: worker processes spawned here ----------------------------------------------------------------
@@ -513,20 +522,30 @@ def _meet(objects: list, src: int | None = None) -> list:
         raise _PeerLost(str(exc)) from None
 
 
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Alarm:
+    """SIGTERM (torchrun stopping the ranks when one has died or failed) raises _Stopped until disarmed. Once this
+    rank is failing it is disarmed for good: a SIGTERM during the clean-up, or before the one line is printed,
+    must not cut them short (torchrun sends SIGKILL 30 s later, should the process not end)."""
 
-    def stop(signum, frame):
-        raise _Stopped()
+    def __init__(self):
+        self.armed = threading.current_thread() is threading.main_thread()  # only the main thread gets signals
+        self.previous = signal.signal(signal.SIGTERM, self._raise) if self.armed else None
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def _raise(self, signum, frame):
+        if self.armed:
+            self.disarm()
+            raise _Stopped()
+
+    def disarm(self) -> None:
+        if self.armed:
+            self.armed = False
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        """After a run that succeeded: the handler there was before."""
+        if self.armed:
+            self.armed = False
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def _torchrun(job: ShardJob, threads: int | None, open_sink, on_image) -> ShardRun:
@@ -537,8 +556,9 @@ def _torchrun(job: ShardJob, threads: int | None, open_sink, on_image) -> ShardR
     # gloo whatever the device: the ranks exchange only a few small objects; the parts travel through files.
     dist.init_process_group("gloo", timeout=MEET_TIMEOUT)
     parts = None
+    alarm = _Alarm()
     try:
-        with _sigterm_raises(), ExitStack() as stack:
+        with ExitStack() as stack:
             try:
                 # 1. every rank checks the job; rank 0 also makes the parts folder and opens every output. The
                 # ranks meet before any predicts: a refusal anywhere stops them all, and rank 0 alone says why.
@@ -582,8 +602,13 @@ def _torchrun(job: ShardJob, threads: int | None, open_sink, on_image) -> ShardR
                 if merged[0] is not None:
                     raise ShardError(f"rank 0 failed to merge the parts: {merged[0]}", report=False)
             except (_PeerLost, _Stopped):
+                alarm.disarm()
                 report = rank == 0 or (parts is not None and _dead(parts, 0))
                 raise ShardError(failure_message(parts, world, rank), report=report) from None
+            except BaseException:
+                alarm.disarm()
+                raise
+        alarm.restore()
     finally:
         dist.destroy_process_group()
     if rank != 0:
