@@ -32,6 +32,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
@@ -274,13 +275,13 @@ def _predict(job: ShardJob, engines: tuple, mine: list[tuple[int, Path]], rank: 
     else:
         stats = PipelineStats(notes=pipeline_notes(cascade, step))
         results = iter_pipeline(paths, cascade, step, job.config, stats, on_image, keep_originals=overlays is not None)
-    todo = list(mine)  # the share in order: rows come in this order, unreadable images left out
+    todo = deque(mine)  # the share in order: rows come in this order, unreadable images left out
     skipped: list[int] = []
     with _part(parts, rank, "jsonl").open("w") as fh:
         for position, (row, result, original) in enumerate(results):
             while str(todo[0][1]) != row["path"]:  # the loader skipped it: unreadable (one problem each, in order)
-                skipped.append(todo.pop(0)[0])
-            index = todo.pop(0)[0]
+                skipped.append(todo.popleft()[0])
+            index = todo.popleft()[0]
             marker.at(row["ImageId"])
             testhooks.before_image(rank, position, len(mine))
             record: dict = {"i": index, "row": row}
@@ -479,12 +480,18 @@ def _watch(workers: list, counter, on_image, parts: Path) -> None:
     from multiprocessing.connection import wait
 
     seen = 0
+
+    def count() -> None:
+        nonlocal seen
+        now = counter.value
+        if on_image is not None and now > seen:
+            on_image(now - seen)
+        seen = now
+
     while True:
         wait([w.sentinel for w in workers if w.exitcode is None], timeout=0.2)
-        if on_image is not None and counter.value > seen:
-            done, seen = counter.value - seen, counter.value
-            on_image(done)
         codes = {rank: w.exitcode for rank, w in enumerate(workers)}
+        count()  # after the exit codes: a worker that has exited has counted all its images
         if any(code not in (None, 0) for code in codes.values()):
             for worker in workers:  # stop the others now rather than at their next image
                 if worker.is_alive():
