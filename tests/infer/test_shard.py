@@ -154,3 +154,11 @@ def test_a_failing_rank_fails_the_run_with_one_line_and_no_output(launcher, spec
     # No output, no temporary, no row: only the (empty) log the run opened before predicting.
     assert [p.name for p in tmp_path.iterdir()] == ["log.db"]
     assert _log_rows(tmp_path / "log.db")["inspection"] == []
+
+
+def test_bad_process_and_thread_counts_are_refused_in_one_line(tiny_runs, images, tmp_path):
+    for extra, says in [(["--processes", "0"], "--processes must be at least 1"),
+                        (["--processes", "2", "--threads", "0"], "--threads must be at least 1")]:
+        code, _, err = run_main(*_cascade_args(tiny_runs, images, tmp_path), *extra)
+        assert code == 1 and says in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []

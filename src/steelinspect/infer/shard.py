@@ -150,7 +150,8 @@ def predict_sharded(
 
 
 def _with_threads(job: ShardJob, threads: int | None, per_machine: int) -> ShardJob:
-    threads = threads or job.config.threads or max(1, cpu_cores() // max(1, per_machine))
+    if threads is None:
+        threads = job.config.threads if job.config.threads is not None else max(1, cpu_cores() // max(1, per_machine))
     job = replace(job, config=replace(job.config, threads=threads))
     job.validate()
     return job
