@@ -115,9 +115,12 @@ def _predict_sharded(job, images: list[Path], processes: int, open_db) -> None:
     progress and speaks, and a failure is one line from one rank (the others exit 1 quietly)."""
     from contextlib import nullcontext
 
-    from steelinspect.infer.shard import ShardError, predict_sharded, share, torchrun_rank
+    from steelinspect.infer.shard import ShardError, check_processes, predict_sharded, share, torchrun_rank
 
     rank, world = torchrun_rank()
+    if world == 1:  # before the progress bar (under torchrun the ranks check together: one line from rank 0)
+        check_processes(processes)
+        job.validate()
     bar = progress_bar("predicting", len(share(_count(images), rank, world))) if rank == 0 else nullcontext()
     try:
         with bar as advance:

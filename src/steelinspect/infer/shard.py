@@ -139,14 +139,19 @@ def predict_sharded(
     among its processes). `open_sink()` opens the inspection log's sink (only in the merging process); `on_image`
     counts images (under torchrun: rank 0's own; with `processes`: every worker's). Raises ShardError when a
     rank fails, SteelInspectError as one process would for a bad option, run or output."""
-    if processes < 1:
-        raise ConfigError(f"--processes must be at least 1, got {processes}")
+    check_processes(processes)
     if launched_by_torchrun():
-        if processes != 1:
-            raise ConfigError("--processes is for one machine without torchrun; under torchrun the ranks are "
-                              "the processes (--nproc_per_node)")
         return _torchrun(job, threads, open_sink, on_image)
     return _spawned(_with_threads(job, threads, processes), processes, open_sink, on_image)
+
+
+def check_processes(processes: int) -> None:
+    """ConfigError unless `processes` suits how this process was launched."""
+    if processes < 1:
+        raise ConfigError(f"--processes must be at least 1, got {processes}")
+    if processes != 1 and launched_by_torchrun():
+        raise ConfigError("--processes is for one machine without torchrun; under torchrun the ranks are the "
+                          "processes (--nproc_per_node)")
 
 
 def _with_threads(job: ShardJob, threads: int | None, per_machine: int) -> ShardJob:
