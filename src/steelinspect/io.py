@@ -83,6 +83,22 @@ def atomic_dir(path: str | Path, replaceable: Callable[[Path], bool] | None = No
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def scratch_dir(beside: str | Path) -> Iterator[Path]:
+    """A temporary working folder beside `beside`, removed with everything in it when the block ends (also on an
+    error). Named like `beside`'s other temporaries, so one left by a killed process is removed by the next write
+    of `beside` (remove_stale_temporaries)."""
+    path = Path(os.path.abspath(beside))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the usual permissions, as atomic_dir gives
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 

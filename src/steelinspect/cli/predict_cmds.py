@@ -40,19 +40,25 @@ def predict(
     coil: str = typer.Option(None, "--coil", help="With --db: the coil (lot) these images are frames of, numbered in file-name order."),
     ok_below: float = typer.Option(0.3, "--ok-below", help="With --db: p_defect below this is band OK."),
     ng_above: float = typer.Option(0.7, "--ng-above", help="With --db: p_defect above this is band NG; between the two, REVIEW."),
+    processes: int = typer.Option(1, "--processes", help="Worker processes on this machine, each predicting every Nth image; the outputs are merged into exactly what one process writes. Under torchrun leave it at 1 (the ranks are the processes)."),
+    threads: int = typer.Option(None, "--threads", help="Model threads per process (default: with --processes or torchrun, this machine's cores divided among its processes; else PyTorch's / ONNX Runtime's own)."),
 ) -> None:
     """Predict defect / clean and the defect classes for every image, streaming, batched; with --segment also
-    the defect masks (areas, boxes, Kaggle submission, overlays); with --db every verdict is also logged."""
+    the defect masks (areas, boxes, Kaggle submission, overlays); with --db every verdict is also logged.
+    On several processes: --processes N, or `torchrun ... -m steelinspect predict ...` (several machines)."""
     from contextlib import nullcontext
 
     from steelinspect.errors import ConfigError
     from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict as run_predict, write_predictions
+    from steelinspect.infer.shard import launched_by_torchrun
 
-    config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine, precision=precision)
+    config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine, precision=precision,
+                           threads=threads)
     source = images if len(images) > 1 else images[0]
     if db is None and coil is not None:
         raise ConfigError("--coil needs --db (the coil is recorded in the inspection log)")
     sinking = nullcontext()
+    open_db = None
     if db:  # opened before the models load: a wrong URL or band fails at once
         from steelinspect.cli.log_cmds import require_db_extra
 
@@ -60,7 +66,17 @@ def predict(
         from steelinspect.inspect_log import Bands
         from steelinspect.inspect_log.sink import open_sink
 
-        sinking = open_sink(db, Bands(ok_below, ng_above), coil=coil, batch=batch_size)
+        def open_db():
+            return open_sink(db, Bands(ok_below, ng_above), coil=coil, batch=batch_size)
+
+        sinking = open_db() if processes == 1 and not launched_by_torchrun() else nullcontext()
+    if processes != 1 or launched_by_torchrun():
+        from steelinspect.infer.segment_predict import PipelineOutputs, SegmentOptions
+        from steelinspect.infer.shard import ShardJob
+
+        job = ShardJob(source, binary, multiclass, PipelineOutputs(out_csv, submission, overlays), config, segment,
+                       SegmentOptions(tta=tta, class_gate=class_gate))
+        return _predict_sharded(job, images, processes, open_db)
     with sinking as sink:
         if segment is not None:
             _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate,
@@ -76,11 +92,47 @@ def predict(
                     sink.start({"binary": cascade.binary, "multiclass": cascade.multiclass})
                     rows = sink.rows(rows)
                 write_predictions(rows, out_csv)
-            _report(stats, f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
-                           f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
+            _report(stats, _summary(stats, out_csv))
+    _report_sink(sink)
+
+
+def _summary(stats, out_csv, submission=None, overlays=None) -> str:
+    masks = getattr(stats, "masks", None)
+    masks = f"masks {', '.join(f'class {c}: {n}' for c, n in masks.items())}; " if masks is not None else ""
+    return (f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; {masks}"
+            f"{stats.images_per_s:.1f} images/s; wrote {out_csv}"
+            + (f", {submission}" if submission else "") + (f", overlays in {overlays}" if overlays else ""))
+
+
+def _report_sink(sink) -> None:
     if sink is not None:
         per_image = 1000 * sink.seconds / max(sink.recorded, 1)
         out.print(f"logged {sink.recorded} inspections to {sink.log.shown_url} ({per_image:.1f} ms per image)")
+
+
+def _predict_sharded(job, images: list[Path], processes: int, open_db) -> None:
+    """--processes N or torchrun: the library shares the images out and merges; under torchrun only rank 0 shows
+    progress and speaks, and a failure is one line from one rank (the others exit 1 quietly)."""
+    from contextlib import nullcontext
+
+    from steelinspect.infer.shard import ShardError, check_processes, predict_sharded, share, torchrun_rank
+
+    rank, world = torchrun_rank()
+    if world == 1:  # before the progress bar (under torchrun the ranks check together: one line from rank 0)
+        check_processes(processes)
+        job.validate()
+    bar = progress_bar("predicting", len(share(_count(images), rank, world))) if rank == 0 else nullcontext()
+    try:
+        with bar as advance:
+            result = predict_sharded(job, processes, open_sink=open_db, on_image=advance)
+    except ShardError as exc:
+        if not exc.report:
+            raise typer.Exit(1) from None
+        raise
+    if result.main:
+        outputs = job.outputs
+        _report(result.stats, _summary(result.stats, outputs.predictions, outputs.submission, outputs.overlays))
+        _report_sink(result.sink)
 
 
 def _report(stats, summary: str) -> None:
@@ -100,10 +152,7 @@ def _predict_segment(source, binary, multiclass, segment, out_csv, submission, o
     with progress_bar("predicting", total) as advance:
         stats = predict_pipeline(source, binary, multiclass, segment, outputs, config,
                                  SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance, sink=sink)
-    masks = ", ".join(f"class {c}: {n}" for c, n in stats.masks.items())
-    _report(stats, f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; masks {masks}; "
-              f"{stats.images_per_s:.1f} images/s; wrote {out_csv}"
-              + (f", {submission}" if submission else "") + (f", overlays in {overlays}" if overlays else ""))
+    _report(stats, _summary(stats, out_csv, submission, overlays))
 
 
 def evaluate_cascade(

@@ -121,13 +121,39 @@ def predict(
             stats.seconds = time.perf_counter() - start
 
 
+class PredictionWriter:
+    """Streams prediction rows into a temporary CSV renamed over `path` only when the block ends without error
+    (floats with 6 decimals; keys outside `columns`, such as "path", are left out).
+
+        with PredictionWriter("predictions.csv") as out:
+            out.add(row)
+    """
+
+    def __init__(self, path: str | Path, columns: list[str] = PREDICTION_COLUMNS):
+        self.path, self.columns = Path(path), columns
+        self.rows = 0
+        self._context = None
+
+    def __enter__(self) -> "PredictionWriter":
+        self._context = atomic_write(self.path)
+        tmp = self._context.__enter__()
+        self._fh = tmp.open("w", newline="")
+        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, extrasaction="ignore")
+        self._writer.writeheader()
+        return self
+
+    def add(self, row: dict) -> None:
+        self._writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.rows += 1
+
+    def __exit__(self, *exc) -> bool:
+        self._fh.close()
+        return self._context.__exit__(*exc)
+
+
 def write_predictions(rows: Iterable[dict], path: str | Path, columns: list[str] = PREDICTION_COLUMNS) -> int:
     """Stream rows to CSV (temp file, then rename). Returns the number of rows."""
-    n = 0
-    with atomic_write(path) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
+    with PredictionWriter(path, columns) as out:
         for row in rows:
-            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-            n += 1
-    return n
+            out.add(row)
+    return out.rows

@@ -18,12 +18,15 @@ class PredictConfig:
     device: str = "auto"
     engine: str = "auto"  # auto | torch | onnx | int8 (see infer/engines.py)
     precision: str = "fp32"  # fp32 | bf16 (PyTorch autocast; fast on CPUs with AMX or AVX-512 BF16, and on GPUs)
+    threads: int | None = None  # model threads of this process (PyTorch and ONNX Runtime); None: their defaults
 
     def validate(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown --engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.precision not in PRECISIONS:

@@ -117,17 +117,19 @@ def make_engine(run: LoadedRun, config: PredictConfig):
             raise ConfigError(f"--engine {config.engine} runs on the CPU; use --engine torch for CUDA")
         if not _onnxruntime():
             raise ConfigError(f"--engine {config.engine} needs onnxruntime: pip install 'steelinspect[onnx]'")
-        return OnnxEngine(run, int8=config.engine == "int8")
+        return OnnxEngine(run, threads=config.threads, int8=config.engine == "int8")
     notes = []
     if config.engine == "auto" and config.precision == "fp32" and device.type == "cpu" and _onnxruntime():
         for int8 in (True, False):
             if not onnx_path(run.run_dir, int8=int8).is_file():
                 continue
             try:
-                engine = OnnxEngine(run, int8=int8)
+                engine = OnnxEngine(run, threads=config.threads, int8=int8)
             except StaleExport as exc:
                 notes.append(f"{'not using the int8 model' if int8 else 'using PyTorch'}: {exc}")
                 continue
             engine.note = "; ".join(notes)
             return engine
+    if config.threads:  # PyTorch's thread pool is per process: set it for the engine this process runs
+        torch.set_num_threads(config.threads)
     return TorchEngine(run, device, config.precision, note="; ".join(notes))

@@ -141,18 +141,33 @@ def predict_pipeline(
     """Run cascade + segmenter over a folder or list of images and write every output (and hand each result to
     `sink` when given). Unreadable images are skipped and listed in the returned stats."""
     config = config or PredictConfig()
+    cascade, step = load_pipeline(binary, multiclass, segment, config, options)
+    stats = PipelineStats(notes=pipeline_notes(cascade, step))
+    if sink is not None:
+        sink.start(pipeline_runs(cascade, step))
+    rows = _stream(images, cascade, step, outputs, config, stats, on_image, sink)
+    write_predictions(rows, outputs.predictions, columns=[*PREDICTION_COLUMNS, *SEGMENT_COLUMNS])
+    return stats
+
+
+def load_pipeline(binary: str | Path, multiclass: str | Path, segment: str | Path, config: PredictConfig,
+                  options: SegmentOptions | None = None) -> tuple[Cascade, SegmentStep]:
+    """The cascade and the segment step, each run on its engine (options and runs checked)."""
     options = options or SegmentOptions()
     config.validate()
     options.validate()
     cascade = Cascade.from_runs(binary, multiclass, config)
     seg_run = load_run(segment)
-    step = SegmentStep(seg_run, options, make_engine(seg_run, config))
-    stats = PipelineStats(notes=[*cascade.notes, *filter(None, [getattr(step.engine, "note", "")])])
-    if sink is not None:
-        sink.start({"binary": cascade.binary, "multiclass": cascade.multiclass, "segment": seg_run})
-    rows = _stream(images, cascade, step, outputs, config, stats, on_image, sink)
-    write_predictions(rows, outputs.predictions, columns=[*PREDICTION_COLUMNS, *SEGMENT_COLUMNS])
-    return stats
+    return cascade, SegmentStep(seg_run, options, make_engine(seg_run, config))
+
+
+def pipeline_runs(cascade: Cascade, step: SegmentStep) -> dict[str, LoadedRun]:
+    """The runs by role, as a PipelineSink's `start` gets them."""
+    return {"binary": cascade.binary, "multiclass": cascade.multiclass, "segment": step.run}
+
+
+def pipeline_notes(cascade: Cascade, step: SegmentStep) -> list[str]:
+    return [*cascade.notes, *filter(None, [getattr(step.engine, "note", "")])]
 
 
 OVERLAYS_MARKER = ".steelinspect-overlays"
@@ -177,35 +192,55 @@ def overlays_folder(path: str | Path) -> Iterator[Path]:
         yield tmp
 
 
-def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
-            stats: PipelineStats, on_image, sink: PipelineSink | None = None) -> Iterator[dict]:
-    from steelinspect.draw.overlay import overlay_masks, save_rgb
-
+def iter_pipeline(images, cascade: Cascade, step: SegmentStep, config: PredictConfig, stats: PipelineStats,
+                  on_image=None, keep_originals: bool = False) -> Iterator[tuple[dict, SegmentResult, np.ndarray | None]]:
+    """(row with the segment columns, masks and regions, the original grey image when `keep_originals`) for every
+    readable image, in input order; `stats` counts as it goes. The one model path of every caller (one process,
+    or one shard of several: infer/shard.py), so their outputs agree byte for byte."""
     paths = list_images(images)
     start = time.perf_counter()
-    # The submission is renamed into place only when the whole stream completes (an error discards it); the
-    # overlays folder likewise replaces a previous one only then.
-    writer = SubmissionWriter(outputs.submission) if outputs.submission else nullcontext()
-    folder = overlays_folder(outputs.overlays) if outputs.overlays else nullcontext()
-    with folder as overlays, writer as submission, torch.inference_mode():
+    with torch.inference_mode():
         for batch in iter_batches(paths, [*cascade.preprocesses, step.preprocess], config.batch_size,
-                                  config.workers, keep_originals=overlays is not None,
+                                  config.workers, keep_originals=keep_originals,
                                   on_problem=stats.skipped.append, on_image=on_image):
             rows = cascade.predict_batch(batch)
             results = step(batch.input(step.preprocess), rows)
             for k, (row, result) in enumerate(zip(rows, results)):
                 row.update(segment_columns(result.regions))
-                if submission is not None:
-                    submission.add(row["ImageId"], [rle.encode(m) for m in result.masks])
-                if overlays is not None:
-                    gray = resize(batch.originals[k], IMAGE_SHAPE)
-                    rgb = overlay_masks(gray, result.masks)
-                    save_rgb(overlays / f"{Path(row['ImageId']).stem}.png", rgb)
                 stats.images += 1
                 stats.defects += row["has_defect"]
                 for r in result.regions:
                     stats.masks[r.class_id] += r.area > 0
-                if sink is not None:
-                    sink.add(row, result)
-                yield row
+                yield row, result, (batch.originals[k] if keep_originals else None)
             stats.seconds = time.perf_counter() - start
+
+
+def overlay_image(original: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """The overlay PNG's picture: the image at full size with its masks in the class colours."""
+    from steelinspect.draw.overlay import overlay_masks
+
+    return overlay_masks(resize(original, IMAGE_SHAPE), masks)
+
+
+def overlay_name(image_id: str) -> str:
+    return f"{Path(image_id).stem}.png"
+
+
+def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
+            stats: PipelineStats, on_image, sink: PipelineSink | None = None) -> Iterator[dict]:
+    from steelinspect.draw.overlay import save_rgb
+
+    # The submission is renamed into place only when the whole stream completes (an error discards it); the
+    # overlays folder likewise replaces a previous one only then.
+    writer = SubmissionWriter(outputs.submission) if outputs.submission else nullcontext()
+    folder = overlays_folder(outputs.overlays) if outputs.overlays else nullcontext()
+    with folder as overlays, writer as submission:
+        for row, result, original in iter_pipeline(images, cascade, step, config, stats, on_image,
+                                                   keep_originals=overlays is not None):
+            if submission is not None:
+                submission.add(row["ImageId"], [rle.encode(m) for m in result.masks])
+            if overlays is not None:
+                save_rgb(overlays / overlay_name(row["ImageId"]), overlay_image(original, result.masks))
+            if sink is not None:
+                sink.add(row, result)
+            yield row
