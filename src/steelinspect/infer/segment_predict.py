@@ -27,13 +27,14 @@ import torch
 from steelinspect import rle
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.images import list_images, resize
-from steelinspect.errors import ConfigError, RunError
+from steelinspect.errors import ConfigError, Problem, RunError
 from steelinspect.infer.cascade import (
     PREDICTION_COLUMNS,
     Cascade,
     PredictConfig,
     PredictStats,
     row_classes,
+    skipped,
     write_predictions,
 )
 from steelinspect.infer.engines import make_engine
@@ -137,9 +138,11 @@ def predict_pipeline(
     options: SegmentOptions | None = None,
     on_image: Callable[[int], None] | None = None,
     sink: PipelineSink | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
 ) -> PipelineStats:
     """Run cascade + segmenter over a folder or list of images and write every output (and hand each result to
-    `sink` when given). Unreadable images are skipped and listed in the returned stats."""
+    `sink` when given). Unreadable images are skipped, listed in the returned stats and handed to `on_problem`
+    as they are found."""
     config = config or PredictConfig()
     options = options or SegmentOptions()
     config.validate()
@@ -150,7 +153,7 @@ def predict_pipeline(
     stats = PipelineStats(notes=[*cascade.notes, *filter(None, [getattr(step.engine, "note", "")])])
     if sink is not None:
         sink.start({"binary": cascade.binary, "multiclass": cascade.multiclass, "segment": seg_run})
-    rows = _stream(images, cascade, step, outputs, config, stats, on_image, sink)
+    rows = _stream(images, cascade, step, outputs, config, stats, on_image, sink, on_problem)
     write_predictions(rows, outputs.predictions, columns=[*PREDICTION_COLUMNS, *SEGMENT_COLUMNS])
     return stats
 
@@ -178,7 +181,7 @@ def overlays_folder(path: str | Path) -> Iterator[Path]:
 
 
 def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
-            stats: PipelineStats, on_image, sink: PipelineSink | None = None) -> Iterator[dict]:
+            stats: PipelineStats, on_image, sink: PipelineSink | None = None, on_problem=None) -> Iterator[dict]:
     from steelinspect.draw.overlay import overlay_masks, save_rgb
 
     paths = list_images(images)
@@ -190,7 +193,7 @@ def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutput
     with folder as overlays, writer as submission, torch.inference_mode():
         for batch in iter_batches(paths, [*cascade.preprocesses, step.preprocess], config.batch_size,
                                   config.workers, keep_originals=overlays is not None,
-                                  on_problem=stats.skipped.append, on_image=on_image):
+                                  on_problem=skipped(stats, on_problem), on_image=on_image):
             rows = cascade.predict_batch(batch)
             results = step(batch.input(step.preprocess), rows)
             for k, (row, result) in enumerate(zip(rows, results)):
