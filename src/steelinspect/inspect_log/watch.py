@@ -25,10 +25,11 @@ Paths are stored absolute (the watched folder resolved), so the folder may be na
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -116,28 +117,70 @@ def incomplete_reason(path: str | Path) -> str | None:
     return None
 
 
-def scan(folder: Path) -> dict[str, FileState]:
-    """Every image file below `folder` (relative path with "/" -> size and mtime), hidden entries and symbolic
-    links left out. Entries that vanish while walking are skipped."""
-    found: dict[str, FileState] = {}
-    stack = [(folder, PurePosixPath())]
-    while stack:
-        directory, rel = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
+RACY_S = 2.0  # a folder changed this recently is listed again even when its mtime looks the same (clock ticks)
+
+
+class FolderScan:
+    """The image files below a folder (relative paths with "/"), hidden entries and symbolic links left out.
+    A folder is listed again only when its mtime changed (or changed less than RACY_S ago: an entry added in
+    the same clock tick as the last listing leaves the mtime as it was), so a poll over coils already done costs
+    one stat per folder, not one per file. Entries that vanish while walking are skipped."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._listed: dict[Path, tuple[int, list[str], list[str]]] = {}  # folder -> (mtime_ns, folders, files)
+
+    def _list(self, directory: Path, wall: float) -> tuple[list[str], list[str]]:
+        mtime_ns = directory.stat().st_mtime_ns
+        cached = self._listed.get(directory)
+        if cached is not None and cached[0] == mtime_ns and wall - mtime_ns / 1e9 > RACY_S:
+            return cached[1], cached[2]
+        folders, files = [], []
+        for entry in os.scandir(directory):
             if entry.name.startswith("."):
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((Path(entry.path), rel / entry.name))
+                    folders.append(entry.name)
                 elif entry.is_file(follow_symlinks=False) and is_image_file(Path(entry.name)):
-                    st = entry.stat(follow_symlinks=False)
-                    found[str(rel / entry.name)] = FileState(st.st_size, st.st_mtime_ns)
+                    files.append(entry.name)
             except OSError:
                 continue
+        self._listed[directory] = (mtime_ns, folders, files)
+        return folders, files
+
+    def files(self) -> Iterator[str]:
+        wall, seen = time.time(), set()
+        stack = [(self.folder, "")]
+        while stack:
+            directory, prefix = stack.pop()
+            seen.add(directory)
+            try:
+                folders, files = self._list(directory, wall)
+            except OSError:
+                continue
+            stack += [(directory / name, f"{prefix}{name}/") for name in folders]
+            for name in files:
+                yield prefix + name
+        self._listed = {d: v for d, v in self._listed.items() if d in seen}  # removed folders forgotten
+
+
+def file_state(path: str | Path) -> FileState | None:
+    """Size and mtime of a plain file (None: gone, or no longer a plain file)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return FileState(st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def scan(folder: Path) -> dict[str, FileState]:
+    """Every image file below `folder` with its size and mtime (one full walk; the watcher keeps a FolderScan)."""
+    found = {}
+    for rel in FolderScan(folder).files():
+        state = file_state(folder / rel)
+        if state is not None:
+            found[rel] = state
     return found
 
 
@@ -194,6 +237,8 @@ class FolderWatcher:
         config.validate()
         self.log, self.folder, self.config, self.inspector = log, folder.resolve(), config, inspector
         self.naming = CoilNaming(config.coil_pattern)
+        self._scan = FolderScan(self.folder)
+        self._root = str(self.folder)
         self.on_problem = on_problem
         self.stats = WatchStats()
         self._done: set[str] = set()  # paths inspected (by us or found in the log)
@@ -201,7 +246,7 @@ class FolderWatcher:
         self._seen: dict[str, _Seen] = {}
 
     def _path(self, rel: str) -> str:
-        return str(self.folder / rel)
+        return os.path.join(self._root, rel)  # str(folder / rel), without building a Path per file and poll
 
     def _skip_known(self, paths: list[str], states: dict[str, FileState]) -> set[str]:
         """Paths the log already has (inspected, or a problem at the same state): remembered and returned."""
@@ -230,9 +275,12 @@ class FolderWatcher:
         now, wall = time.monotonic(), time.time()
         states: dict[str, FileState] = {}
         rel_of: dict[str, str] = {}
-        for rel, state in scan(self.folder).items():
+        for rel in self._scan.files():
             path = self._path(rel)
-            if path in self._done or state in self._failed.get(path, ()):
+            if path in self._done:  # never stat'ed again: a poll costs one stat per new or pending file
+                continue
+            state = file_state(path)
+            if state is None or state in self._failed.get(path, ()):
                 continue
             states[path], rel_of[path] = state, rel
         asked = [p for p in states if p not in self._seen]
@@ -260,13 +308,17 @@ class FolderWatcher:
         again = [r.path for r in ready if r.path not in asked]
         known = self._skip_known(again, {r.path: r.state for r in ready})
         ready = [r for r in ready if r.path not in known]
+        self._count_pending(states)
         self._inspect(ready, stop, on_progress)
-        self.stats.pending = sum(1 for p, state in states.items()
-                                 if p not in self._done and state not in self._failed.get(p, ()))
+        self._count_pending(states)
         self.stats.polls += 1
         if on_progress:
             on_progress(self.stats)
         return self.stats
+
+    def _count_pending(self, states: dict[str, FileState]) -> None:
+        self.stats.pending = sum(1 for p, state in states.items()
+                                 if p not in self._done and state not in self._failed.get(p, ()))
 
     def _order(self, ready: list[_Ready]) -> list[tuple[_Ready, int]]:
         """(file, frame) in (coil, frame) order; names without a number take the next frames of their coil, after
@@ -300,6 +352,7 @@ class FolderWatcher:
         def bad(problem: Problem) -> None:
             self._problem(problem.file, problem.problem, ordered[problem.file][0].state)
             ordered.pop(problem.file, None)
+            self.stats.pending -= 1
 
         start = time.perf_counter()
         for batch_paths, rows, results in self.inspector.batches(paths, bad):
@@ -315,6 +368,7 @@ class FolderWatcher:
             for item in items:
                 self._seen.pop(item[4], None)
             self.stats.inspected += len(items)
+            self.stats.pending -= len(items)
             self.stats.seconds += time.perf_counter() - start
             start = time.perf_counter()
             if on_progress:
