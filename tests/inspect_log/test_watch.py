@@ -94,6 +94,30 @@ def test_completeness_wants_the_jpeg_eoi_and_the_png_iend(tmp_path):
     assert "cannot read" in incomplete_reason(tmp_path / "missing.jpg")
 
 
+def test_folder_scan_lists_a_quiet_folder_from_memory_and_sees_what_is_added(tmp_path):
+    from steelinspect.inspect_log.watch import FolderScan, scan
+
+    (tmp_path / "C1").mkdir()
+    (tmp_path / "C1" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "C1" / "notes.txt").write_bytes(b"x")
+    (tmp_path / "C1" / ".part.jpg").write_bytes(b"x")
+    (tmp_path / "C1" / "link.jpg").symlink_to(tmp_path / "C1" / "a.jpg")
+    old = time.time() - 60
+    for folder in (tmp_path, tmp_path / "C1"):
+        os.utime(folder, (old, old))
+    folders = FolderScan(tmp_path)
+    assert list(folders.files()) == ["C1/a.jpg"]
+    (tmp_path / "C1" / "b.jpg").write_bytes(b"x")
+    os.utime(tmp_path / "C1", (old, old))  # as if b.jpg had come in the clock tick of the last listing
+    assert list(folders.files()) == ["C1/a.jpg"]  # from memory: the folder's mtime is as listed
+    (tmp_path / "C2").mkdir()
+    (tmp_path / "C2" / "d.png").write_bytes(b"y")
+    (tmp_path / "C1" / "c.jpg").write_bytes(b"z")  # the folder changed: listed again
+    assert sorted(folders.files()) == ["C1/a.jpg", "C1/b.jpg", "C1/c.jpg", "C2/d.png"]
+    (tmp_path / "C1" / "a.jpg").unlink()
+    assert "C1/a.jpg" not in folders.files() and scan(tmp_path)["C2/d.png"].size == 1
+
+
 # --- the watcher in this process ------------------------------------------------------------------------------
 
 def _config(tiny_runs, **kw) -> WatchConfig:
