@@ -287,3 +287,19 @@ def test_watch_follows_a_camera_folder_and_survives_a_kill(tiny_runs, synth_dir,
         problems = sorted((Path(p.path).name, p.message) for p in log.problems())
         assert [name for name, _ in problems] == ["frame_0500.jpg", "frame_0501.jpg"]  # each once
         assert "EOI" in problems[0][1] and "not a readable image" in problems[1][1]
+
+
+def test_watch_refusals_are_one_line_before_the_models_load(tmp_path):
+    from tests.cli_runner import run_main
+
+    base = ["watch", tmp_path, "--binary", tmp_path / "none", "--multiclass", tmp_path / "none", "--db",
+            f"sqlite:///{tmp_path / 'log.db'}"]
+    refusals = {"not a regular expression": ["--coil-pattern", "(?P<coil>["],
+                "named group": ["--coil-pattern", r"(\w+)"], "--give-up": ["--settle", "5", "--give-up", "1"],
+                "--poll": ["--poll", "0"]}
+    for message, extra in refusals.items():
+        code, out, err = run_main(*base, *extra)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = run_main("watch", tmp_path / "missing", *base[2:])
+    assert code == 1 and "not a folder" in err
+    assert not (tmp_path / "log.db").exists()
