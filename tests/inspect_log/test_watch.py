@@ -202,28 +202,29 @@ def test_order_numbering_problems_and_a_restart_inspect_each_file_once(tiny_runs
 COILS, FRAMES = 5, 100
 
 
-def _feed(folder: Path, sources: list[bytes], done: threading.Event) -> None:
+def _feed(folder: Path, sources: list[bytes], killed: threading.Event) -> None:
     """Write 500 frames coil by coil as a camera would (straight into place, not renamed); every 20th in two
-    chunks with a pause longer than a poll and shorter than the settle time. Then a truncated JPEG and a text
-    file named like an image."""
-    try:
-        for c in range(COILS):
-            coil = folder / f"C{c:03d}"
-            coil.mkdir(parents=True, exist_ok=True)
-            for i in range(FRAMES):
-                data = sources[(c * FRAMES + i) % len(sources)]
-                cut = len(data) // 3 if i % 20 == 7 else 0
-                with (coil / f"frame_{i:04d}.jpg").open("wb") as fh:
-                    if cut:
-                        fh.write(data[:cut])
-                        fh.flush()
-                        time.sleep(0.4)
-                    fh.write(data[cut:])
-                time.sleep(0.004)
-        (folder / "C001" / "frame_0500.jpg").write_bytes(sources[0][: len(sources[0]) // 2])
-        (folder / "C003" / "frame_0501.jpg").write_bytes(b"camera log: this is not an image\n" * 20)
-    finally:
-        done.set()
+    chunks with a pause longer than a poll and shorter than the settle time. Coils 0-2 and a truncated JPEG while
+    the first watcher runs; once it is killed, coils 3-4 and a text file named like an image."""
+    for c in range(COILS):
+        if c == 3:
+            killed.wait(300)
+            (folder / "C003").mkdir()
+            (folder / "C003" / "frame_0501.jpg").write_bytes(b"camera log: this is not an image\n" * 20)
+        coil = folder / f"C{c:03d}"
+        coil.mkdir(parents=True, exist_ok=True)
+        for i in range(FRAMES):
+            data = sources[(c * FRAMES + i) % len(sources)]
+            cut = len(data) // 3 if i % 20 == 7 else 0
+            with (coil / f"frame_{i:04d}.jpg").open("wb") as fh:
+                if cut:
+                    fh.write(data[:cut])
+                    fh.flush()
+                    time.sleep(0.4)
+                fh.write(data[cut:])
+            time.sleep(0.004)
+        if c == 1:
+            (folder / "C001" / "frame_0500.jpg").write_bytes(sources[0][: len(sources[0]) // 2])
 
 
 def _start(args: list, stderr_path: Path) -> subprocess.Popen:
@@ -243,14 +244,15 @@ def test_watch_follows_a_camera_folder_and_survives_a_kill(tiny_runs, synth_dir,
             "--device", "cpu", "--engine", "torch"]
     stderr = tmp_path / "watch.err"
     first = _start(args, stderr)
+    killed = threading.Event()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while "watching" not in stderr.read_text() and time.monotonic() < deadline:
             assert first.poll() is None, stderr.read_text()
             time.sleep(0.1)
-        done = threading.Event()
-        feeder = threading.Thread(target=_feed, args=(folder, sources, done), daemon=True)
+        feeder = threading.Thread(target=_feed, args=(folder, sources, killed), daemon=True)
         feeder.start()
+        deadline = time.monotonic() + 120
         with open_log(url) as log:  # killed midway: some frames logged, the feeder still writing
             while log.count() < 120 and time.monotonic() < deadline:
                 assert first.poll() is None, stderr.read_text()
@@ -258,9 +260,12 @@ def test_watch_follows_a_camera_folder_and_survives_a_kill(tiny_runs, synth_dir,
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             killed_at = log.count()
-        assert 120 <= killed_at < 500 and not done.is_set()
-        feeder.join(60)
+        killed.set()
+        assert 120 <= killed_at < 300
+        feeder.join(120)
+        assert not feeder.is_alive()
     finally:
+        killed.set()
         if first.poll() is None:
             first.kill()
     second = subprocess.run([sys.executable, "-m", "steelinspect", "watch", *map(str, args), "--once"],
@@ -279,11 +284,11 @@ def test_watch_follows_a_camera_folder_and_survives_a_kill(tiny_runs, synth_dir,
             assert (e.coil, e.frame, e.image_id) == (coil, int(name[6:10]), f"{coil}__{name}")
         assert {(e.coil, e.frame) for e in entries} == {(f"C{c:03d}", i) for c in range(COILS) for i in range(FRAMES)}
         # Frames written in two chunks were inspected whole: every copy of a source image got its verdict.
-        verdicts: dict[int, set] = {}
+        verdicts: dict[int, list] = {}
         for e in entries:
             c, i = int(e.coil[1:]), e.frame
-            verdicts.setdefault((c * FRAMES + i) % len(sources), set()).add(round(e.p_defect, 4))
-        assert all(len(v) == 1 for v in verdicts.values()), verdicts
+            verdicts.setdefault((c * FRAMES + i) % len(sources), []).append(e.p_defect)
+        assert all(max(v) - min(v) < 1e-4 for v in verdicts.values()), verdicts
         problems = sorted((Path(p.path).name, p.message) for p in log.problems())
         assert [name for name, _ in problems] == ["frame_0500.jpg", "frame_0501.jpg"]  # each once
         assert "EOI" in problems[0][1] and "not a readable image" in problems[1][1]
