@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("sqlalchemy", reason="the inspection log needs the db extra: pip install -e '.[db]'")
 pytest.importorskip("alembic", reason="the inspection log needs the db extra: pip install -e '.[db]'")
 
-from steelinspect.errors import ConfigError
+from steelinspect.errors import ConfigError, LogError
 from steelinspect.infer.config import PredictConfig
 from steelinspect.inspect_log import open_log
 from steelinspect.inspect_log.coils import CoilNaming, FrameName, NamingError, flat_image_id, natural_key
@@ -308,3 +308,42 @@ def test_watch_refusals_are_one_line_before_the_models_load(tmp_path):
     code, out, err = run_main("watch", tmp_path / "missing", *base[2:])
     assert code == 1 and "not a folder" in err
     assert not (tmp_path / "log.db").exists()
+
+
+def test_ctrl_c_stops_the_command_after_the_current_batch(tiny_runs, tmp_path):
+    """SIGINT while following: exit 0 after the batch in hand, every committed batch whole; --once takes the rest."""
+    from tests.cli_runner import run_main
+
+    folder, url = tmp_path / "cam", f"sqlite:///{tmp_path / 'log.db'}"
+    (folder / "C1").mkdir(parents=True)
+    for i in range(40):
+        (folder / "C1" / f"frame_{i:04d}.jpg").write_bytes(_jpeg(i))
+    args = ["watch", folder, "--binary", tiny_runs["binary"], "--multiclass", tiny_runs["multiclass"], "--db", url,
+            "--poll", "0.1", "--settle", "0", "--batch-size", "4", "--workers", "1", "--device", "cpu",
+            "--engine", "torch"]
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with open_log(url) as log:
+                    if log.count() >= 8:
+                        break
+            except LogError:  # the command is creating it
+                pass
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    helper = threading.Thread(target=interrupt, daemon=True)
+    helper.start()
+    code, out, err = run_main(*args)
+    helper.join(5)
+    assert code == 0, err
+    with open_log(url) as log:
+        stopped_at = log.count()
+    assert "stopped:" in out and f"{stopped_at} inspected" in out
+    assert 8 <= stopped_at < 40 and stopped_at % 4 == 0
+    code, out, err = run_main(*args, "--once")
+    assert code == 0 and f"done: {40 - stopped_at} inspected" in " ".join(out.split()), err
+    with open_log(url) as log:
+        assert sorted(e.frame for e in _all(log)) == list(range(40))
