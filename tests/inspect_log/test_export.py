@@ -95,3 +95,49 @@ def test_export_reviewed_command_then_check_command(synth_dir, tmp_path):
     assert f"4 reviewed images (3 clean, {masks} defect masks), 1 skipped" in " ".join(proc.stdout.split())
     assert "without a region" in proc.stderr
     assert run("check", tmp_path / "data", "--workers", "1").returncode == 0
+
+
+@pytest.mark.slow
+def test_reviewed_frames_export_check_and_train_from_the_old_run(tiny_runs, synth_dir, tmp_path):
+    """The plant loop's last steps with the README's commands: frames a watcher logged (coil folders, flat image
+    ids) and people confirmed -> export-reviewed -> check -> train --init the old run -> evaluate old and new on
+    the same held-out data."""
+    import shutil
+
+    from steelinspect.data.synth import generate
+    from steelinspect.inspect_log.coils import flat_image_id
+    from steelinspect.io import read_json
+    from tests.cli_runner import run_main
+
+    truth = _truth(synth_dir)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    sources = sorted((synth_dir / "train_images").iterdir())[:32]
+    with open_log(url) as log:
+        for i, source in enumerate(sources):
+            relative = f"C{i // 16:03d}/frame_{i % 16:04d}.jpg"
+            target = tmp_path / "cam" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+            labels = truth.get(source.name, {})
+            row = {"ImageId": flat_image_id(relative), "p_defect": 0.5, "has_defect": bool(labels),
+                   "classes": " ".join(map(str, sorted(labels))), **{f"p_class_{c}": 0.5 for c in (1, 2, 3, 4)}}
+            found = log.record(row, regions_from_masks(rle.build_mask(labels)), {"test": 1}, coil=relative[:4],
+                               frame=i % 16, path=target)
+            log.add_review(found, "anna", "confirm")
+    data, new_run = tmp_path / "reviewed", tmp_path / "runs" / "binary-2"
+    code, out, err = run_main("export-reviewed", "--db", url, "--out", data)
+    assert code == 0, err
+    assert "32 reviewed images" in out
+    code, out, err = run_main("check", data, "--workers", "1")
+    assert code == 0, out + err
+    code, out, err = run_main("train", "binary", data, "--out", new_run, "--init", tiny_runs["binary"], "--epochs",
+                              "1", "--image-size", "64x128", "--batch-size", "8", "--workers", "0", "--device", "cpu")
+    assert code == 0, err
+    assert read_json(new_run / "config.json")["init"] == str(tiny_runs["binary"])
+    held_out = tmp_path / "held_out"
+    generate(held_out, images=12, seed=5, workers=1)
+    for run_dir, name in ((tiny_runs["binary"], "old.json"), (new_run, "new.json")):
+        code, out, err = run_main("evaluate", run_dir, "--data", held_out, "--out", tmp_path / name,
+                                  "--workers", "0", "--device", "cpu")
+        assert code == 0, err
+        assert 0.0 <= read_json(tmp_path / name)["all"]["accuracy"] <= 1.0

@@ -75,3 +75,32 @@ def test_predict_db_refusals_are_one_line(tiny_runs, synth_dir, tmp_path):
     proc = run(*base, "--db", f"sqlite:///{tmp_path / 'l.db'}", "--ok-below", "0.9", "--ng-above", "0.1")
     assert proc.returncode == 1 and "T1" in proc.stderr
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_db_logs_unreadable_files_as_problems(tiny_runs, forced_runs, synth_dir, tmp_path):
+    """Both paths (cascade alone, cascade + segmenter): a bad file is skipped, and kept in the problem table with
+    source "predict", its message, size and mtime."""
+    import shutil
+
+    from tests.cli_runner import run_main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in sorted((synth_dir / "train_images").iterdir())[:2]:
+        shutil.copy(p, images / p.name)
+    (images / "broken.jpg").write_bytes(b"not a picture\n")
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    base = ["predict", images, "--out", tmp_path / "p.csv", "--workers", "1", "--device", "cpu", "--db", url]
+    code, out, err = run_main(*base, "--binary", tiny_runs["binary"], "--multiclass", tiny_runs["multiclass"])
+    assert code == 0, err
+    assert "logged 2 inspections, 1 unreadable files as problems" in " ".join(out.split())
+    code, out, err = run_main(*base, "--binary", forced_runs["binary"], "--multiclass", forced_runs["multiclass"],
+                              "--segment", forced_runs["segment"])
+    assert code == 0, err
+    with open_log(url) as log:
+        assert log.count() == 4
+        problems = log.problems()
+        assert len(problems) == 2
+        for p in problems:
+            assert (p.path, p.source, p.size) == (str(images / "broken.jpg"), "predict", 14)
+            assert "not a readable image" in p.message and p.mtime_ns == (images / "broken.jpg").stat().st_mtime_ns

@@ -87,7 +87,8 @@ def predict(
             cascade = Cascade.from_runs(binary, multiclass, config)
             stats = PredictStats()
             with progress_bar("predicting", _count(images)) as advance:
-                rows = run_predict(source, cascade, config, stats, on_image=advance)
+                rows = run_predict(source, cascade, config, stats, on_image=advance,
+                                   on_problem=sink.add_problem if sink is not None else None)
                 if sink is not None:
                     sink.start({"binary": cascade.binary, "multiclass": cascade.multiclass})
                     rows = sink.rows(rows)
@@ -107,7 +108,9 @@ def _summary(stats, out_csv, submission=None, overlays=None) -> str:
 def _report_sink(sink) -> None:
     if sink is not None:
         per_image = 1000 * sink.seconds / max(sink.recorded, 1)
-        out.print(f"logged {sink.recorded} inspections to {sink.log.shown_url} ({per_image:.1f} ms per image)")
+        problems = f", {sink.problems} unreadable files as problems" if sink.problems else ""
+        out.print(f"logged {sink.recorded} inspections{problems} to {sink.log.shown_url} "
+                  f"({per_image:.1f} ms per image)")
 
 
 def _predict_sharded(job, images: list[Path], processes: int, open_db) -> None:
@@ -151,7 +154,8 @@ def _predict_segment(source, binary, multiclass, segment, out_csv, submission, o
     outputs = PipelineOutputs(out_csv, submission, overlays)
     with progress_bar("predicting", total) as advance:
         stats = predict_pipeline(source, binary, multiclass, segment, outputs, config,
-                                 SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance, sink=sink)
+                                 SegmentOptions(tta=tta, class_gate=class_gate), on_image=advance, sink=sink,
+                                 on_problem=sink.add_problem if sink is not None else None)
     _report(stats, _summary(stats, out_csv, submission, overlays))
 
 

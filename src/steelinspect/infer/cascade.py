@@ -97,15 +97,26 @@ class PredictStats:
         return self.images / self.seconds if self.seconds else 0.0
 
 
+def skipped(stats: PredictStats, on_problem: Callable[[Problem], None] | None) -> Callable[[Problem], None]:
+    """The loader's on_problem: the problem listed in `stats`, then handed on."""
+    def note(problem: Problem) -> None:
+        stats.skipped.append(problem)
+        if on_problem is not None:
+            on_problem(problem)
+
+    return note
+
+
 def predict(
     images: str | Path | list,
     cascade: Cascade,
     config: PredictConfig,
     stats: PredictStats | None = None,
     on_image: Callable[[int], None] | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
 ) -> Iterator[dict]:
     """Prediction rows for every readable image of a folder or list of files (unreadable ones land in
-    stats.skipped)."""
+    stats.skipped, and are handed to `on_problem` as they are found)."""
     config.validate()
     paths = list_images(images)
     stats = stats if stats is not None else PredictStats()
@@ -113,7 +124,7 @@ def predict(
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in iter_batches(paths, cascade.preprocesses, config.batch_size, config.workers,
-                                  on_problem=stats.skipped.append, on_image=on_image):
+                                  on_problem=skipped(stats, on_problem), on_image=on_image):
             for row in cascade.predict_batch(batch):
                 stats.images += 1
                 stats.defects += row["has_defect"]

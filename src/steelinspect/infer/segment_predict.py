@@ -27,13 +27,14 @@ import torch
 from steelinspect import rle
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.images import list_images, resize
-from steelinspect.errors import ConfigError, RunError
+from steelinspect.errors import ConfigError, Problem, RunError
 from steelinspect.infer.cascade import (
     PREDICTION_COLUMNS,
     Cascade,
     PredictConfig,
     PredictStats,
     row_classes,
+    skipped,
     write_predictions,
 )
 from steelinspect.infer.engines import make_engine
@@ -137,15 +138,17 @@ def predict_pipeline(
     options: SegmentOptions | None = None,
     on_image: Callable[[int], None] | None = None,
     sink: PipelineSink | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
 ) -> PipelineStats:
     """Run cascade + segmenter over a folder or list of images and write every output (and hand each result to
-    `sink` when given). Unreadable images are skipped and listed in the returned stats."""
+    `sink` when given). Unreadable images are skipped, listed in the returned stats and handed to `on_problem`
+    as they are found."""
     config = config or PredictConfig()
     cascade, step = load_pipeline(binary, multiclass, segment, config, options)
     stats = PipelineStats(notes=pipeline_notes(cascade, step))
     if sink is not None:
         sink.start(pipeline_runs(cascade, step))
-    rows = _stream(images, cascade, step, outputs, config, stats, on_image, sink)
+    rows = _stream(images, cascade, step, outputs, config, stats, on_image, sink, on_problem)
     write_predictions(rows, outputs.predictions, columns=[*PREDICTION_COLUMNS, *SEGMENT_COLUMNS])
     return stats
 
@@ -193,7 +196,8 @@ def overlays_folder(path: str | Path) -> Iterator[Path]:
 
 
 def iter_pipeline(images, cascade: Cascade, step: SegmentStep, config: PredictConfig, stats: PipelineStats,
-                  on_image=None, keep_originals: bool = False) -> Iterator[tuple[dict, SegmentResult, np.ndarray | None]]:
+                  on_image=None, keep_originals: bool = False,
+                  on_problem: Callable[[Problem], None] | None = None) -> Iterator[tuple[dict, SegmentResult, np.ndarray | None]]:
     """(row with the segment columns, masks and regions, the original grey image when `keep_originals`) for every
     readable image, in input order; `stats` counts as it goes. The one model path of every caller (one process,
     or one shard of several: infer/shard.py), so their outputs agree byte for byte."""
@@ -202,7 +206,7 @@ def iter_pipeline(images, cascade: Cascade, step: SegmentStep, config: PredictCo
     with torch.inference_mode():
         for batch in iter_batches(paths, [*cascade.preprocesses, step.preprocess], config.batch_size,
                                   config.workers, keep_originals=keep_originals,
-                                  on_problem=stats.skipped.append, on_image=on_image):
+                                  on_problem=skipped(stats, on_problem), on_image=on_image):
             rows = cascade.predict_batch(batch)
             results = step(batch.input(step.preprocess), rows)
             for k, (row, result) in enumerate(zip(rows, results)):
@@ -227,7 +231,7 @@ def overlay_name(image_id: str) -> str:
 
 
 def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutputs, config: PredictConfig,
-            stats: PipelineStats, on_image, sink: PipelineSink | None = None) -> Iterator[dict]:
+            stats: PipelineStats, on_image, sink: PipelineSink | None = None, on_problem=None) -> Iterator[dict]:
     from steelinspect.draw.overlay import save_rgb
 
     # The submission is renamed into place only when the whole stream completes (an error discards it); the
@@ -236,7 +240,7 @@ def _stream(images, cascade: Cascade, step: SegmentStep, outputs: PipelineOutput
     folder = overlays_folder(outputs.overlays) if outputs.overlays else nullcontext()
     with folder as overlays, writer as submission:
         for row, result, original in iter_pipeline(images, cascade, step, config, stats, on_image,
-                                                   keep_originals=overlays is not None):
+                                                   keep_originals=overlays is not None, on_problem=on_problem):
             if submission is not None:
                 submission.add(row["ImageId"], [rle.encode(m) for m in result.masks])
             if overlays is not None:

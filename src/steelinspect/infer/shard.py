@@ -350,6 +350,9 @@ def merge_parts(job: ShardJob, parts: Path, world: int, overlays: Path | None = 
                 else:
                     sink.add(record["row"], SegmentResult(rle.build_mask(record["rles"]), []))
             getattr(sink, "flush", lambda: None)()
+            add_problem = getattr(sink, "add_problem", None)  # unreadable files, as one process records them
+            for problem in stats.skipped if add_problem is not None else ():
+                add_problem(problem)
     return stats
 
 

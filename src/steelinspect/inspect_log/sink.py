@@ -1,6 +1,7 @@
 """Prediction results into the inspection log, as infer produces them (a PipelineSink; the cascade's rows go
 through `add(row)` directly). Rows are written in batches of `batch` per transaction, and whatever is buffered
-is written on close, also when prediction stops on an error: an image that was inspected is logged."""
+is written on close, also when prediction stops on an error: an image that was inspected is logged. Images that
+could not be inspected go to the problem table as they are found (`add_problem`, infer's on_problem)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from steelinspect.errors import Problem
 from steelinspect.inspect_log.bands import Bands
 from steelinspect.inspect_log.regions import regions_from_masks
 from steelinspect.inspect_log.store import InspectionLog, open_log
@@ -35,6 +37,7 @@ class LogSink:
         self.frame = first_frame
         self.models: dict = {}
         self.recorded = 0
+        self.problems = 0
         self.seconds = 0.0  # time spent logging (regions + database), to compare with the prediction's
         self._pending: list[tuple] = []
 
@@ -52,6 +55,18 @@ class LogSink:
         self.seconds += time.perf_counter() - start
         if len(self._pending) >= self.batch:
             self.flush()
+
+    def add_problem(self, problem: Problem, source: str = "predict") -> None:
+        """Record a file that could not be inspected, with its size and mtime when it is still there (a changed
+        file is then told apart from the one that failed)."""
+        size = mtime_ns = None
+        try:
+            st = Path(problem.file).stat()
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        except (OSError, ValueError):
+            pass
+        self.log.record_problem(problem.file, problem.problem, source, size, mtime_ns)
+        self.problems += 1
 
     def flush(self) -> None:
         if not self._pending:

@@ -334,6 +334,40 @@ class InspectionLog:
         """The newest problems first."""
         return self._all(select(Problem).order_by(Problem.id.desc()).limit(limit), "read the problems")
 
+    # --- what a folder watcher needs (indexed look-ups by path) ---------------------------------------------
+
+    def inspected_paths(self, paths: Iterable[str], chunk: int = 500) -> set[str]:
+        """Those of `paths` that some inspection already has as its path."""
+        paths = list(dict.fromkeys(map(str, paths)))
+        found: set[str] = set()
+        for i in range(0, len(paths), chunk):
+            part = paths[i:i + chunk]
+            found.update(self._all(select(Inspection.path).where(Inspection.path.in_(part)).distinct(),
+                                   "inspected paths"))
+        return found
+
+    def problem_states(self, paths: Iterable[str], chunk: int = 500) -> set[tuple[str, int | None, int | None]]:
+        """(path, size, mtime_ns) of every problem recorded for one of `paths`: the file as it was seen then."""
+        paths = list(dict.fromkeys(map(str, paths)))
+        found: set[tuple] = set()
+        for i in range(0, len(paths), chunk):
+            statement = (select(Problem.path, Problem.size, Problem.mtime_ns)
+                         .where(Problem.path.in_(paths[i:i + chunk])).distinct())
+            try:
+                with self._session(write=False) as session:
+                    found.update(tuple(r) for r in session.execute(statement).all())
+            except SQLAlchemyError as exc:
+                raise self._fail("read the problems", exc) from exc
+        return found
+
+    def last_frame(self, coil: str) -> int | None:
+        """The highest frame index logged for `coil` (None when it has none)."""
+        try:
+            with self._session(write=False) as session:
+                return session.scalar(select(func.max(Inspection.frame)).where(Inspection.coil == coil))
+        except SQLAlchemyError as exc:
+            raise self._fail("read the coil's frames", exc) from exc
+
     # --- reading -------------------------------------------------------------------------------------------
 
     def _where(self, filt: LogFilter):
