@@ -105,15 +105,21 @@ def _upload_models(inspector: Inspector) -> dict:
 
 def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastAPI:
     """The app, with models loaded now (bad run directories fail here, before the server starts)."""
-    inspector = inspector or Inspector(config.binary, config.multiclass, config.segment,
-                                       PredictConfig(batch_size=1, workers=1, engine=config.engine,
-                                                     precision=config.precision, device=config.device),
-                                       tta=config.tta)
-    opencv_single_threaded()  # requests are decoded in the server's worker threads
+    # The quick checks first: a bad token file, bands file or database URL fails before any model loads.
     tokens = TokenStore(config.token_file) if config.token_file is not None else None
     bands_info = log_api.read_bands([config.binary, config.multiclass])
     log = _open_log(config, bands_info.bands()) if config.db else None
-    browser = DatasetBrowser(config.data, inspector, config.follow_symlinks) if config.data else None
+    try:
+        inspector = inspector or Inspector(config.binary, config.multiclass, config.segment,
+                                           PredictConfig(batch_size=1, workers=1, engine=config.engine,
+                                                         precision=config.precision, device=config.device),
+                                           tta=config.tta)
+        opencv_single_threaded()  # requests are decoded in the server's worker threads
+        browser = DatasetBrowser(config.data, inspector, config.follow_symlinks) if config.data else None
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -358,7 +358,27 @@ async def _coil(request: Request, coil: str):
     return frames
 
 
-@router.get("/api/log/coil/{coil}")
+def _attachment(coil: str, suffix: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", coil)[:100] or "coil"
+    return f'attachment; filename="coil-{safe}.{suffix}"'
+
+
+@router.get("/api/log/coil/{coil:path}/report.csv")
+async def coil_csv(request: Request, coil: str) -> Response:
+    frames = await _coil(request, coil)
+    return Response(coil_report.csv_text(frames), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": _attachment(coil, "csv")})
+
+
+@router.get("/api/log/coil/{coil:path}/report.html")
+async def coil_html(request: Request, coil: str) -> Response:
+    frames = await _coil(request, coil)
+    page = await run_in_threadpool(coil_report.html_text, coil, frames)
+    return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Disposition": _attachment(coil, "html")})
+
+
+# After the reports: a coil name may hold "/" (sent as %2F), so the view takes the rest of the path.
+@router.get("/api/log/coil/{coil:path}")
 async def coil_view(request: Request, coil: str) -> dict:
     frames = await _coil(request, coil)
     return {"coil": coil,
@@ -367,25 +387,6 @@ async def coil_view(request: Request, coil: str) -> dict:
                         "reviewed_classes": None if f.reviewed_classes is None else list(f.reviewed_classes),
                         "defects": [_defect_json(d, with_id=False) for d in f.defects]} for f in frames],
             "counts": _counts_json(class_counts(frames))}
-
-
-def _attachment(coil: str, suffix: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", coil)[:100] or "coil"
-    return f'attachment; filename="coil-{safe}.{suffix}"'
-
-
-@router.get("/api/log/coil/{coil}/report.csv")
-async def coil_csv(request: Request, coil: str) -> Response:
-    frames = await _coil(request, coil)
-    return Response(coil_report.csv_text(frames), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": _attachment(coil, "csv")})
-
-
-@router.get("/api/log/coil/{coil}/report.html")
-async def coil_html(request: Request, coil: str) -> Response:
-    frames = await _coil(request, coil)
-    page = await run_in_threadpool(coil_report.html_text, coil, frames)
-    return Response(page, media_type="text/html; charset=utf-8", headers={"Content-Disposition": _attachment(coil, "html")})
 
 
 @router.get("/api/log/bands")
