@@ -224,7 +224,7 @@ def test_history_filters_and_keyset_pages(station):
 
 
 def test_coil_view_in_frame_order_with_counts(station):
-    client, token, ids, _ = station
+    client, token, ids, url = station
     coils = client.get("/api/log/coils").json()["coils"]
     assert [c["coil"] for c in coils] == [HOSTILE, "C1"]  # newest coil first
     c1 = coils[1]
@@ -241,6 +241,11 @@ def test_coil_view_in_frame_order_with_counts(station):
     assert client.get("/api/log/coil/nope").status_code == 404
     assert client.get("/api/log/coil/" + "x" * 200).status_code == 400
     assert client.get(f"/api/log/coil/{quote(HOSTILE, safe='')}").json()["frames"][0]["classes"] == [4]
+    from steelinspect.inspect_log.coils import _newest_coils
+
+    with open_log(url) as log:  # walking back a row at a time, and the GROUP BY it falls back to: the same order
+        assert _newest_coils(log, 5, chunk=1, most=100) == _newest_coils(log, 5, chunk=1, most=1) == [HOSTILE, "C1"]
+        assert _newest_coils(log, 1, chunk=1, most=100) == [HOSTILE]
 
 
 def test_coil_reports_csv_and_html(station):
