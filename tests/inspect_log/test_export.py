@@ -105,7 +105,7 @@ def test_reviewed_frames_export_check_and_train_from_the_old_run(tiny_runs, synt
     import shutil
 
     from steelinspect.data.synth import generate
-    from steelinspect.inspect_log.coils import flat_image_id
+    from steelinspect.inspect_log.naming import flat_image_id
     from steelinspect.io import read_json
     from tests.cli_runner import run_main
 

@@ -23,7 +23,7 @@ pytest.importorskip("alembic", reason="the inspection log needs the db extra: pi
 from steelinspect.errors import ConfigError, LogError
 from steelinspect.infer.config import PredictConfig
 from steelinspect.inspect_log import open_log
-from steelinspect.inspect_log.coils import CoilNaming, FrameName, NamingError, flat_image_id, natural_key
+from steelinspect.inspect_log.naming import CoilNaming, FrameName, NamingError, flat_image_id, natural_key
 from steelinspect.inspect_log.watch import FolderWatcher, FrameInspector, WatchConfig, incomplete_reason, watch
 
 

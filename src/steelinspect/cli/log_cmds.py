@@ -67,7 +67,7 @@ def watch(
 
     from steelinspect.infer.config import PredictConfig
     from steelinspect.inspect_log import Bands, open_log
-    from steelinspect.inspect_log.coils import CoilNaming
+    from steelinspect.inspect_log.naming import CoilNaming
     from steelinspect.inspect_log.watch import FrameInspector, WatchConfig, watch as run_watch
 
     config = WatchConfig(binary, multiclass, segment,

@@ -13,7 +13,7 @@ not looked at) and takes a file only when:
 - it is whole as far as its format tells: a JPEG ends with its EOI marker, a PNG with its IEND chunk (other
   formats: the settle time only). A file still incomplete `give_up` seconds after it was last modified is
   logged as a problem.
-The files taken in one poll are inspected in (coil, frame) order (coils/frames: coils.py), in batches; each
+The files taken in one poll are inspected in (coil, frame) order (coils/frames: naming.py), in batches; each
 batch's rows are committed in one transaction, so a process killed mid-batch re-inspects only that batch's files
 on restart. A file that cannot be inspected (not an image, truncated, over the pixel limit, a name without a
 coil) goes to the problem table with the message, and the watcher goes on. `stop` (a threading.Event) ends the
@@ -41,7 +41,7 @@ from steelinspect.infer.config import PredictConfig
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import iter_batches
 from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep
-from steelinspect.inspect_log.coils import CoilNaming, FrameName, NamingError, flat_image_id, natural_key
+from steelinspect.inspect_log.naming import CoilNaming, FrameName, NamingError, flat_image_id, natural_key
 from steelinspect.inspect_log.regions import regions_from_masks
 from steelinspect.inspect_log.sink import describe_run
 from steelinspect.inspect_log.store import InspectionLog
