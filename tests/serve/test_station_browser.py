@@ -4,7 +4,10 @@ keyboard, then finds the reviews in History and the coil on its strip map; the d
 Needs Debian's chromium and chromium-driver (as test_page.py); skipped with a reason when absent.
 """
 
+import json
+import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +39,13 @@ def regions(boxes: dict):
     return regions_from_masks(masks)
 
 
+def band(t1: float, t2: float) -> dict:
+    """T1, T2 and a precision-recall curve over thresholds 0, 0.1, ..., 1 (precision rises, recall falls)."""
+    thresholds = [k / 10 for k in range(11)]
+    return {"t1": t1, "t2": t2, "curve": {"threshold": thresholds, "precision": [0.5 + t / 2 for t in thresholds],
+                                          "recall": [1 - t * t for t in thresholds]}}
+
+
 @pytest.fixture(scope="module")
 def station(tiny_runs, tmp_path_factory):
     """The server over the tiny runs with a SQLite log of 6 inspections of two coils and one reviewer, anna."""
@@ -56,13 +66,17 @@ def station(tiny_runs, tmp_path_factory):
                                           path=image, at=START + timedelta(minutes=k))
     token_file = root / "tokens"
     token = add_token(token_file, "anna")
-    app = create_app(ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"], engine="torch",
-                                 db=url, token_file=token_file))
+    # Tuned bands (as tune-bands writes them) in a copy of the binary run: the Review tab draws their curves.
+    binary = Path(shutil.copytree(tiny_runs["binary"], root / "binary"))
+    (binary / "bands.json").write_text(json.dumps({"step1": band(0.3, 0.7), "classes": {"3": band(0.2, 0.6)}}))
+    app = create_app(ServeConfig(binary=binary, multiclass=tiny_runs["multiclass"], engine="torch", db=url,
+                                 token_file=token_file))
     with live_server(app) as base:
         yield {"url": base, "db": url, "ids": ids, "token": token}
 
 
 def test_review_history_and_coil_with_the_keyboard(station, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -72,7 +86,7 @@ def test_review_history_and_coil_with_the_keyboard(station, browser):
     from steelinspect.inspect_log import open_log
 
     ids = station["ids"]
-    wait = WebDriverWait(browser, 20)
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))  # the page re-renders
     frame_id = lambda: browser.find_element(By.ID, "review-frame").get_attribute("data-inspection-id")  # noqa: E731
     text = lambda sel: browser.find_element(By.CSS_SELECTOR, sel).text  # noqa: E731
     press = lambda *keys: ActionChains(browser).send_keys(*keys).perform()  # noqa: E731 (to the focused element)
@@ -85,9 +99,19 @@ def test_review_history_and_coil_with_the_keyboard(station, browser):
     wait.until(EC.visibility_of_element_located((By.ID, "tab-review"))).click()
     wait.until(lambda b: frame_id() == str(ids["C-A", 1]))  # the most uncertain first
     wait.until(lambda b: text("#review-count").startswith("3 frame"))
-    picture = browser.find_element(By.CSS_SELECTOR, "#review-frame .card img.base")
-    wait.until(lambda b: picture.get_attribute("naturalWidth") == "1600")
+    wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#review-frame .card img.base").get_attribute("naturalWidth")
+               == "1600")
     assert [e.get_attribute("data-cls") for e in browser.find_elements(By.CSS_SELECTOR, "#review-frame img.layer")] == ["1"]
+
+    # The tuned bands: step 1's curve and class 3's, their T1 and T2 marked and stated.
+    wait.until(lambda b: "T2" in text("#bands-note"))
+    note = text("#bands-note")
+    assert browser.find_element(By.ID, "bands-canvas").is_displayed()
+    assert browser.execute_script("const c = document.getElementById('bands-canvas');"
+                                  "return c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+                                  ".filter((v, i) => i % 4 === 3 && v > 0).length") > 5000  # drawn on
+    assert "step 1 (defect): T1 = 0.300 (precision 0.650, recall 0.910), T2 = 0.700" in note
+    assert "class 3: T1 = 0.200 (precision 0.600, recall 0.960), T2 = 0.600" in note
 
     # Without a token the review is refused, and the page says why.
     press("a")

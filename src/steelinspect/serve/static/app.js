@@ -39,6 +39,7 @@ async function health() {
     parts.push(`log: ${info.log.db}`);
     for (const id of ["#tab-review", "#tab-history", "#tab-coil"]) $(id).hidden = false;
   }
+  if (info.writes === false) parts.push("read only (no --token-file)");
   $("#status").textContent = parts.join(" · ");
 }
 
@@ -190,6 +191,7 @@ async function whoami() {
   if (!token()) { say("#token-status", "no token: read only"); return; }
   try {
     say("#token-status", `reviewer: ${(await api("/api/auth/whoami", { headers: authHeaders() })).reviewer}`);
+    if ($("#review-message").classList.contains("error-text")) say("#review-message", "");  // the 401 is past
   } catch (err) {
     say("#token-status", err.status === 401 ? "token not accepted" : err.message, true);
   }
@@ -547,7 +549,8 @@ async function loadCoil(coil) {
     say("#coil-message", err.message, true);
     return;
   }
-  say("#coil-message", `${data.frames.length} frame(s), left to right in frame order; hover a frame for its details, click it to open it.`);
+  say("#coil-message", `${data.frames.length} frame(s), left to right in frame order (numbered at their foot); the plate ` +
+    "is grey when OK, sand when REVIEW, pink when NG; hover a frame for its details, click it to open it.");
   for (const [id, file] of [["#coil-report-csv", "report.csv"], ["#coil-report-html", "report.html"]]) {
     $(id).setAttribute("href", `${base}/${file}`);
     $(id).hidden = false;
@@ -562,7 +565,9 @@ async function loadCoil(coil) {
       "data-frame": f.frame ?? "", "data-inspection-id": f.id, role: "img" });
     const title = svg("title", {});
     title.textContent = `frame ${f.frame ?? "?"} · ${f.image_id} · ${f.band} · ${classText(f.classes)}`;
-    frame.append(title, svg("rect", { class: "coil-plate", x: 0, y: 0, width: 1600, height: 256 }));
+    const label = svg("text", { class: "coil-label", x: 12, y: 244 });
+    label.textContent = String(f.frame ?? "?");
+    frame.append(title, svg("rect", { class: "coil-plate", x: 0, y: 0, width: 1600, height: 256 }), label);
     for (const d of f.defects) {
       frame.append(svg("rect", { class: `coil-defect c${d.class_id}`, "data-cls": d.class_id,
         x: d.x, y: d.y, width: Math.max(d.width, 8), height: Math.max(d.height, 8) }));
