@@ -101,7 +101,8 @@ def test_review_history_and_coil_with_the_keyboard(station, browser):
     wait.until(lambda b: text("#review-count").startswith("3 frame"))
     wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#review-frame .card img.base").get_attribute("naturalWidth")
                == "1600")
-    assert [e.get_attribute("data-cls") for e in browser.find_elements(By.CSS_SELECTOR, "#review-frame img.layer")] == ["1"]
+    layers = browser.find_elements(By.CSS_SELECTOR, "#review-frame img.layer")
+    assert [e.get_attribute("data-cls") for e in layers] == ["1"]  # its region, drawn from the stored RLE
 
     # The tuned bands: step 1's curve and class 3's, their T1 and T2 marked and stated.
     wait.until(lambda b: "T2" in text("#bands-note"))

@@ -177,7 +177,9 @@ class ApiError extends Error {
 async function api(url, options = {}) {
   const response = await fetch(url, options);
   const body = await response.json().catch(() => ({ detail: response.statusText }));
-  if (!response.ok) throw new ApiError(response.status, typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail));
+  if (!response.ok) {
+    throw new ApiError(response.status, typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail));
+  }
   return body;
 }
 
@@ -225,13 +227,15 @@ function inspectionCard(data) {
   const verdict = $(".verdict", node);
   verdict.textContent = `${data.band} · decided: ${classText(data.classes)}`;
   verdict.classList.add(`band-${data.band}`);
-  const where = [`#${data.id}`, data.coil ? `coil ${data.coil}` : "", data.frame !== null && data.frame !== undefined ? `frame ${data.frame}` : "",
+  const where = [`#${data.id}`, data.coil ? `coil ${data.coil}` : "",
+    data.frame !== null && data.frame !== undefined ? `frame ${data.frame}` : "",
     when(data.inspected_at), `uncertainty ${Number(data.uncertainty || 0).toFixed(2)}`].filter(Boolean);
   $(".card-head", node).after(el("p", "meta", where.join(" · ")));
   const reviews = data.reviews || [];
   const body = reviews.map((r) => row([r.reviewer, when(r.reviewed_at), r.verdict,
     r.classes === null || r.classes === undefined ? "" : classText(r.classes), r.note || ""]));
-  const head = el("tr", "", "", ...["reviewer", "reviewed (UTC)", "verdict", "classes", "note"].map((h) => el("th", "", h)));
+  const head = el("tr", "", "",
+    ...["reviewer", "reviewed (UTC)", "verdict", "classes", "note"].map((h) => el("th", "", h)));
   $(".details", node).append(reviews.length
     ? el("table", "reviews", "", el("thead", "", "", head), el("tbody", "", "", ...body))
     : el("p", "note", "not reviewed yet"));
@@ -304,7 +308,8 @@ async function showReview() {
   review.current = data;
   // The choice starts from what the model decided: 1-4 then add or remove a class.
   review.picked = new Set(data.classes);
-  frame.replaceChildren(el("p", "position", `${review.index + 1} of ${review.queue.length} in this queue`), inspectionCard(data));
+  frame.replaceChildren(el("p", "position", `${review.index + 1} of ${review.queue.length} in this queue`),
+    inspectionCard(data));
   frame.dataset.inspectionId = String(data.id);
   renderPicks();
 }
@@ -346,7 +351,8 @@ async function submitReview(verdict, classes) {
 function reviewKeys(event) {
   if ($("#review").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
   const target = event.target;
-  if (target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return;
+  const typing = ["INPUT", "TEXTAREA", "SELECT"];
+  if (target instanceof HTMLElement && (target.isContentEditable || typing.includes(target.tagName))) return;
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
   if (key === "a") submitReview("confirm");
   else if (key === "x") submitReview("correct", []);
@@ -373,7 +379,9 @@ const colour = (name) => getComputedStyle(document.documentElement).getPropertyV
 
 function nearest(curve, threshold) {
   let best = 0;
-  curve.threshold.forEach((t, i) => { if (Math.abs(t - threshold) < Math.abs(curve.threshold[best] - threshold)) best = i; });
+  curve.threshold.forEach((t, i) => {
+    if (Math.abs(t - threshold) < Math.abs(curve.threshold[best] - threshold)) best = i;
+  });
   return { recall: curve.recall[best], precision: curve.precision[best] };
 }
 
@@ -389,7 +397,9 @@ function drawBands(data) {
   ctx.fillStyle = "#444";
   ctx.lineWidth = 1;
   for (let v = 0; v <= 1.0001; v += 0.2) {
-    ctx.beginPath(); ctx.moveTo(x(v), y(0)); ctx.lineTo(x(v), y(1)); ctx.moveTo(x(0), y(v)); ctx.lineTo(x(1), y(v)); ctx.stroke();
+    ctx.beginPath();
+    ctx.moveTo(x(v), y(0)); ctx.lineTo(x(v), y(1)); ctx.moveTo(x(0), y(v)); ctx.lineTo(x(1), y(v));
+    ctx.stroke();
     ctx.textAlign = "center"; ctx.fillText(v.toFixed(1), x(v), H - B + 15);
     ctx.textAlign = "right"; ctx.fillText(v.toFixed(1), L - 6, y(v) + 4);
   }
@@ -403,7 +413,7 @@ function drawBands(data) {
     const curve = spec.curve;
     ctx.strokeStyle = stroke; ctx.fillStyle = stroke; ctx.lineWidth = k === 0 ? 2.5 : 1.5;
     ctx.beginPath();
-    curve.recall.forEach((r, i) => (i ? ctx.lineTo(x(r), y(curve.precision[i])) : ctx.moveTo(x(r), y(curve.precision[i]))));
+    curve.recall.forEach((r, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(r), y(curve.precision[i])));
     ctx.stroke();
     ctx.textAlign = "left";
     ctx.fillRect(W - R + 15, T + 18 * k + 2, 14, 4);
@@ -415,7 +425,8 @@ function drawBands(data) {
       ctx.fillStyle = stroke; ctx.strokeStyle = "#222"; ctx.lineWidth = 1;
       ctx.beginPath(); ctx.arc(x(at.recall), y(at.precision), 5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
       ctx.fillStyle = "#222"; ctx.fillText(label, x(at.recall) + 7, y(at.precision) - 6);
-      points.push(`${label} = ${Number(t).toFixed(3)} (precision ${at.precision.toFixed(3)}, recall ${at.recall.toFixed(3)})`);
+      const where = `precision ${at.precision.toFixed(3)}, recall ${at.recall.toFixed(3)}`;
+      points.push(`${label} = ${Number(t).toFixed(3)} (${where})`);
     }
     notes.push(`${name}: ${points.join(", ")}`);
   });
@@ -531,11 +542,15 @@ async function loadCoils() {
     return;
   }
   select.replaceChildren(...data.coils.map((c) => {
-    const option = el("option", "", `${c.coil} (${c.frames} frame${c.frames === 1 ? "" : "s"}, last ${when(c.last_at)})`);
+    const frames = `${c.frames} frame${c.frames === 1 ? "" : "s"}`;
+    const option = el("option", "", `${c.coil} (${frames}, last ${when(c.last_at)})`);
     option.value = c.coil;
     return option;
   }));
-  if (!data.coils.length) { say("#coil-message", "No coil in the log yet (inspections recorded with a coil name)."); return; }
+  if (!data.coils.length) {
+    say("#coil-message", "No coil in the log yet (inspections recorded with a coil name).");
+    return;
+  }
   if (data.coils.some((c) => c.coil === before)) select.value = before;
   loadCoil(select.value);
 }
