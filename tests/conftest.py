@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.log_backends import log_url, postgres_server  # noqa: F401 (fixtures for tests/inspect_log, tests/serve)
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = Path(os.environ.get("STEELINSPECT_REAL_SAMPLE", REPO.parent / "shared" / "severstal-sample"))
 

@@ -8,6 +8,9 @@ import pytest
 
 from steelinspect.demo import DemoConfig, run_demo
 from steelinspect.errors import ConfigError
+from steelinspect.inspect_log import open_log
+from steelinspect.inspect_log.coils import coil_frames
+from steelinspect.serve.tokens import TokenStore
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +45,29 @@ def test_demo_writes_every_output_and_reuses_them(tmp_path):
     for section in ("Step 1", "Step 2", "Segmentation", "On held-out images", "all-empty",
                     "Segmentation gated by the classifiers", "more overlays in overlays/"):
         assert section in html, section
+    tokens = config.out / "tokens.txt"
     assert result.serve_command == (
         f"steelinspect serve --binary {result.outputs['binary run']} --multiclass {result.outputs['multiclass run']} "
-        f"--segment {result.outputs['segment run']} --data {result.outputs['held-out data']}")
+        f"--segment {result.outputs['segment run']} --data {result.outputs['held-out data']} "
+        f"--db sqlite:///{config.out / 'inspections.db'} --token-file {tokens}")
+
+    # Prediction recorded every held-out image as a frame of the demo coil; a token for reviewer "demo".
+    with open_log(f"sqlite:///{config.out / 'inspections.db'}") as log:
+        frames = coil_frames(log, "DEMO-1")
+        assert sorted(f.entry.image_id for f in frames) == holdout_images and log.count() == len(holdout_images)
+        assert [f.entry.frame for f in frames] == list(range(len(holdout_images)))
+        by_image = predictions.set_index("ImageId")
+        assert all(f.entry.p_defect == pytest.approx(by_image.loc[f.entry.image_id, "p_defect"], abs=1e-6)
+                   for f in frames)
+        assert result.bands == log.band_counts() and sum(result.bands.values()) == len(holdout_images)
+    assert result.token not in tokens.read_text() and TokenStore(tokens).reviewer(result.token) == "demo"
+    assert any("logged" in line and "DEMO-1" in line for line in logs)
 
     logs.clear()
     again = run_demo(config, log=logs.append)
-    assert sum("reusing" in line for line in logs) == 6  # two datasets, three runs, the gated setting
-    assert again.metrics["submission"] == scored
+    # two datasets, three runs, the gated setting, the inspection log (not logged twice)
+    assert sum("reusing" in line for line in logs) == 7
+    assert again.metrics["submission"] == scored and again.bands == result.bands
+    assert TokenStore(tokens).reviewer(result.token) is None and TokenStore(tokens).reviewer(again.token) == "demo"
     with pytest.raises(ConfigError, match="other settings \\(epochs\\)"):
         run_demo(replace(config, epochs=2), log=logs.append)  # never silently reuses a stale run

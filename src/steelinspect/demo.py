@@ -1,16 +1,18 @@
 """The end-to-end demo on the synthetic default: each stage calls the library the CLI calls.
 
 Stages: synth -> check -> master -> EDA -> train step 1, step 2 (started from step 1) and the segmenter ->
-re-tune the segmenter's post-processing with the classifiers gating it -> export to ONNX -> predict on held-out images (cascade + segmenter: predictions, Kaggle submission, overlays) ->
-score the cascade and the submission -> one report with every stage's figures and tables, and the command that
-serves the trained models. Running it again reuses what is finished (and resumes an interrupted training run).
+re-tune the segmenter's post-processing with the classifiers gating it -> export to ONNX -> predict on held-out images (cascade + segmenter: predictions, Kaggle submission, overlays; every verdict also recorded in
+the inspection log as the frames of one coil) -> score the cascade and the submission -> one report with every
+stage's figures and tables, a reviewer's token, and the command that serves the trained models with the log (the
+Review tab). Running it again reuses what is finished (and resumes an interrupted training run).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,8 @@ from steelinspect.runs.files import CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, M
 from steelinspect.runs.store import read_metrics
 
 Log = Callable[[str], None]
+DEMO_COIL = "DEMO-1"
+DEMO_REVIEWER = "demo"
 
 
 @dataclass
@@ -45,6 +49,8 @@ class DemoResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)
     serve_command: str = ""
+    token: str = ""  # the demo reviewer's token (a new one each run: only its hash is kept)
+    bands: dict[str, int] = field(default_factory=dict)  # frames of the demo coil in each band
 
 
 def _dataset(path: Path, images: int, seed: int, log: Log) -> Path:
@@ -168,7 +174,25 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoResult:
     result.outputs["report"] = out / "report" / "report.html"
     result.serve_command = (f"steelinspect serve --binary {runs['binary']} --multiclass {runs['multiclass']} "
                             f"--segment {runs['segment']} --data {holdout}")
+    if "inspection log" in result.outputs:
+        result.token = _reviewer_token(out / "tokens.txt")
+        result.outputs["tokens"] = out / "tokens.txt"
+        result.serve_command += f" --db {_log_url(out)} --token-file {out / 'tokens.txt'}"
     return result
+
+
+def _log_url(out: Path) -> str:
+    return f"sqlite:///{out / 'inspections.db'}"
+
+
+def _reviewer_token(path: Path) -> str:
+    """A new token for the demo reviewer (the file keeps only hashes, so an earlier token cannot be shown again;
+    it stops working)."""
+    from steelinspect.serve.tokens import add_token, list_names, remove_token
+
+    if path.exists() and DEMO_REVIEWER in list_names(path):
+        remove_token(path, DEMO_REVIEWER)
+    return add_token(path, DEMO_REVIEWER)
 
 
 def _data_stages(config: DemoConfig, out: Path, result: DemoResult, log: Log) -> tuple[Path, Path]:
@@ -266,15 +290,53 @@ def _predict_stage(runs: dict[str, Path], holdout: Path, out: Path, result: Demo
     from steelinspect.infer.cascade import PredictConfig
     from steelinspect.infer.segment_predict import PipelineOutputs, predict_pipeline
 
-    log("[10] predict on held-out images: cascade + segmenter")
+    log("[10] predict on held-out images: cascade + segmenter, every verdict into the inspection log")
     outputs = PipelineOutputs(out / "predictions.csv", out / "submission.csv", out / "overlays")
     predict_config = PredictConfig(batch_size=8, workers=2)
-    stats_p = predict_pipeline(holdout / "train_images", runs["binary"], runs["multiclass"], runs["segment"],
-                               outputs, predict_config)
+    with _demo_sink(out, log) as sink:
+        stats_p = predict_pipeline(holdout / "train_images", runs["binary"], runs["multiclass"], runs["segment"],
+                                   outputs, predict_config, sink=sink)
+        if sink is not None:
+            sink.flush()
+            log(f"    logged {sink.recorded} inspections as the frames of coil {DEMO_COIL} in {sink.log.shown_url}")
     log(f"    {stats_p.images} images at {stats_p.images_per_s:.1f} images/s; {stats_p.defects} called defective")
+    if _has_db_extra():
+        from steelinspect.inspect_log import LogFilter, open_log
+
+        with open_log(_log_url(out)) as inspections:
+            result.bands = inspections.band_counts(LogFilter(coil=DEMO_COIL))
+        result.outputs["inspection log"] = out / "inspections.db"
+        log("    bands: " + ", ".join(f"{band} {n}" for band, n in result.bands.items()))
     result.outputs.update({"predictions": outputs.predictions, "submission": outputs.submission,
                            "overlays": outputs.overlays})
     return outputs, stats_p.images
+
+
+def _has_db_extra() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("sqlalchemy", "alembic"))
+
+
+@contextmanager
+def _demo_sink(out: Path, log: Log) -> Iterator:
+    """The inspection log's sink for the prediction stage; None (predict without logging) when the db extra is
+    missing or the log holds the demo coil already (a second run keeps the first run's frames and their reviews)."""
+    if not _has_db_extra():  # pragma: no cover - make demo installs it
+        log("    the db extra is not installed: no inspection log (pip install 'steelinspect[db]')")
+        yield None
+        return
+    from steelinspect.inspect_log import LogFilter, open_log
+    from steelinspect.inspect_log.sink import LogSink
+
+    with open_log(_log_url(out)) as inspections:
+        logged = inspections.count(LogFilter(coil=DEMO_COIL))
+        if logged:
+            log(f"    reusing the inspection log ({logged} frames of coil {DEMO_COIL})")
+            yield None
+            return
+        with LogSink(inspections, coil=DEMO_COIL, batch=32) as sink:
+            yield sink
 
 
 def _score_stage(config: DemoConfig, holdout: Path, outputs, images: int, out: Path, report, result: DemoResult,

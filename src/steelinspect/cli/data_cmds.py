@@ -81,8 +81,18 @@ def demo(
     out.print(styled("\nOutputs", "bold"))
     for name, path in result.outputs.items():
         out.print(f"  {name:<22} {path}")
-    out.print(styled("\nInspect images in the browser", "bold", " (then open http://127.0.0.1:8000):"))
+    if not result.token:
+        out.print(styled("\nInspect images in the browser", "bold", " (then open http://127.0.0.1:8000):"))
+        out.print(f"  {result.serve_command}")
+        return
+    frames = sum(result.bands.values())
+    out.print(styled("\nInspection log", "bold", f" {result.outputs['inspection log']}: {frames} frames, "
+                     + ", ".join(f"{band} {n}" for band, n in result.bands.items())))
+    out.print(styled("\nReview in the browser", "bold", " (then open http://127.0.0.1:8000, tab Review):"))
     out.print(f"  {result.serve_command}")
+    out.print(styled("\nReviewer token", "bold", f" for reviewer demo (paste it into the page's Reviewer token "
+                     f"field; shown only now, {result.outputs['tokens']} keeps its hash):"))
+    out.print(f"  {result.token}")
 
 
 def register(app: typer.Typer) -> None:

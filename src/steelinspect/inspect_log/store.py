@@ -420,6 +420,53 @@ class InspectionLog:
                 yield _apply_reviews(row)
             last = rows[-1].id
 
+    # --- the inspection station (serve's /api/log) ------------------------------------------------------------
+
+    def _rows(self, statement, what: str) -> list:
+        """Every row (tuples, not ORM objects) of a read."""
+        try:
+            with self._session(write=False) as session:
+                return list(session.execute(statement).all())
+        except SQLAlchemyError as exc:
+            raise self._fail(f"read the {what}", exc) from exc
+
+    def entry(self, inspection_id: int) -> Entry | None:
+        """One inspection, or None when there is none with this id."""
+        found = self._all(select(Inspection).where(Inspection.id == inspection_id), "inspection")
+        return _entry(found[0]) if found else None
+
+    def review_queue(self, limit: int = 20) -> list[Entry]:
+        """The REVIEW band's inspections nobody has reviewed yet, the most uncertain first (ties: oldest first)."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise LogError(f"limit must be 1 to {MAX_PAGE_SIZE}, got {limit}")
+        statement = (select(Inspection)
+                     .where(Inspection.band == "REVIEW", ~exists().where(Review.inspection_id == Inspection.id))
+                     .order_by(Inspection.uncertainty.desc(), Inspection.id).limit(limit))
+        return [_entry(r) for r in self._all(statement, "review queue")]
+
+    def band_counts(self, filt: LogFilter = LogFilter()) -> dict[str, int]:
+        """How many inspections matching `filt` are in each band (every band named, 0 when empty)."""
+        statement = (select(Inspection.band, func.count(Inspection.id)).where(*self._where(filt))
+                     .group_by(Inspection.band))
+        try:
+            with self._session(write=False) as session:
+                found = dict(session.execute(statement).all())
+        except SQLAlchemyError as exc:
+            raise self._fail("count the bands", exc) from exc
+        return {band: int(found.get(band, 0)) for band in BANDS}
+
+    def reviewed_ids(self, inspection_ids: Iterable[int]) -> set[int]:
+        """Those of `inspection_ids` that have at least one review."""
+        ids = sorted(set(inspection_ids))
+        if not ids:
+            return set()
+        statement = select(Review.inspection_id).where(Review.inspection_id.in_(ids)).distinct()
+        try:
+            with self._session(write=False) as session:
+                return set(session.scalars(statement).all())
+        except SQLAlchemyError as exc:
+            raise self._fail("read the reviews", exc) from exc
+
 
 def _stored(d: Defect) -> StoredDefect:
     return StoredDefect(d.id, DefectRegion(d.class_id, d.area, d.x, d.y, d.width, d.height, d.rle))
