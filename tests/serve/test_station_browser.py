@@ -64,6 +64,7 @@ def station(tiny_runs, tmp_path_factory):
                    **{f"p_class_{c}": (0.8 if c in classes else 0.1) for c in (1, 2, 3, 4)}}
             ids[coil, frame] = log.record(row, regions(boxes), {"test": "station"}, coil=coil, frame=frame,
                                           path=image, at=START + timedelta(minutes=k))
+    (root / "frames" / "C-A-0.jpg").unlink()  # moved away since: its inspection shows no picture, and says why
     token_file = root / "tokens"
     token = add_token(token_file, "anna")
     # Tuned bands (as tune-bands writes them) in a copy of the binary run: the Review tab draws their curves.
@@ -171,6 +172,11 @@ def test_review_history_and_coil_with_the_keyboard(station, browser):
     assert browser.find_element(By.ID, "coil-report-csv").get_attribute("href").endswith("/api/log/coil/C-A/report.csv")
     strip[2].click()
     wait.until(lambda b: "NG" in text("#coil-detail .verdict"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#coil-detail img.layer[data-cls='3']")) == 1
+    strip[0].click()
+    wait.until(lambda b: "OK" in text("#coil-detail .verdict"))
+    assert text("#coil-detail .notice").startswith("no picture: ")
+    assert browser.find_elements(By.CSS_SELECTOR, "#coil-detail img") == []
     select.select_by_value("C-B")
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#coil-strip .coil-frame")) == 2)
     assert text("#coil-counts").split("\n") == ["class 1: 1", "class 2: 0", "class 3: 0", "class 4: 1"]

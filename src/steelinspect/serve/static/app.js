@@ -170,6 +170,7 @@ class ApiError extends Error {
   constructor(status, detail) {
     super(`${detail} (HTTP ${status})`);
     this.status = status;
+    this.detail = detail;
   }
 }
 
@@ -220,7 +221,7 @@ function inspectionCard(data) {
     image: pics.image, layers: pics.layers || {}, overlay: pics.overlay === undefined ? null : pics.overlay,
     p_defect: data.p_defect, p_class: { 1: p[0], 2: p[1], 3: p[2], 4: p[3] },
     defects: (data.defects || []).map((d) => ({ class: d.class_id, area_px: d.area, bbox: [d.x, d.y, d.width, d.height] })),
-    notices: data.image_missing ? ["the image file is no longer where it was inspected: no picture"] : [],
+    notices: data.image_missing ? [`no picture: ${data.image_problem || "the image file is not where it was inspected"}`] : [],
   });
   node.dataset.inspectionId = String(data.id);
   if (data.image_missing) { $(".viewer", node).remove(); $(".toggles", node).remove(); }
@@ -337,8 +338,8 @@ async function submitReview(verdict, classes) {
     if (!review.queue.length) await loadQueue(); else await Promise.all([showReview(), reviewCount()]);
   } catch (err) {
     if (err.status === 401) {
-      say("#review-message", "Not saved: the server did not accept the reviewer token (401). Paste your token " +
-        "(from `steelinspect token add NAME`) into the Reviewer token field at the top, then try again.", true);
+      say("#review-message", `Not saved (401, not authorised): ${err.detail}. Paste your reviewer token (from ` +
+        "`steelinspect token add NAME`) into the Reviewer token field at the top, then try again.", true);
     } else {
       say("#review-message", `Not saved: ${err.message}`, true);
     }
