@@ -115,6 +115,11 @@ def test_review_history_and_coil_with_the_keyboard(station, browser):
     assert "step 1 (defect): T1 = 0.300 (precision 0.650, recall 0.910), T2 = 0.700" in note
     assert "class 3: T1 = 0.200 (precision 0.600, recall 0.960), T2 = 0.600" in note
 
+    press("n")  # next, previous
+    wait.until(lambda b: frame_id() == str(ids["C-A", 3]))
+    press("p")
+    wait.until(lambda b: frame_id() == str(ids["C-A", 1]))
+
     # Without a token the review is refused, and the page says why.
     press("a")
     wait.until(lambda b: "401" in text("#review-message"))
