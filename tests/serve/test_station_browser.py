@@ -159,6 +159,14 @@ def test_review_history_and_coil_with_the_keyboard(station, browser):
     wait.until(lambda b: len(rows()) == 3)
     assert rows() == [str(i) for i in sorted(got, reverse=True)]
     assert browser.find_element(By.ID, "history-next").get_attribute("disabled") == "true"
+    dates = "document.getElementById('history-filter-since').value = arguments[0];" \
+            "document.getElementById('history-filter-until').value = arguments[1];"
+    browser.execute_script(dates, "2026-11-21", "")  # all were inspected on 2026-11-20 (UTC)
+    browser.find_element(By.CSS_SELECTOR, "#history-filters button[type=submit]").click()
+    wait.until(lambda b: rows() == [] and "No inspection" in text("#history-message"))
+    browser.execute_script(dates, "2026-11-20", "2026-11-20")  # one day: both ends included
+    browser.find_element(By.CSS_SELECTOR, "#history-filters button[type=submit]").click()
+    wait.until(lambda b: len(rows()) == 3)
     browser.find_element(By.CSS_SELECTOR, f"#history-table tbody tr[data-inspection-id='{ids['C-B', 0]}']").click()
     wait.until(lambda b: "anna" in text("#history-detail table.reviews"))
     assert "class 1, 3" in text("#history-detail table.reviews")
