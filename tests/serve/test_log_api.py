@@ -72,7 +72,7 @@ def station(log_url, tiny_runs, inspector, tmp_path):
         ids["missing"] = record("gone.jpg", 0.9, classes="3", path=tmp_path / "gone.jpg", at=T0 + timedelta(minutes=7))
     token = add_token(tmp_path / "tokens.txt", "anna")
     config = ServeConfig(binary=tiny_runs["binary"], multiclass=tiny_runs["multiclass"], engine="torch", db=log_url,
-                         token_file=tmp_path / "tokens.txt", max_request_mb=2.0)
+                         token_file=tmp_path / "tokens.txt", max_upload_mb=1.0, max_request_mb=2.0)
     with TestClient(create_app(config, inspector)) as client:
         yield client, token, ids, log_url
 
@@ -120,6 +120,14 @@ def test_every_write_needs_the_right_token_and_reviews_carry_its_reviewer(statio
         assert log.models(entry.model_set_id)["source"] == "upload"
         [problem] = log.problems()
         assert problem.source == "upload" and problem.path == "notes.txt" and "not a readable image" in problem.message
+    assert bad["problem_id"] == problem.id
+    big = client.post("/api/predict", headers=auth(token),
+                      files=[("files", ("big.png", b"\x89PNG\r\n\x1a\n" + b"0" * (3 * 2**19), "image/png"))])
+    [too_large] = big.json()  # over --max-upload-mb (1 MB here): that file's error, kept as a problem
+    assert "larger than 1 MB" in too_large["error"]
+    with open_log(url) as log:
+        assert [p.path for p in log.problems()] == ["big.png", "notes.txt"]
+        assert too_large["problem_id"] == log.problems()[0].id
     detail = client.get(f"/api/log/inspection/{ids['r_mid']}").json()
     assert detail["reviewed"] is True
     assert detail["reviews"][0]["reviewer"] == "anna" and detail["reviews"][0]["classes"] == [2, 4]
@@ -210,6 +218,8 @@ def test_history_filters_and_keyset_pages(station):
     assert ids_of(since=since, until=until) == {ids["c1_f1"], ids["c1_f2"]}  # until is exclusive
     assert ids_of(since="2026-03-01T07:05:00+01:00") == {ids["r_low"], ids["r_mid2"], ids["missing"]}
     assert ids_of(since="2026-03-01T06:07:00Z") == {ids["missing"]}
+    raw = client.get("/api/log/history?since=2026-03-01T07:07:00+01:00").json()["entries"]  # "+" unescaped
+    assert [e["id"] for e in raw] == [ids["missing"]]
     assert client.post(f"/api/log/inspection/{ids['r_low']}/review", json={"verdict": "confirm"},
                        headers=auth(token)).status_code == 200
     reviewed = history(reviewed="true").json()["entries"]
@@ -224,7 +234,7 @@ def test_history_filters_and_keyset_pages(station):
 
 
 def test_coil_view_in_frame_order_with_counts(station):
-    client, token, ids, _ = station
+    client, token, ids, url = station
     coils = client.get("/api/log/coils").json()["coils"]
     assert [c["coil"] for c in coils] == [HOSTILE, "C1"]  # newest coil first
     c1 = coils[1]
@@ -241,6 +251,11 @@ def test_coil_view_in_frame_order_with_counts(station):
     assert client.get("/api/log/coil/nope").status_code == 404
     assert client.get("/api/log/coil/" + "x" * 200).status_code == 400
     assert client.get(f"/api/log/coil/{quote(HOSTILE, safe='')}").json()["frames"][0]["classes"] == [4]
+    from steelinspect.inspect_log.coils import _newest_coils
+
+    with open_log(url) as log:  # walking back a row at a time, and the GROUP BY it falls back to: the same order
+        assert _newest_coils(log, 5, chunk=1, most=100) == _newest_coils(log, 5, chunk=1, most=1) == [HOSTILE, "C1"]
+        assert _newest_coils(log, 1, chunk=1, most=100) == [HOSTILE]
 
 
 def test_coil_reports_csv_and_html(station):

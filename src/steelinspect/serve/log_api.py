@@ -137,8 +137,11 @@ def _int(value: str | None, name: str, low: int, high: int, default: int | None 
 def _time(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if len(text) > 19 and text[-6] == " ":  # an unescaped "+" in a query string arrives as a space
+        text = text[:-6] + "+" + text[-5:]
     try:
-        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        at = datetime.fromisoformat(text)
     except ValueError:
         raise HTTPException(400, f"{name} must be an ISO-8601 time with its zone (e.g. 2026-01-31T08:00:00Z), "
                                  f"got {value[:40]!r}") from None

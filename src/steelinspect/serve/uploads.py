@@ -91,8 +91,12 @@ async def predict(request: Request,
             continue
         data = await upload.read(limit + 1)
         if len(data) > limit:
-            results.append({"image_id": name, "error": f"larger than {config.max_upload_mb:g} MB "
-                            "(the per-file limit, --max-upload-mb)"})
+            refused = {"image_id": name, "error": f"larger than {config.max_upload_mb:g} MB "
+                       "(the per-file limit, --max-upload-mb)"}
+            if log is not None:  # kept with the other files that could not be inspected
+                await run_in_threadpool(_record, refused, lambda: log.record_problem(name, refused["error"], "upload"),
+                                        "problem_id")
+            results.append(refused)
             continue
         results.append(await run_in_threadpool(inspect_bytes, inspector, name, data, log, models, coil))
     return results
