@@ -1,12 +1,17 @@
-"""A real uvicorn server in a thread, on a port the OS picks, ready once /api/health answers."""
+"""A real uvicorn server in a thread, on a port the OS picks, ready once /api/health answers; headless Chromium."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from contextlib import contextmanager
 
 import httpx
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
 
 
 @contextmanager
@@ -37,3 +42,27 @@ def live_server(app, deadline_s: float = 120.0):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def csp_violations(browser) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by selenium (Debian's chromium and chromium-driver; skipped when absent)."""
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=1400,1100"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for the CSP violations the page logs
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -7,11 +7,9 @@ import shutil
 
 import pytest
 
-from tests.serve.conftest import live_server
+from tests.serve.conftest import csp_violations, live_server
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 # File names that are HTML: were they parsed as HTML, their handlers would set window.pwned and open an alert.
 HOSTILE_IMAGE = '<img src=x onerror="window.pwned=1;alert(1)">.jpg'
 HOSTILE_BROKEN = "<svg onload=window.pwned=2;alert(2)>.png"
@@ -42,29 +40,6 @@ def hostile_server(forced_runs, real_sample, tmp_path_factory):
                                  engine="torch"))
     with live_server(app) as url:
         yield url
-
-
-def csp_violations(browser) -> list[str]:
-    return [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1400,1100"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for the CSP violations the page logs
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_upload_shows_verdict_and_overlay(server, browser, real_sample, tmp_path):
