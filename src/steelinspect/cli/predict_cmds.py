@@ -38,8 +38,8 @@ def predict(
     class_gate: str = typer.Option("drop", "--class-gate", help="With --segment: drop (keep only step 2's classes), scale (min area / class probability) or off."),
     db: str = typer.Option(None, "--db", help="Also record every inspection in this log (sqlite:///runs/inspections.db, postgresql://user@host/db)."),
     coil: str = typer.Option(None, "--coil", help="With --db: the coil (lot) these images are frames of, numbered in file-name order."),
-    ok_below: float = typer.Option(0.3, "--ok-below", help="With --db: p_defect below this is band OK."),
-    ng_above: float = typer.Option(0.7, "--ng-above", help="With --db: p_defect above this is band NG; between the two, REVIEW."),
+    ok_below: float = typer.Option(None, "--ok-below", help="With --db: p_defect below this is band OK (default: the binary run's tuned T1 in bands.json, else 0.3)."),
+    ng_above: float = typer.Option(None, "--ng-above", help="With --db: p_defect above this is band NG; between the two, REVIEW (default: the tuned T2, else 0.7)."),
 ) -> None:
     """Predict defect / clean and the defect classes for every image, streaming, batched; with --segment also
     the defect masks (areas, boxes, Kaggle submission, overlays); with --db every verdict is also logged."""
@@ -57,10 +57,10 @@ def predict(
         from steelinspect.cli.log_cmds import require_db_extra
 
         require_db_extra()
-        from steelinspect.inspect_log import Bands
         from steelinspect.inspect_log.sink import open_sink
 
-        sinking = open_sink(db, Bands(ok_below, ng_above), coil=coil, batch=batch_size)
+        bands = resolve_bands(binary, multiclass, ok_below, ng_above)
+        sinking = open_sink(db, bands, coil=coil, batch=batch_size)
     with sinking as sink:
         if segment is not None:
             _predict_segment(source, binary, multiclass, segment, out_csv, submission, overlays, tta, class_gate,
@@ -80,7 +80,27 @@ def predict(
                            f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
     if sink is not None:
         per_image = 1000 * sink.seconds / max(sink.recorded, 1)
-        out.print(f"logged {sink.recorded} inspections to {sink.log.shown_url} ({per_image:.1f} ms per image)")
+        out.print(f"logged {sink.recorded} inspections to {sink.log.shown_url} ({per_image:.1f} ms per image; "
+                  f"{describe_bands(sink.log.bands)})")
+
+
+def resolve_bands(binary: Path, multiclass: Path, ok_below: float | None = None, ng_above: float | None = None):
+    """The runs' tuned bands (bands.json) when present, else the defaults; --ok-below / --ng-above win for
+    step 1."""
+    from steelinspect.runs.bands import Bands, BandSet, load_bands
+
+    bands = load_bands(binary, multiclass) or BandSet()
+    if ok_below is not None or ng_above is not None:
+        step1 = Bands(bands.step1.t1 if ok_below is None else ok_below, bands.step1.t2 if ng_above is None else ng_above)
+        bands = BandSet(step1, bands.classes)
+    return bands
+
+
+def describe_bands(bands) -> str:
+    text = f"bands: step 1 OK < {bands.step1.t1:.4g}, NG > {bands.step1.t2:.4g}"
+    if bands.classes:
+        text += f", classes {' '.join(map(str, sorted(bands.classes)))} banded"
+    return text
 
 
 def _report(stats, summary: str) -> None:

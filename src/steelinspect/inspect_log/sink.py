@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from steelinspect.inspect_log.bands import Bands
+from steelinspect.inspect_log.bands import Bands, BandSet
 from steelinspect.inspect_log.regions import regions_from_masks
 from steelinspect.inspect_log.store import InspectionLog, open_log
 from steelinspect.runs.store import LoadedRun
@@ -79,7 +79,7 @@ class LogSink:
 
 
 @contextmanager
-def open_sink(url: str, bands: Bands | None = None, coil: str | None = None, batch: int = 16) -> Iterator[LogSink]:
+def open_sink(url: str, bands: Bands | BandSet | None = None, coil: str | None = None, batch: int = 16) -> Iterator[LogSink]:
     """Open the log at `url` and yield a sink into it; buffered rows are written and the log closed on exit."""
     log = open_log(url, bands)
     try:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.errors import LogError
-from steelinspect.inspect_log.bands import BANDS, Bands
+from steelinspect.inspect_log.bands import BANDS, Bands, BandSet, as_band_set
 from steelinspect.inspect_log.models import (
     VERDICTS,
     Defect,
@@ -175,8 +175,9 @@ def _sqlite_setup(engine: Engine) -> None:
 class InspectionLog:
     """An open inspection log. Thread-safe: each call uses its own session from the engine's pool."""
 
-    def __init__(self, engine: Engine, bands: Bands, url: str):
-        self.engine, self.bands, self.url = engine, bands, url
+    def __init__(self, engine: Engine, bands: Bands | BandSet, url: str):
+        self.engine, self.url = engine, url
+        self.bands = as_band_set(bands)  # step 1's bands and the classes' (runs/bands.py)
         self._write_engine = engine.execution_options(steelinspect_write=True)
         self._model_sets: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -246,12 +247,13 @@ class InspectionLog:
         if any(c not in CLASS_IDS for c in classes):
             raise LogError(f"classes must be among {CLASS_IDS}, got {row.get('classes')!r}")
         at = at or datetime.now(timezone.utc)
+        band, uncertainty = self.bands.decide(p_defect, p_class)
         inspection = Inspection(
             image_id=str(row["ImageId"]), path=None if path is None else str(path),
             coil=None if coil is None else str(coil), frame=frame, inspected_at=at, model_set_id=model_set_id,
             p_defect=p_defect, **{f"p_class_{c}": p for c, p in zip(CLASS_IDS, p_class)},
             has_defect=bool(row.get("has_defect", bool(classes))), classes=_classes_text(classes),
-            band=self.bands.band(p_defect), uncertainty=self.bands.uncertainty(p_defect))
+            band=band, uncertainty=uncertainty)
         inspection.decided = [InspectionClass(class_id=c) for c in sorted(set(classes))]
         inspection.defects = [Defect(class_id=d.class_id, area=d.area, x=d.x, y=d.y, width=d.width,
                                      height=d.height, rle=d.rle) for d in defects]
@@ -472,9 +474,10 @@ def _upgrade(engine: Engine, url: str) -> None:
         raise LogError(f"cannot open the inspection log: {detail}", shown(url)) from None
 
 
-def open_log(url: str = DEFAULT_URL, bands: Bands | None = None) -> InspectionLog:
+def open_log(url: str = DEFAULT_URL, bands: Bands | BandSet | None = None) -> InspectionLog:
     """Open (create on first use, migrate to the current schema) the inspection log at a SQLAlchemy URL:
-    sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://user:pw@host/db (psycopg 3)."""
+    sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://user:pw@host/db (psycopg 3).
+    `bands`: step 1's Bands, or a BandSet with the classes' too (runs.bands.load_bands); default 0.3 / 0.7."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
@@ -496,4 +499,4 @@ def open_log(url: str = DEFAULT_URL, bands: Bands | None = None) -> InspectionLo
     except LogError:
         engine.dispose()
         raise
-    return InspectionLog(engine, bands or Bands(), url)
+    return InspectionLog(engine, as_band_set(bands), url)
