@@ -125,3 +125,27 @@ def test_the_figure_is_written(tmp_path):
     d = choose_bands(SCORES, TRUTH, BandTargets(recall=0.8, precision=0.75))
     path = plot_bands({"step 1": d, "class 3": d}, tmp_path / "bands.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_tune_bands_command_writes_both_runs(tiny_runs, synth_dir, tmp_path):
+    import shutil
+
+    from tests.cli_runner import run_cli
+
+    runs = {name: shutil.copytree(src, tmp_path / name) for name, src in tiny_runs.items()}  # shared: copies
+    base = ["tune-bands", "--binary", runs["binary"], "--multiclass", runs["multiclass"], "--data", synth_dir,
+            "--device", "cpu", "--workers", "1"]
+    proc = run_cli(*base, "--target-recall", "1.0", "--review-rate", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "step 1" in proc.stdout and "bands.png" in proc.stdout
+    step1 = read_bands(runs["binary"])
+    classes = read_bands(runs["multiclass"])
+    assert step1["step1"]["cost"]["recall"] == 1.0 and step1["step1"]["cost"]["share_review"] <= 0.1
+    assert step1["tuned"]["split"] == "val" and step1["tuned"]["targets"]["review_rate"] == 0.1
+    splits = json.loads((runs["binary"] / "splits.json").read_text())
+    assert step1["step1"]["cost"]["images"] == len(splits["val"])
+    assert set(classes["classes"]) | set(classes["tuned"]["skipped"]) == {"1", "2", "3", "4"}
+    assert (runs["binary"] / "bands.png").is_file() and (runs["multiclass"] / "bands.png").is_file()
+    loaded = load_bands(runs["binary"], runs["multiclass"])
+    assert loaded.step1.t1 == step1["step1"]["t1"] and set(loaded.classes) == {int(c) for c in classes["classes"]}

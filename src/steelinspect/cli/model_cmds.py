@@ -198,7 +198,8 @@ def tune_bands(
     with progress_bar("scoring validation", None) as advance:
         result = run_tuning(binary, multiclass, data, targets, config, on_image=advance)
     table = Table(title="Bands tuned on validation (OK: p < T1, NG: p > T2, REVIEW between)")
-    for col in ("decision", "T1", "T2", "images", "OK", "REVIEW", "NG", "recall", "NG precision", "missed"):
+    table.add_column("decision", no_wrap=True)
+    for col in ("T1", "T2", "images", "OK", "REVIEW", "NG", "recall", "NG precision", "missed"):
         table.add_column(col, justify="right")
 
     def pct(v):
