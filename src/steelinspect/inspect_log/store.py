@@ -362,12 +362,7 @@ class InspectionLog:
     def query(self, filt: LogFilter = LogFilter(), page_size: int = 50, after: int | None = None) -> Page:
         """One page of inspections matching `filt`, newest first (by id, keyset pagination: a page stays the
         same while rows are added, and the cost does not grow with the page number)."""
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise LogError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
-        statement = select(Inspection).where(*self._where(filt))
-        if after is not None:
-            statement = statement.where(Inspection.id < after)
-        statement = statement.order_by(Inspection.id.desc()).limit(page_size + 1)
+        statement = self.query_statement(filt, page_size, after)
         try:
             with self._session(write=False) as session:
                 rows = session.scalars(statement).all()
@@ -375,6 +370,15 @@ class InspectionLog:
             raise self._fail("query the log", exc) from exc
         entries = [_entry(r) for r in rows[:page_size]]
         return Page(entries, entries[-1].id if len(rows) > page_size else None)
+
+    def query_statement(self, filt: LogFilter = LogFilter(), page_size: int = 50, after: int | None = None):
+        """The SELECT behind `query` (one row more than the page, to know whether another page follows)."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise LogError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
+        statement = select(Inspection).where(*self._where(filt))
+        if after is not None:
+            statement = statement.where(Inspection.id < after)
+        return statement.order_by(Inspection.id.desc()).limit(page_size + 1)
 
     def count(self, filt: LogFilter = LogFilter()) -> int:
         try:
