@@ -91,7 +91,8 @@ def resolve_bands(binary: Path, multiclass: Path, ok_below: float | None = None,
 
     bands = load_bands(binary, multiclass) or BandSet()
     if ok_below is not None or ng_above is not None:
-        step1 = Bands(bands.step1.t1 if ok_below is None else ok_below, bands.step1.t2 if ng_above is None else ng_above)
+        step1 = Bands(bands.step1.t1 if ok_below is None else ok_below,
+                      bands.step1.t2 if ng_above is None else ng_above)
         bands = BandSet(step1, bands.classes)
     return bands
 

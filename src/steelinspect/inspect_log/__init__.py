@@ -12,5 +12,6 @@ from steelinspect.inspect_log.store import (
     open_log,
 )
 
-__all__ = ["BANDS", "Bands", "BandSet", "load_bands", "DefectRegion", "regions_from_masks", "DEFAULT_URL", "Entry", "InspectionLog",
+__all__ = ["BANDS", "Bands", "BandSet", "load_bands",
+           "DefectRegion", "regions_from_masks", "DEFAULT_URL", "Entry", "InspectionLog",
            "LogFilter", "Page", "ReviewedImage", "open_log"]

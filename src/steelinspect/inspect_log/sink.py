@@ -79,7 +79,8 @@ class LogSink:
 
 
 @contextmanager
-def open_sink(url: str, bands: Bands | BandSet | None = None, coil: str | None = None, batch: int = 16) -> Iterator[LogSink]:
+def open_sink(url: str, bands: Bands | BandSet | None = None, coil: str | None = None,
+              batch: int = 16) -> Iterator[LogSink]:
     """Open the log at `url` and yield a sink into it; buffered rows are written and the log closed on exit."""
     log = open_log(url, bands)
     try:
