@@ -149,3 +149,13 @@ def test_tune_bands_command_writes_both_runs(tiny_runs, synth_dir, tmp_path):
     assert (runs["binary"] / "bands.png").is_file() and (runs["multiclass"] / "bands.png").is_file()
     loaded = load_bands(runs["binary"], runs["multiclass"])
     assert loaded.step1.t1 == step1["step1"]["t1"] and set(loaded.classes) == {int(c) for c in classes["classes"]}
+    # Tuned for these weights: no note; retrained afterwards (other weights in model.pt): a note says so.
+    from steelinspect.runs.bands import stale_notes
+    from steelinspect.runs.store import load_run
+
+    loaded = {name: load_run(path) for name, path in runs.items()}
+    assert step1["weights_id"] == loaded["binary"].weights_id and stale_notes(loaded) == []
+    content = read_bands(runs["multiclass"])
+    write_bands(runs["multiclass"], {**content, "weights_id": "0" * 64})
+    (note,) = stale_notes(loaded)
+    assert "multiclass run's bands.json was tuned for other weights" in note and "tune-bands again" in note

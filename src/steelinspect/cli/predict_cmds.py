@@ -79,6 +79,8 @@ def predict(
             _report(stats, f"{stats.images} images, {stats.defects} with defects, {len(stats.skipped)} skipped; "
                            f"{stats.images_per_s:.1f} images/s; wrote {out_csv}")
     if sink is not None:
+        for note in sink.notes:
+            err.print(styled("note", "yellow", f" {note}"))
         per_image = 1000 * sink.seconds / max(sink.recorded, 1)
         out.print(f"logged {sink.recorded} inspections to {sink.log.shown_url} ({per_image:.1f} ms per image; "
                   f"{describe_bands(sink.log.bands)})")

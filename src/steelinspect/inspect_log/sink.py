@@ -12,6 +12,7 @@ from typing import Iterable, Iterator
 from steelinspect.inspect_log.bands import Bands, BandSet
 from steelinspect.inspect_log.regions import regions_from_masks
 from steelinspect.inspect_log.store import InspectionLog, open_log
+from steelinspect.runs.bands import stale_notes
 from steelinspect.runs.store import LoadedRun
 
 
@@ -36,11 +37,14 @@ class LogSink:
         self.models: dict = {}
         self.recorded = 0
         self.seconds = 0.0  # time spent logging (regions + database), to compare with the prediction's
+        self.notes: list[str] = []  # e.g. bands tuned for other weights than the runs now hold
         self._pending: list[tuple] = []
 
     def start(self, runs: dict[str, LoadedRun]) -> None:
         self.flush()  # rows already buffered belong to the previous models
         self.models = {role: describe_run(run) for role, run in runs.items()}
+        self.notes += [n for n in stale_notes({r: runs[r] for r in ("binary", "multiclass") if r in runs})
+                       if n not in self.notes]
 
     def add(self, row: dict, result=None) -> None:
         start = time.perf_counter()

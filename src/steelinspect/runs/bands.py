@@ -182,6 +182,23 @@ def load_bands(binary_run: str | Path | None, multiclass_run: str | Path | None)
     return BandSet(step1 or Bands(), classes)
 
 
+def stale_notes(runs: dict) -> list[str]:
+    """One note per run whose bands.json was tuned for other weights than the run now holds (it was retrained
+    after `tune-bands`): its bands still apply, but were chosen for another model. `runs`: role -> LoadedRun."""
+    notes = []
+    for role, run in runs.items():
+        try:
+            content = read_bands(run.run_dir)
+        except RunError as exc:
+            notes.append(str(exc))
+            continue
+        tuned_for = (content or {}).get("weights_id")
+        if tuned_for and run.weights_id and tuned_for != run.weights_id:
+            notes.append(f"the {role} run's {BANDS_FILE} was tuned for other weights ({tuned_for[:12]}, the run "
+                         f"holds {run.weights_id[:12]}): run tune-bands again")
+    return notes
+
+
 def _report_decision(decision: dict) -> dict:
     curve = decision.get("curve") or {}
     return {"t1": float(decision["t1"]), "t2": float(decision["t2"]),
