@@ -2,7 +2,7 @@
 the same full-size 1600x256 images, for the classifier cascade alone and for cascade + segmenter; and the History
 queries over a large log.
 
-    python bench/inspect_log.py --images 32 [--db sqlite:////tmp/x.db | postgresql://...] [--out results.json]
+    python bench/inspect_log.py --images 32 [--skip-segment] [--db sqlite:////tmp/x.db | postgresql://...] [--out r.json]
     nice -n 10 python bench/inspect_log.py --history-rows 1000000 [--db URL]   # the History queries only
 
 Models are freshly initialised default architectures (bench/inference.py's fresh_runs; speed does not depend on
