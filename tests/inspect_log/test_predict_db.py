@@ -104,3 +104,37 @@ def test_predict_db_logs_unreadable_files_as_problems(tiny_runs, forced_runs, sy
         for p in problems:
             assert (p.path, p.source, p.size) == (str(images / "broken.jpg"), "predict", 14)
             assert "not a readable image" in p.message and p.mtime_ns == (images / "broken.jpg").stat().st_mtime_ns
+
+
+def test_predict_db_uses_the_runs_tuned_bands(tiny_runs, synth_dir, tmp_path):
+    """bands.json in the runs (as tune-bands writes them) decide the band; --ok-below / --ng-above still win for
+    step 1 and keep the classes' bands."""
+    import shutil
+
+    from steelinspect.cli.predict_cmds import resolve_bands
+    from steelinspect.runs.bands import Bands, BandSet, write_bands
+
+    runs = {name: shutil.copytree(src, tmp_path / name) for name, src in tiny_runs.items()}  # shared: copies
+    curve = {"threshold": [0.0], "precision": [0.5], "recall": [1.0]}
+    write_bands(runs["binary"], {"role": "step1", "step1": {"t1": 0.0, "t2": 0.0, "curve": curve}})
+    write_bands(runs["multiclass"], {"role": "classes", "classes": {
+        "3": {"t1": 0.0, "t2": 1.0, "curve": curve}}})  # class 3 always in REVIEW
+    images = list_images(synth_dir / "train_images")[:8]
+    url = f"sqlite:///{tmp_path / 'tuned.db'}"
+    proc = run("predict", *images, "--binary", runs["binary"], "--multiclass", runs["multiclass"], "--out",
+               tmp_path / "p.csv", "--workers", "1", "--device", "cpu", "--db", url)
+    assert proc.returncode == 0, proc.stderr
+    assert "bands: step 1 OK < 0, NG > 0, classes 3 banded" in proc.stdout
+    tuned = BandSet(Bands(0.0, 0.0), {3: Bands(0.0, 1.0)})
+    with open_log(url) as log:
+        entries = _all(log)
+        assert len(entries) == 8
+        # Step 1 never says OK at T1 = 0 and class 3 is always in REVIEW: every image goes to a person.
+        assert all(e.band == "REVIEW" for e in entries)
+        for e in entries:
+            assert (e.band, e.uncertainty) == pytest.approx(tuned.decide(e.p_defect, e.p_class))
+        assert log.models(entries[0].model_set_id)["bands"] == tuned.to_dict()
+    assert resolve_bands(runs["binary"], runs["multiclass"]) == tuned
+    assert resolve_bands(runs["binary"], runs["multiclass"], 0.4, 0.6) == BandSet(Bands(0.4, 0.6), tuned.classes)
+    assert resolve_bands(runs["binary"], runs["multiclass"], None, 0.6) == BandSet(Bands(0.0, 0.6), tuned.classes)
+    assert resolve_bands(tiny_runs["binary"], tiny_runs["multiclass"]) == BandSet()  # untuned: the defaults

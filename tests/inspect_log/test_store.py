@@ -44,14 +44,15 @@ def test_the_migration_creates_the_schema_the_models_describe(log):
     tables = set(sa_inspect(log.engine).get_table_names())
     assert {"model_set", "inspection", "inspection_class", "defect", "review", "alembic_version"} <= tables
     with log.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         # Types are compared by alembic's default rules; a column, index or constraint left out of the
         # migration (or of the models) shows up here.
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diffs == []
     indexes = {ix["name"] for ix in sa_inspect(log.engine).get_indexes("inspection")}
     assert {"ix_inspection_coil_frame", "ix_inspection_band_id", "ix_inspection_inspected_at",
-            "ix_inspection_band_uncertainty", "ix_inspection_path"} <= indexes
+            "ix_inspection_band_uncertainty", "ix_inspection_path", "ix_inspection_coil_id",
+            "ix_inspection_band_inspected_at"} <= indexes
 
 
 def test_a_log_written_at_the_first_schema_is_migrated_with_its_rows(log_url):
@@ -285,3 +286,27 @@ def test_a_bad_url_is_one_clear_error(tmp_path):
         open_log("inspections.db")
     with pytest.raises(LogError, match="SQLite or PostgreSQL"):
         open_log("mysql+pymysql://u@localhost/x")
+
+
+def test_sqlite_statistics_are_refreshed_at_open(tmp_path):
+    """Without sqlite_stat1 SQLite cannot tell a coil from a band and may walk a whole band for a coil's page:
+    open_log takes (sampled) statistics when there are none, an index lacks them, or the log has doubled."""
+    url = f"sqlite:///{tmp_path / 'stats.db'}"
+
+    def stats(log) -> dict:
+        with log.engine.connect() as conn:
+            return dict(conn.execute(text("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'inspection'")).all())
+
+    row = {"ImageId": "a.jpg", "p_defect": 0.5, "p_class_1": 0.1, "p_class_2": 0.1, "p_class_3": 0.9,
+           "p_class_4": 0.1, "classes": "3"}
+    with open_log(url) as log:
+        log.record_many([(row, (), f"C{i % 3}", i, None, None) for i in range(10)])
+    with open_log(url) as log:
+        first = stats(log)
+        assert {"ix_inspection_coil_id", "ix_inspection_band_inspected_at", "ix_inspection_band_id"} <= set(first)
+        log.record_many([(row, (), "C9", i, None, None) for i in range(5)])
+    with open_log(url) as log:
+        assert stats(log) == first  # grown by half: the statistics still hold
+        log.record_many([(row, (), "C9", i, None, None) for i in range(20)])
+    with open_log(url) as log:
+        assert int(stats(log)["ix_inspection_band_id"].split()[0]) == 35

@@ -301,11 +301,14 @@ def test_one_inspection_with_its_pictures(station):
 def test_health_bands_and_a_server_without_tokens(log_url, tiny_runs, inspector, tmp_path):
     import shutil
 
+    from steelinspect.runs.bands import write_bands
+
     binary = shutil.copytree(tiny_runs["binary"], tmp_path / "binary")
+    multiclass = shutil.copytree(tiny_runs["multiclass"], tmp_path / "multiclass")
     curve = {"threshold": [0.2, 0.5], "precision": [0.6, 0.9], "recall": [0.95, 0.7]}
-    (binary / "bands.json").write_text(json.dumps({"step1": {"t1": 0.2, "t2": 0.6, "curve": curve},
-                                                   "classes": {"3": {"t1": 0.4, "t2": 0.5, "curve": curve}}}))
-    config = ServeConfig(binary=binary, multiclass=tiny_runs["multiclass"], engine="torch", db=log_url)
+    write_bands(binary, {"step1": {"t1": 0.2, "t2": 0.6, "curve": curve}})
+    write_bands(multiclass, {"classes": {"3": {"t1": 0.4, "t2": 0.5, "curve": curve}}})
+    config = ServeConfig(binary=binary, multiclass=multiclass, engine="torch", db=log_url)
     with TestClient(create_app(config, inspector)) as client:
         health = client.get("/api/health").json()
         assert health["log"]["enabled"] is True and health["writes"] is False

@@ -68,9 +68,13 @@ def station(tiny_runs, tmp_path_factory):
     token_file = root / "tokens"
     token = add_token(token_file, "anna")
     # Tuned bands (as tune-bands writes them) in a copy of the binary run: the Review tab draws their curves.
+    from steelinspect.runs.bands import write_bands
+
     binary = Path(shutil.copytree(tiny_runs["binary"], root / "binary"))
-    (binary / "bands.json").write_text(json.dumps({"step1": band(0.3, 0.7), "classes": {"3": band(0.2, 0.6)}}))
-    app = create_app(ServeConfig(binary=binary, multiclass=tiny_runs["multiclass"], engine="torch", db=url,
+    multiclass = Path(shutil.copytree(tiny_runs["multiclass"], root / "multiclass"))
+    write_bands(binary, {"step1": band(0.3, 0.7)})
+    write_bands(multiclass, {"classes": {"3": band(0.2, 0.6)}})
+    app = create_app(ServeConfig(binary=binary, multiclass=multiclass, engine="torch", db=url,
                                  token_file=token_file))
     with live_server(app) as base:
         yield {"url": base, "db": url, "ids": ids, "token": token}

@@ -56,8 +56,8 @@ def watch(
     device: str = typer.Option("auto", "--device"),
     engine: str = typer.Option("auto", "--engine", help="auto (on CPU: the int8 export, else the float ONNX export, else PyTorch), int8, onnx or torch."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (PyTorch autocast)."),
-    ok_below: float = typer.Option(0.3, "--ok-below", help="p_defect below this is band OK."),
-    ng_above: float = typer.Option(0.7, "--ng-above", help="p_defect above this is band NG; between the two, REVIEW."),
+    ok_below: float = typer.Option(None, "--ok-below", help="p_defect below this is band OK (default: the binary run's tuned T1 in bands.json, else 0.3)."),
+    ng_above: float = typer.Option(None, "--ng-above", help="p_defect above this is band NG; between the two, REVIEW (default: the tuned T2, else 0.7)."),
 ) -> None:
     """Follow a folder a camera writes into: inspect each new image once, in (coil, frame) order, into the log.
     Restart-safe (files already in the log are skipped); Ctrl-C stops after the current batch."""
@@ -66,7 +66,7 @@ def watch(
     import threading
 
     from steelinspect.infer.config import PredictConfig
-    from steelinspect.inspect_log import Bands, open_log
+    from steelinspect.inspect_log import open_log
     from steelinspect.inspect_log.naming import CoilNaming
     from steelinspect.inspect_log.watch import FrameInspector, WatchConfig, watch as run_watch
 
@@ -87,7 +87,9 @@ def watch(
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    with open_log(db, Bands(ok_below, ng_above)) as log:
+    from steelinspect.runs.bands import resolve_bands
+
+    with open_log(db, resolve_bands(binary, multiclass, ok_below, ng_above)) as log:
         inspector = FrameInspector(config)
         for note in inspector.notes:
             err.print(styled("note", "yellow", f" {note}"))

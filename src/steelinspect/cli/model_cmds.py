@@ -172,7 +172,52 @@ def tune_gate(
               f"{list(result.postprocess.min_areas)}")
 
 
+def tune_bands(
+    binary: Path = typer.Option(..., "--binary", help="Run directory of the step 1 model (step 1's bands go here)."),
+    multiclass: Path = typer.Option(..., "--multiclass", help="Run directory of the step 2 model (the classes' bands go here)."),
+    data: Path = typer.Option(..., "--data", help="The DATA_DIR the runs were trained on (their validation splits are used)."),
+    target_recall: float = typer.Option(0.99, "--target-recall", help="Share of the true positives T1 must send out of OK."),
+    target_precision: float = typer.Option(None, "--target-precision", help="T2: the smallest threshold whose NG band reaches this precision (default 0.95)."),
+    review_rate: float = typer.Option(None, "--review-rate", help="T2 instead: the threshold that puts at most this share of the images into REVIEW."),
+    device: str = DEVICE,
+    engine: str = typer.Option("auto", "--engine", help="As predict's: the scores are tuned on what predict computes."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    workers: int = typer.Option(4, "--workers", help="Threads decoding images ahead of the model."),
+) -> None:
+    """Tune the OK / REVIEW / NG thresholds (T1, T2) of step 1 and of each class on the runs' validation splits;
+    write bands.json and bands.png into both runs (predict --db, serve --db and watch use them)."""
+    from steelinspect.cli.progress import progress_bar
+    from steelinspect.infer.cascade import PredictConfig
+    from steelinspect.tuning.bands import BandTargets, tune_bands as run_tuning
+
+    if target_precision is None and review_rate is None:
+        target_precision = 0.95
+    targets = BandTargets(recall=target_recall, precision=target_precision, review_rate=review_rate)
+    targets.validate()  # before any model loads
+    config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine)
+    with progress_bar("scoring validation", None) as advance:
+        result = run_tuning(binary, multiclass, data, targets, config, on_image=advance)
+    table = Table(title="Bands tuned on validation (OK: p < T1, NG: p > T2, REVIEW between)")
+    table.add_column("decision", no_wrap=True)
+    for col in ("T1", "T2", "images", "OK", "REVIEW", "NG", "recall", "NG precision", "missed"):
+        table.add_column(col, justify="right")
+
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.1f}%"
+
+    for name, d in [("step 1", result.step1), *((f"class {c}", d) for c, d in result.classes.items())]:
+        c = d.cost
+        table.add_row(name, f"{d.t1:.4f}", f"{d.t2:.4f}", str(c["images"]), pct(c["share_ok"]),
+                      pct(c["share_review"]), pct(c["share_ng"]), pct(c["recall"]), pct(c["precision"]),
+                      str(c["missed"]))
+    out.print(table)
+    for class_id, why in result.skipped.items():
+        out.print(f"class {class_id} not banded: {why}")
+    out.print("wrote " + ", ".join(map(str, result.files)))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
     app.command()(evaluate)
     app.command("tune-gate")(tune_gate)
+    app.command("tune-bands")(tune_bands)

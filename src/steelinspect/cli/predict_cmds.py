@@ -38,8 +38,8 @@ def predict(
     class_gate: str = typer.Option("drop", "--class-gate", help="With --segment: drop (keep only step 2's classes), scale (min area / class probability) or off."),
     db: str = typer.Option(None, "--db", help="Also record every inspection in this log (sqlite:///runs/inspections.db, postgresql://user@host/db)."),
     coil: str = typer.Option(None, "--coil", help="With --db: the coil (lot) these images are frames of, numbered in file-name order."),
-    ok_below: float = typer.Option(0.3, "--ok-below", help="With --db: p_defect below this is band OK."),
-    ng_above: float = typer.Option(0.7, "--ng-above", help="With --db: p_defect above this is band NG; between the two, REVIEW."),
+    ok_below: float = typer.Option(None, "--ok-below", help="With --db: p_defect below this is band OK (default: the binary run's tuned T1 in bands.json, else 0.3)."),
+    ng_above: float = typer.Option(None, "--ng-above", help="With --db: p_defect above this is band NG; between the two, REVIEW (default: the tuned T2, else 0.7)."),
     processes: int = typer.Option(1, "--processes", help="Worker processes on this machine, each predicting every Nth image; the outputs are merged into exactly what one process writes. Under torchrun leave it at 1 (the ranks are the processes)."),
     threads: int = typer.Option(None, "--threads", help="Model threads per process (default: with --processes or torchrun, this machine's cores divided among its processes; else PyTorch's / ONNX Runtime's own)."),
 ) -> None:
@@ -63,11 +63,14 @@ def predict(
         from steelinspect.cli.log_cmds import require_db_extra
 
         require_db_extra()
-        from steelinspect.inspect_log import Bands
         from steelinspect.inspect_log.sink import open_sink
 
+        from steelinspect.runs.bands import resolve_bands
+
+        bands = resolve_bands(binary, multiclass, ok_below, ng_above)
+
         def open_db():
-            return open_sink(db, Bands(ok_below, ng_above), coil=coil, batch=batch_size)
+            return open_sink(db, bands, coil=coil, batch=batch_size)
 
         sinking = open_db() if processes == 1 and not launched_by_torchrun() else nullcontext()
     if processes != 1 or launched_by_torchrun():
@@ -107,10 +110,12 @@ def _summary(stats, out_csv, submission=None, overlays=None) -> str:
 
 def _report_sink(sink) -> None:
     if sink is not None:
+        for note in sink.notes:
+            err.print(styled("note", "yellow", f" {note}"))
         per_image = 1000 * sink.seconds / max(sink.recorded, 1)
         problems = f", {sink.problems} unreadable files as problems" if sink.problems else ""
         out.print(f"logged {sink.recorded} inspections{problems} to {sink.log.shown_url} "
-                  f"({per_image:.1f} ms per image)")
+                  f"({per_image:.1f} ms per image; {describe_bands(sink.log.bands)})")
 
 
 def _predict_sharded(job, images: list[Path], processes: int, open_db) -> None:
@@ -136,6 +141,13 @@ def _predict_sharded(job, images: list[Path], processes: int, open_db) -> None:
         outputs = job.outputs
         _report(result.stats, _summary(result.stats, outputs.predictions, outputs.submission, outputs.overlays))
         _report_sink(result.sink)
+
+
+def describe_bands(bands) -> str:
+    text = f"bands: step 1 OK < {bands.step1.t1:.4g}, NG > {bands.step1.t2:.4g}"
+    if bands.classes:
+        text += f", classes {' '.join(map(str, sorted(bands.classes)))} banded"
+    return text
 
 
 def _report(stats, summary: str) -> None:

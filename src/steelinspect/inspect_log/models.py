@@ -115,6 +115,9 @@ class Inspection(Base):
         Index("ix_inspection_image_id", "image_id"),
         Index("ix_inspection_band_uncertainty", "band", "uncertainty"),
         Index("ix_inspection_path", "path"),
+        # 0003: a coil pages by id without walking a whole band; a band within a time window ranges over time.
+        Index("ix_inspection_coil_id", "coil", "id"),
+        Index("ix_inspection_band_inspected_at", "band", "inspected_at"),
     )
 
 

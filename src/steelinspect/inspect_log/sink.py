@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from steelinspect.errors import Problem
-from steelinspect.inspect_log.bands import Bands
+from steelinspect.inspect_log.bands import Bands, BandSet
 from steelinspect.inspect_log.regions import regions_from_masks
 from steelinspect.inspect_log.store import InspectionLog, open_log
+from steelinspect.runs.bands import stale_notes
 from steelinspect.runs.store import LoadedRun
 
 
@@ -39,11 +40,14 @@ class LogSink:
         self.recorded = 0
         self.problems = 0
         self.seconds = 0.0  # time spent logging (regions + database), to compare with the prediction's
+        self.notes: list[str] = []  # e.g. bands tuned for other weights than the runs now hold
         self._pending: list[tuple] = []
 
     def start(self, runs: dict[str, LoadedRun]) -> None:
         self.flush()  # rows already buffered belong to the previous models
         self.models = {role: describe_run(run) for role, run in runs.items()}
+        self.notes += [n for n in stale_notes({r: runs[r] for r in ("binary", "multiclass") if r in runs})
+                       if n not in self.notes]
 
     def add(self, row: dict, result=None) -> None:
         start = time.perf_counter()
@@ -94,7 +98,8 @@ class LogSink:
 
 
 @contextmanager
-def open_sink(url: str, bands: Bands | None = None, coil: str | None = None, batch: int = 16) -> Iterator[LogSink]:
+def open_sink(url: str, bands: Bands | BandSet | None = None, coil: str | None = None,
+              batch: int = 16) -> Iterator[LogSink]:
     """Open the log at `url` and yield a sink into it; buffered rows are written and the log closed on exit."""
     log = open_log(url, bands)
     try:

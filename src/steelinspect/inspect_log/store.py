@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.errors import LogError
-from steelinspect.inspect_log.bands import BANDS, Bands
+from steelinspect.inspect_log.bands import BANDS, Bands, BandSet, as_band_set
 from steelinspect.inspect_log.models import (
     VERDICTS,
     Defect,
@@ -175,8 +175,9 @@ def _sqlite_setup(engine: Engine) -> None:
 class InspectionLog:
     """An open inspection log. Thread-safe: each call uses its own session from the engine's pool."""
 
-    def __init__(self, engine: Engine, bands: Bands, url: str):
-        self.engine, self.bands, self.url = engine, bands, url
+    def __init__(self, engine: Engine, bands: Bands | BandSet, url: str):
+        self.engine, self.url = engine, url
+        self.bands = as_band_set(bands)  # step 1's bands and the classes' (runs/bands.py)
         self._write_engine = engine.execution_options(steelinspect_write=True)
         self._model_sets: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -246,12 +247,13 @@ class InspectionLog:
         if any(c not in CLASS_IDS for c in classes):
             raise LogError(f"classes must be among {CLASS_IDS}, got {row.get('classes')!r}")
         at = at or datetime.now(timezone.utc)
+        band, uncertainty = self.bands.decide(p_defect, p_class)
         inspection = Inspection(
             image_id=str(row["ImageId"]), path=None if path is None else str(path),
             coil=None if coil is None else str(coil), frame=frame, inspected_at=at, model_set_id=model_set_id,
             p_defect=p_defect, **{f"p_class_{c}": p for c, p in zip(CLASS_IDS, p_class)},
             has_defect=bool(row.get("has_defect", bool(classes))), classes=_classes_text(classes),
-            band=self.bands.band(p_defect), uncertainty=self.bands.uncertainty(p_defect))
+            band=band, uncertainty=uncertainty)
         inspection.decided = [InspectionClass(class_id=c) for c in sorted(set(classes))]
         inspection.defects = [Defect(class_id=d.class_id, area=d.area, x=d.x, y=d.y, width=d.width,
                                      height=d.height, rle=d.rle) for d in defects]
@@ -394,12 +396,7 @@ class InspectionLog:
     def query(self, filt: LogFilter = LogFilter(), page_size: int = 50, after: int | None = None) -> Page:
         """One page of inspections matching `filt`, newest first (by id, keyset pagination: a page stays the
         same while rows are added, and the cost does not grow with the page number)."""
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise LogError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
-        statement = select(Inspection).where(*self._where(filt))
-        if after is not None:
-            statement = statement.where(Inspection.id < after)
-        statement = statement.order_by(Inspection.id.desc()).limit(page_size + 1)
+        statement = self.query_statement(filt, page_size, after)
         try:
             with self._session(write=False) as session:
                 rows = session.scalars(statement).all()
@@ -407,6 +404,15 @@ class InspectionLog:
             raise self._fail("query the log", exc) from exc
         entries = [_entry(r) for r in rows[:page_size]]
         return Page(entries, entries[-1].id if len(rows) > page_size else None)
+
+    def query_statement(self, filt: LogFilter = LogFilter(), page_size: int = 50, after: int | None = None):
+        """The SELECT behind `query` (one row more than the page, to know whether another page follows)."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise LogError(f"page size must be 1 to {MAX_PAGE_SIZE}, got {page_size}")
+        statement = select(Inspection).where(*self._where(filt))
+        if after is not None:
+            statement = statement.where(Inspection.id < after)
+        return statement.order_by(Inspection.id.desc()).limit(page_size + 1)
 
     def count(self, filt: LogFilter = LogFilter()) -> int:
         try:
@@ -529,6 +535,33 @@ def _apply_reviews(row: Inspection) -> ReviewedImage:
     return ReviewedImage(_entry(row), tuple(classes), regions, reviews)
 
 
+SQLITE_ANALYSIS_LIMIT = 1000  # rows sampled per index: approximate statistics in ~60 ms at a million rows
+
+
+def _refresh_statistics(connection) -> None:
+    """SQLite plans from sqlite_stat1; without it (a log never analysed) it cannot tell a coil (a thousand rows)
+    from a band (a third of the log) and may walk a whole band for a coil's page. Sampled ANALYZE at open when
+    the inspection table has no statistics, an index without them, or has doubled since they were taken;
+    PostgreSQL's autovacuum does this there."""
+    has_stats = connection.exec_driver_sql(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'").scalar()
+    rows = connection.exec_driver_sql("SELECT coalesce(max(id), 0) FROM inspection").scalar()
+    if rows == 0:
+        return
+    if has_stats:
+        indexes = connection.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inspection'").scalar()
+        analysed = connection.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'inspection' AND idx IS NOT NULL").scalar()
+        stat = connection.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_inspection_band_id'").scalar()
+        known = int(stat.split()[0]) if stat else 0
+        if analysed >= indexes and known and rows < 2 * known:  # a migration's new index has no statistics yet
+            return
+    connection.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
+    connection.exec_driver_sql("ANALYZE")
+
+
 def _upgrade(engine: Engine, url: str) -> None:
     """Bring the database to the newest schema (creating it on first use). Runs in one transaction that holds
     the write lock (SQLite) or an advisory lock (PostgreSQL), so two processes opening a new log at once do
@@ -546,6 +579,8 @@ def _upgrade(engine: Engine, url: str) -> None:
                 connection.execute(text("SELECT pg_advisory_xact_lock(7262012)"))  # any fixed number of ours
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            if engine.dialect.name == "sqlite":
+                _refresh_statistics(connection)
     except CommandError as exc:  # e.g. a database written by a newer steelinspect
         raise LogError(f"cannot bring the inspection log's schema up to date: {exc}", shown(url)) from None
     except SQLAlchemyError as exc:
@@ -553,9 +588,10 @@ def _upgrade(engine: Engine, url: str) -> None:
         raise LogError(f"cannot open the inspection log: {detail}", shown(url)) from None
 
 
-def open_log(url: str = DEFAULT_URL, bands: Bands | None = None) -> InspectionLog:
+def open_log(url: str = DEFAULT_URL, bands: Bands | BandSet | None = None) -> InspectionLog:
     """Open (create on first use, migrate to the current schema) the inspection log at a SQLAlchemy URL:
-    sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://user:pw@host/db (psycopg 3)."""
+    sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://user:pw@host/db (psycopg 3).
+    `bands`: step 1's Bands, or a BandSet with the classes' too (runs.bands.load_bands); default 0.3 / 0.7."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
@@ -577,4 +613,4 @@ def open_log(url: str = DEFAULT_URL, bands: Bands | None = None) -> InspectionLo
     except LogError:
         engine.dispose()
         raise
-    return InspectionLog(engine, bands or Bands(), url)
+    return InspectionLog(engine, as_band_set(bands), url)

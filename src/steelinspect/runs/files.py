@@ -12,6 +12,8 @@ RUN_DIR/
   evaluation.json  `steelinspect evaluate`'s default output
   model.onnx       `steelinspect export`'s output
   model.int8.onnx  `steelinspect export --int8`'s output (ONNX Runtime static quantization, accuracy-guarded)
+  bands.json       `steelinspect tune-bands`' OK / REVIEW / NG thresholds with their PR curves (runs/bands.py)
+  bands.png        those PR curves with T1 / T2 marked
 """
 
 CONFIG_FILE = "config.json"
@@ -24,3 +26,5 @@ METRICS_FILE = "metrics.json"
 EVALUATION_FILE = "evaluation.json"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+BANDS_FILE = "bands.json"
+BANDS_FIGURE = "bands.png"

@@ -107,8 +107,11 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
     """The app, with models loaded now (bad run directories fail here, before the server starts)."""
     # The quick checks first: a bad token file, bands file or database URL fails before any model loads.
     tokens = TokenStore(config.token_file) if config.token_file is not None else None
-    bands_info = log_api.read_bands([config.binary, config.multiclass])
-    log = _open_log(config, bands_info.bands()) if config.db else None
+    from steelinspect.runs.bands import BandSet, bands_report, load_bands
+
+    bands = load_bands(config.binary, config.multiclass) or BandSet()  # the runs' tune-bands, else the defaults
+    report = bands_report(config.binary, config.multiclass)
+    log = _open_log(config, bands) if config.db else None
     try:
         inspector = inspector or Inspector(config.binary, config.multiclass, config.segment,
                                            PredictConfig(batch_size=1, workers=1, engine=config.engine,
@@ -132,7 +135,7 @@ def create_app(config: ServeConfig, inspector: Inspector | None = None) -> FastA
     app = FastAPI(title="steelinspect", description="Steel-plate defect inspection (Severstal format).",
                   version="0.1.0", lifespan=lifespan)
     app.state.config, app.state.inspector, app.state.browser = config, inspector, browser
-    app.state.tokens, app.state.log, app.state.bands_info = tokens, log, bands_info
+    app.state.tokens, app.state.log, app.state.bands_report = tokens, log, report
     app.state.upload_models = _upload_models(inspector) if log is not None else None
 
     def needs_token(path: str) -> bool:  # writes: reviews always, uploads when they are recorded

@@ -31,57 +31,9 @@ from steelinspect.serve.auth import reviewer
 from steelinspect.serve.render import pictures
 
 router = APIRouter()
-BANDS_FILE = "bands.json"  # written into a run by `steelinspect tune-bands`
 MAX_REVIEW_BYTES = 16 * 1024  # a review is a verdict, a few classes and a note
 MAX_NOTE_CHARS = 2000
 REVIEW_FIELDS = ("verdict", "classes", "defect_id", "note")
-
-
-# --- the tuned bands ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class BandsInfo:
-    """What the runs' bands.json files say: step 1's T1/T2 and curve, and the classes' (as /api/log/bands shows)."""
-
-    step1: dict | None
-    classes: dict
-
-    @property
-    def available(self) -> bool:
-        return self.step1 is not None or bool(self.classes)
-
-    def bands(self) -> Bands:
-        """The bands new inspections are recorded with: step 1's tuned T1/T2, else the defaults."""
-        if self.step1 is None:
-            return Bands()
-        try:
-            return Bands(float(self.step1["t1"]), float(self.step1["t2"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"step1 needs numbers t1 <= t2 ({exc})", BANDS_FILE) from None
-
-    def to_json(self) -> dict:
-        return {"available": self.available, "step1": self.step1, "classes": self.classes}
-
-
-def read_bands(run_dirs: list[Path]) -> BandsInfo:
-    """The bands.json of the given runs (step 1's run first); a missing file is no bands, a malformed one an
-    error at start."""
-    step1, classes = None, {}
-    for run_dir in run_dirs:
-        path = Path(run_dir) / BANDS_FILE
-        if not path.is_file():
-            continue
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the tuned bands: {exc}", path) from None
-        if not isinstance(found, dict):
-            raise ConfigError("the tuned bands must be a JSON object", path)
-        if step1 is None and isinstance(found.get("step1"), dict):
-            step1 = found["step1"]
-        if isinstance(found.get("classes"), dict):
-            classes = {str(k): v for k, v in found["classes"].items() if str(k) in {str(c) for c in CLASS_IDS}}
-    return BandsInfo(step1, classes)
 
 
 # --- shared pieces -----------------------------------------------------------------------------------------------
@@ -394,4 +346,4 @@ async def coil_view(request: Request, coil: str) -> dict:
 
 @router.get("/api/log/bands")
 async def bands(request: Request) -> dict:
-    return request.app.state.bands_info.to_json()
+    return request.app.state.bands_report  # runs.bands.bands_report, read once at start
