@@ -72,7 +72,9 @@ class Inspector:
             engine = make_engine(run, self.config)
             self.segment = SegmentStep(run, SegmentOptions(tta=tta), engine)
         self.lock = threading.Lock()
-        self.runs = {"binary": str(binary), "multiclass": str(multiclass), "segment": None if segment is None else str(segment)}
+        shown = lambda p: str(p) if isinstance(p, (str, Path)) else [str(q) for q in p]  # noqa: E731 (ensembles: lists)
+        self.runs = {"binary": shown(binary), "multiclass": shown(multiclass),
+                     "segment": None if segment is None else shown(segment)}
 
     def inspect(self, gray: np.ndarray, image_id: str = "image") -> Inspection:
         notices = []
