@@ -20,6 +20,7 @@ checkpoint, the others start.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -69,6 +70,8 @@ def train_folds(config: TrainConfig, progress: bool = True, log: Callable[[str],
         member.resume = (member.out / CHECKPOINT_FILE).is_file()
         say(f"fold {k}/{config.folds}" + (" (resuming)" if member.resume else ""))
         train(member, progress=progress, log=log)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun the folds train on every process; one finishes them
+        return parent
     return finish_folds(parent, config, say)
 
 
