@@ -139,11 +139,11 @@ def finish_folds(parent: str | Path, config: TrainConfig, say=lambda _msg: None)
         part = collect(ensemble.model, task, images, test_frame, ensemble.preprocess, device, config.batch_size,
                        config.workers)
         test_metrics = task.metrics(part, params)
-    member_test = {m: (read_metrics(parent / m).get("test") or {}).get(task.score_key) for m in members}
-    metrics = {"oof": oof_metrics, "test": test_metrics, "members_test": {task.score_key: member_test},
+    key = "dice_kaggle" if config.head == "segment" else task.score_key  # the segmenter's with its tuned setting
+    member_test = {m: (read_metrics(parent / m).get("test") or {}).get(key) for m in members}
+    metrics = {"oof": oof_metrics, "test": test_metrics, "members_test": {key: member_test},
                **task.param_fields(params)}
     write_json(parent / METRICS_FILE, metrics)
-    key = "dice_kaggle" if config.head == "segment" else task.score_key
     if test_metrics is not None:
         singles = [v for v in member_test.values() if v is not None]
         say(f"ensemble of {config.folds}: out-of-fold {key} {oof_metrics[key]:.4f}; test {key} "
