@@ -11,7 +11,8 @@ from steelinspect.infer.config import DEFAULT_TOLERANCE_DICE, DEFAULT_TOLERANCE_
 
 
 def export(
-    run_dir: Path = typer.Argument(..., help="Run directory of a trained model."),
+    run_dirs: list[Path] = typer.Argument(..., help="Run directory of a trained model, a --folds parent or several "
+                                          "run directories: each member is exported (and guarded) on its own."),
     fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
     int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (ONNX Runtime static "
                               "quantization), kept only if it scores within the tolerance of float on the run's "
@@ -40,14 +41,19 @@ def export(
                         tolerance_f1=tolerance_f1, tolerance_dice=tolerance_dice,
                         data=str(data) if data else None)
     config.validate()  # before the float export, so a bad option changes nothing
-    report = export_onnx(run_dir)
-    out.print(f"wrote {report.path}; ONNX Runtime matches PyTorch within {report.max_abs_diff:.1e} "
-              f"on a {report.checked_shape} batch")
-    if int8:
-        q = export_int8(run_dir, config)
-        out.print(f"wrote {q.path} ({q.activations.upper()}S8, calibrated on {q.calibration} images); validation "
-                  f"{q.metric} int8 {q.int8_score:.4f} vs float {q.float_score:.4f} ({q.delta:+.4f}, tolerance "
-                  f"{q.tolerance:g}) on {q.images} images")
+    from steelinspect.runs.ensemble import member_dirs
+
+    # An ensemble is exported member by member: each member's graph is checked against its own weights and, with
+    # --int8, guarded on its own validation split (a fold member's: its fold).
+    for run_dir in member_dirs(run_dirs):
+        report = export_onnx(run_dir)
+        out.print(f"wrote {report.path}; ONNX Runtime matches PyTorch within {report.max_abs_diff:.1e} "
+                  f"on a {report.checked_shape} batch")
+        if int8:
+            q = export_int8(run_dir, config)
+            out.print(f"wrote {q.path} ({q.activations.upper()}S8, calibrated on {q.calibration} images); validation "
+                      f"{q.metric} int8 {q.int8_score:.4f} vs float {q.float_score:.4f} ({q.delta:+.4f}, tolerance "
+                      f"{q.tolerance:g}) on {q.images} images")
 
 
 def register(app: typer.Typer) -> None:

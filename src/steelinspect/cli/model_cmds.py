@@ -51,6 +51,8 @@ DEVICE = typer.Option(default("device"), "--device", help="auto (cuda, mps, cpu)
 WORKERS = typer.Option(default("workers"), "--workers", help="Data loader worker processes (0: load in the main process).")
 RESUME = typer.Option(default("resume"), "--resume", help="Continue an interrupted run from its last checkpoint.")
 WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
+FOLDS = typer.Option(default("folds"), "--folds", help="Train K runs on K stratified folds into one parent (OUT/fold_1.."
+                     "fold_K, out-of-fold predictions, an ensemble tuned on them); the test split stays out of all.")
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
 
@@ -72,10 +74,11 @@ def _classifier(task: str):
         resume: bool = RESUME,
         weights: Path = WEIGHTS,
         init: Path = INIT,
+        folds: int = FOLDS,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
-                          workers=workers, resume=resume, weights=weights, init=init))
+                          workers=workers, resume=resume, weights=weights, init=init, folds=folds))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -104,17 +107,19 @@ def segment(
     resume: bool = RESUME,
     weights: Path = WEIGHTS,
     init: Path = INIT,
+    folds: int = FOLDS,
 ) -> None:
     """Segmenter: UNet, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
 
     _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
-                      resume=resume, weights=weights, init=init))
+                      resume=resume, weights=weights, init=init, folds=folds))
 
 
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory of a trained model."),
+    run_dirs: list[Path] = typer.Argument(..., help="Run directory of a trained model, a --folds parent, or "
+                                          "several run directories (an ensemble: probabilities averaged)."),
     data: Path = typer.Option(..., "--data", help="Labelled DATA_DIR to score on."),
     out_json: Path = typer.Option(None, "--out", help="Where to write the metrics (default RUN_DIR/evaluation.json)."),
     device: str = DEVICE,
@@ -125,10 +130,15 @@ def evaluate(
     from steelinspect.runs.files import EVALUATION_FILE
     from steelinspect.train.evaluate import evaluate as run_evaluate
 
+    from steelinspect.errors import ConfigError
+
+    if len(run_dirs) > 1 and out_json is None:
+        raise ConfigError("several run directories: say where to write the metrics with --out")
+    run_dir = runs_arg(run_dirs)
     metrics = run_evaluate(run_dir, data, device=device, workers=workers)
-    target = out_json or run_dir / EVALUATION_FILE
+    target = out_json or run_dirs[0] / EVALUATION_FILE
     write_json(target, metrics)
-    table = Table(title=f"{run_dir} on {data}")
+    table = Table(title=f"{' + '.join(map(str, run_dirs))} on {data}")
     keys = [k for k in ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "dice_kaggle") if
             any(isinstance(m, dict) and k in m for m in metrics.values())]
     table.add_column("split")
@@ -142,9 +152,12 @@ def evaluate(
 
 
 def tune_gate(
-    segment: Path = typer.Argument(..., help="Run directory of a segment model (its post-processing is re-tuned)."),
-    binary: Path = typer.Option(..., "--binary", help="Run directory of the step 1 model."),
-    multiclass: Path = typer.Option(..., "--multiclass", help="Run directory of the step 2 model."),
+    segment: Path = typer.Argument(..., help="Run directory of a segment model, or a --folds parent (tuned on its "
+                                   "out-of-fold predictions); its post-processing is re-tuned."),
+    binary: list[Path] = typer.Option(..., "--binary", help="Run directory of the step 1 model, or a --folds parent "
+                                      "(repeat for several runs averaged)."),
+    multiclass: list[Path] = typer.Option(..., "--multiclass", help="Run directory of the step 2 model, or a --folds "
+                                          "parent (repeat for several runs averaged)."),
     data: Path = typer.Option(..., "--data", help="The DATA_DIR the segment run was trained on."),
     class_gate: str = typer.Option("drop", "--class-gate", help="drop (step 1 and step 2 gate) or off (step 1 only)."),
     device: str = DEVICE,
@@ -159,10 +172,11 @@ def tune_gate(
     from steelinspect.tuning.gate import tune_with_gate
 
     splits = read_json(segment / SPLITS_FILE) if (segment / SPLITS_FILE).is_file() else {}
-    total = len(splits.get("val", [])) + len(splits.get("test", []))
+    # A --folds parent scores every non-test image once (out of fold) and its test split.
+    total = len(splits.get("val", []) or splits.get("train", [])) + len(splits.get("test", []))
     with progress_bar("tuning", total) as advance:
-        result = tune_with_gate(segment, binary, multiclass, data, class_gate, PredictConfig(device=device),
-                                on_image=advance)
+        result = tune_with_gate(segment, runs_arg(binary), runs_arg(multiclass), data, class_gate,
+                                PredictConfig(device=device), on_image=advance)
     out.print(score_table(result.reports["gated_tuned"], title=f"{segment}: test split, gated ({class_gate}), re-tuned"))
     r = result.reports
     out.print(f"test Kaggle Dice: all-empty {r['alone'].dice_empty_baseline:.4f}; segmenter alone "
@@ -214,6 +228,12 @@ def tune_bands(
     for class_id, why in result.skipped.items():
         out.print(f"class {class_id} not banded: {why}")
     out.print("wrote " + ", ".join(map(str, result.files)))
+
+
+def runs_arg(paths: list[Path]) -> Path | list[Path]:
+    """What a repeatable run option means to the library: one run directory (or fold parent) as itself, several as
+    the list (an ensemble)."""
+    return paths[0] if len(paths) == 1 else list(paths)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,8 +11,9 @@ from steelinspect.cli.console import err, out, styled
 from steelinspect.cli.progress import progress_bar
 
 
-BINARY = typer.Option(..., "--binary", help="Run directory of the step-1 (defect or clean) model.")
-MULTICLASS = typer.Option(..., "--multiclass", help="Run directory of the step-2 (which class) model.")
+ENSEMBLE_HELP = ", or a --folds parent; repeat for several runs (an ensemble: probabilities averaged)."
+BINARY = typer.Option(..., "--binary", help="Run directory of the step-1 (defect or clean) model" + ENSEMBLE_HELP)
+MULTICLASS = typer.Option(..., "--multiclass", help="Run directory of the step-2 (which class) model" + ENSEMBLE_HELP)
 
 
 def _count(images: list[Path]) -> int:
@@ -23,15 +24,16 @@ def _count(images: list[Path]) -> int:
 
 def predict(
     images: list[Path] = typer.Argument(..., help="A folder of images, or image files."),
-    binary: Path = BINARY,
-    multiclass: Path = MULTICLASS,
+    binary: list[Path] = BINARY,
+    multiclass: list[Path] = MULTICLASS,
     out_csv: Path = typer.Option(Path("predictions.csv"), "--out", help="Where to write one row per image."),
     batch_size: int = typer.Option(16, "--batch-size"),
     workers: int = typer.Option(4, "--workers", help="Threads decoding images ahead of the model."),
     device: str = typer.Option("auto", "--device"),
     engine: str = typer.Option("auto", "--engine", help="auto (on CPU: the int8 export, else the float ONNX export, else PyTorch), int8, onnx or torch."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (PyTorch autocast: fast on CPUs with AMX / AVX-512 BF16 and on GPUs)."),
-    segment: Path = typer.Option(None, "--segment", help="Run directory of a segment model: adds masks, areas, boxes."),
+    segment: list[Path] = typer.Option(None, "--segment", help="Run directory of a segment model (adds masks, areas, "
+                                       "boxes)" + ENSEMBLE_HELP),
     submission: Path = typer.Option(None, "--submission", help="With --segment: write a Kaggle submission CSV."),
     overlays: Path = typer.Option(None, "--overlays", help="With --segment: write PNG mask overlays into this folder."),
     tta: bool = typer.Option(False, "--tta", help="With --segment: average the segmenter over horizontal and vertical flips."),
@@ -52,6 +54,10 @@ def predict(
     from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict as run_predict, write_predictions
     from steelinspect.infer.shard import launched_by_torchrun
 
+    from steelinspect.cli.model_cmds import runs_arg
+
+    binary, multiclass = runs_arg(binary), runs_arg(multiclass)
+    segment = runs_arg(segment) if segment else None
     config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine, precision=precision,
                            threads=threads)
     source = images if len(images) > 1 else images[0]
@@ -172,8 +178,8 @@ def _predict_segment(source, binary, multiclass, segment, out_csv, submission, o
 
 
 def evaluate_cascade(
-    binary: Path = BINARY,
-    multiclass: Path = MULTICLASS,
+    binary: list[Path] = BINARY,
+    multiclass: list[Path] = MULTICLASS,
     data: Path = typer.Option(..., "--data", help="Labelled DATA_DIR (best: images neither run trained on)."),
     out_json: Path = typer.Option(None, "--out", help="Also write the metrics as JSON."),
     batch_size: int = typer.Option(16, "--batch-size"),
@@ -185,8 +191,10 @@ def evaluate_cascade(
     from steelinspect.io import write_json
     from steelinspect.metrics.cascade import CASCADE_COLUMNS, cascade_rows
 
+    from steelinspect.cli.model_cmds import runs_arg
+
     with progress_bar("predicting", None) as advance:
-        metrics = score_cascade(binary, multiclass, data, batch_size=batch_size, workers=workers, device=device,
+        metrics = score_cascade(runs_arg(binary), runs_arg(multiclass), data, batch_size=batch_size, workers=workers, device=device,
                                 on_image=advance)
     table = Table(title=f"Cascade on {data} ({metrics['images']} images)")
     for col in CASCADE_COLUMNS:

@@ -10,9 +10,12 @@ from steelinspect.cli.console import err, out
 
 
 def serve(
-    binary: Path = typer.Option(..., "--binary", help="Run directory of the step-1 model."),
-    multiclass: Path = typer.Option(..., "--multiclass", help="Run directory of the step-2 model."),
-    segment: Path = typer.Option(None, "--segment", help="Run directory of a segment model (adds masks)."),
+    binary: list[Path] = typer.Option(..., "--binary", help="Run directory of the step-1 model, or a --folds parent "
+                                      "(repeat for several runs averaged)."),
+    multiclass: list[Path] = typer.Option(..., "--multiclass", help="Run directory of the step-2 model, or a --folds "
+                                          "parent (repeat for several runs averaged)."),
+    segment: list[Path] = typer.Option(None, "--segment", help="Run directory of a segment model (adds masks), or a "
+                                       "--folds parent (repeat for several runs averaged)."),
     data: Path = typer.Option(None, "--data", help="A labelled DATA_DIR to browse (truth beside prediction)."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
@@ -37,6 +40,7 @@ def serve(
                                          "reads, and serves on a loopback host only."),
 ) -> None:
     """Serve the inspection page: upload or browse images, see defects, classes and sizes."""
+    from steelinspect.cli.model_cmds import runs_arg
     from steelinspect.serve.app import ServeConfig, serve as run_server
 
     if db:
@@ -44,7 +48,8 @@ def serve(
 
         require_db_extra()
     # The config checks the host and the token file before any model loads: a refusal is immediate.
-    run_server(ServeConfig(binary=binary, multiclass=multiclass, segment=segment, data=data, host=host, port=port,
+    run_server(ServeConfig(binary=runs_arg(binary), multiclass=runs_arg(multiclass),
+                           segment=runs_arg(segment) if segment else None, data=data, host=host, port=port,
                            max_upload_mb=max_upload_mb, max_files=max_files, max_request_mb=max_request_mb,
                            request_timeout=request_timeout, follow_symlinks=follow_symlinks, engine=engine,
                            precision=precision, tta=tta, db=db, token_file=token_file))

@@ -23,7 +23,8 @@ from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch, iter_batches
 from steelinspect.io import atomic_write
 from steelinspect.postprocess.activations import sigmoid, softmax
-from steelinspect.runs.store import LoadedRun, load_run
+from steelinspect.runs.ensemble import load_model
+from steelinspect.runs.store import LoadedRun
 
 PREDICTION_COLUMNS = ["ImageId", "p_defect", "has_defect", *(f"p_class_{c}" for c in CLASS_IDS), "classes"]
 
@@ -57,7 +58,7 @@ class Cascade:
 
     @classmethod
     def from_runs(cls, binary_dir: str | Path, multiclass_dir: str | Path, config: PredictConfig) -> "Cascade":
-        return cls(load_run(binary_dir), load_run(multiclass_dir), config)
+        return cls(load_model(binary_dir), load_model(multiclass_dir), config)
 
     @property
     def notes(self) -> list[str]:

@@ -23,6 +23,7 @@ import torch
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.config import PredictConfig
 from steelinspect.runs.files import MODEL_FILE
+from steelinspect.runs.ensemble import Ensemble, average_as_logits
 from steelinspect.runs.store import LoadedRun
 
 
@@ -104,13 +105,31 @@ def _onnxruntime() -> bool:
     return True
 
 
+class EnsembleEngine:
+    """An ensemble's members, each on its own engine (as make_engine picks for it: an int8 or float export where
+    the member has an up-to-date one), on the same batch; returns logits whose activation is the members' mean
+    probability (runs/ensemble.average_as_logits)."""
+
+    def __init__(self, run: Ensemble, engines: list):
+        self.run, self.engines = run, engines
+        self.name = "+".join(dict.fromkeys(e.name for e in engines))
+        self.note = "; ".join(dict.fromkeys(f"{m.run_dir.name}: {e.note}" for m, e in zip(run.members, engines)
+                                            if e.note))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        logits = [torch.from_numpy(np.asarray(engine(batch), dtype=np.float32)) for engine in self.engines]
+        return average_as_logits(logits, self.run.head).numpy()
+
+
 def make_engine(run: LoadedRun, config: PredictConfig):
-    """The engine for a run. auto: on CPU with fp32 asked for, the up-to-date int8 export, else the up-to-date
+    """The engine for a run (an ensemble: one per member, averaged, EnsembleEngine). auto: on CPU with fp32 asked for, the up-to-date int8 export, else the up-to-date
     float export (ONNX Runtime), else PyTorch; PyTorch on CUDA or with bf16."""
     from steelinspect.device import resolve_device
     from steelinspect.infer.export import onnx_path
 
     config.validate()
+    if isinstance(run, Ensemble):
+        return EnsembleEngine(run, [make_engine(member, config) for member in run.members])
     device = resolve_device(config.device)
     if config.engine in ("onnx", "int8"):
         if device.type != "cpu":

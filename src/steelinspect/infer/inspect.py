@@ -19,7 +19,7 @@ from steelinspect.data.images import resize
 from steelinspect.infer.cascade import Cascade, PredictConfig, row_classes
 from steelinspect.infer.engines import make_engine
 from steelinspect.infer.loader import Batch
-from steelinspect.runs.store import load_run
+from steelinspect.runs.ensemble import load_model
 
 
 @dataclass
@@ -68,11 +68,13 @@ class Inspector:
         if segment is not None:
             from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep
 
-            run = load_run(segment)
+            run = load_model(segment)
             engine = make_engine(run, self.config)
             self.segment = SegmentStep(run, SegmentOptions(tta=tta), engine)
         self.lock = threading.Lock()
-        self.runs = {"binary": str(binary), "multiclass": str(multiclass), "segment": None if segment is None else str(segment)}
+        shown = lambda p: str(p) if isinstance(p, (str, Path)) else [str(q) for q in p]  # noqa: E731 (ensembles: lists)
+        self.runs = {"binary": shown(binary), "multiclass": shown(multiclass),
+                     "segment": None if segment is None else shown(segment)}
 
     def inspect(self, gray: np.ndarray, image_id: str = "image") -> Inspection:
         notices = []

@@ -42,7 +42,8 @@ from steelinspect.infer.loader import iter_batches
 from steelinspect.infer.submission import SubmissionWriter
 from steelinspect.postprocess.masks import GATE_MODES, ClassRegions, PostProcess
 from steelinspect.postprocess.segmenter import segment_probs, to_full_size
-from steelinspect.runs.store import LoadedRun, load_run
+from steelinspect.runs.ensemble import load_model
+from steelinspect.runs.store import LoadedRun
 
 SEGMENT_COLUMNS = [*(f"area_{c}" for c in CLASS_IDS), *(f"boxes_{c}" for c in CLASS_IDS)]
 
@@ -160,7 +161,7 @@ def load_pipeline(binary: str | Path, multiclass: str | Path, segment: str | Pat
     config.validate()
     options.validate()
     cascade = Cascade.from_runs(binary, multiclass, config)
-    seg_run = load_run(segment)
+    seg_run = load_model(segment)
     return cascade, SegmentStep(seg_run, options, make_engine(seg_run, config))
 
 

@@ -462,12 +462,12 @@ def _spawned(job: ShardJob, processes: int, open_sink, on_image) -> ShardRun:
 
 def _described_runs(job: ShardJob) -> dict:
     """The runs by role, for the log (loaded here: the workers hold theirs in other processes)."""
-    from steelinspect.runs.store import load_run
+    from steelinspect.runs.ensemble import load_model
 
     roles = {"binary": job.binary, "multiclass": job.multiclass}
     if job.segment is not None:
         roles["segment"] = job.segment
-    return {role: load_run(path) for role, path in roles.items()}
+    return {role: load_model(path) for role, path in roles.items()}
 
 
 def _worker(job: ShardJob, rank: int, world: int, parts: Path, counter) -> None:

@@ -26,6 +26,9 @@ def describe_run(run: LoadedRun) -> dict:
         described["postprocess"] = run.postprocess
     if run.onnx_export:
         described["onnx_sha256"] = run.onnx_export.get("sha256")
+    members = getattr(run, "members", None)  # an ensemble (runs/ensemble.py): each member as it is described alone
+    if members:
+        described["members"] = [describe_run(m) for m in members]
     return described
 
 

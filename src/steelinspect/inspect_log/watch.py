@@ -45,7 +45,7 @@ from steelinspect.inspect_log.naming import CoilNaming, FrameName, NamingError, 
 from steelinspect.inspect_log.regions import regions_from_masks
 from steelinspect.inspect_log.sink import describe_run
 from steelinspect.inspect_log.store import InspectionLog
-from steelinspect.runs.store import load_run
+from steelinspect.runs.ensemble import load_model
 
 SOURCE = "watch"  # problem.source of the watcher's problems
 JPEG_START, JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
@@ -193,7 +193,7 @@ class FrameInspector:
         runs = {"binary": self.cascade.binary, "multiclass": self.cascade.multiclass}
         self.step = None
         if config.segment is not None:
-            seg_run = load_run(config.segment)
+            seg_run = load_model(config.segment)
             self.step = SegmentStep(seg_run, config.segment_options, make_engine(seg_run, config.predict))
             runs["segment"] = seg_run
         self.models = {role: describe_run(run) for role, run in runs.items()}

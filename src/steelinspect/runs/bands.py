@@ -129,7 +129,10 @@ def write_bands(run_dir: str | Path, content: dict) -> Path:
 
 
 def read_bands(run_dir: str | Path) -> dict | None:
-    """A run's bands.json as written, or None when the run has none. A damaged file raises RunError."""
+    """A run's bands.json as written, or None when the run has none. A damaged file raises RunError. Several
+    runs given together (an ensemble) have no bands of their own; a --folds parent keeps its own bands.json."""
+    if isinstance(run_dir, (list, tuple)):
+        return None
     path = bands_path(run_dir)
     if not path.is_file():
         return None

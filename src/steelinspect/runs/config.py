@@ -41,6 +41,10 @@ class TrainConfig:
     resume: bool = False
     augment: bool = True
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
+    # K-fold training (train/folds.py): folds > 1 makes `out` a parent of K runs fold_1..fold_K; in fold run k,
+    # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
+    folds: int = 1
+    fold: int = 0
 
     def __post_init__(self) -> None:
         for key, value in TASK_DEFAULTS.get(self.task, {}).items():
@@ -66,6 +70,10 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        if self.folds < 1 or self.folds == 1 and self.fold:
+            raise ConfigError(f"--folds must be 1 (no folds) or at least 2, got {self.folds}")
+        if not 0 <= self.fold <= self.folds:
+            raise ConfigError(f"fold {self.fold} is not one of 1..{self.folds}")
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")

@@ -14,6 +14,16 @@ RUN_DIR/
   model.int8.onnx  `steelinspect export --int8`'s output (ONNX Runtime static quantization, accuracy-guarded)
   bands.json       `steelinspect tune-bands`' OK / REVIEW / NG thresholds with their PR curves (runs/bands.py)
   bands.png        those PR curves with T1 / T2 marked
+
+A K-fold parent (`train ... --folds K`, train/folds.py; an ensemble, runs/ensemble.py):
+PARENT/
+  config.json      TrainConfig with folds=K (fold 0), read back on --resume
+  fold_1 .. fold_K ordinary run directories, fold k validating on fold k
+  splits.json      "train": every image some member trained on (the training-data guard), "test": held out
+  oof.csv          classifiers: every non-test image's probabilities from the member that did not train on it
+  oof.npz          segmenter: per image the Dice of every post-processing candidate (not the masks)
+  ensemble.json    the members and the ensemble's decision parameters, tuned on the out-of-fold predictions
+  metrics.json     out-of-fold and test metrics of the ensemble
 """
 
 CONFIG_FILE = "config.json"
@@ -28,3 +38,7 @@ ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 BANDS_FILE = "bands.json"
 BANDS_FIGURE = "bands.png"
+ENSEMBLE_FILE = "ensemble.json"
+OOF_CSV = "oof.csv"
+OOF_NPZ = "oof.npz"
+FOLD_PREFIX = "fold_"

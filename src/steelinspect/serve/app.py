@@ -50,9 +50,9 @@ STATIC = Path(__file__).parent / "static"
 
 @dataclass
 class ServeConfig:
-    binary: Path
-    multiclass: Path
-    segment: Path | None = None
+    binary: Path | list[Path]  # a run directory or fold parent; a list: several runs averaged (an ensemble)
+    multiclass: Path | list[Path]
+    segment: Path | list[Path] | None = None
     data: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8000

@@ -18,21 +18,25 @@ from steelinspect.data.splits import frames_from_ids, select_images
 from steelinspect.device import resolve_device
 from steelinspect.io import read_json
 from steelinspect.runs.files import SPLITS_FILE
-from steelinspect.runs.store import load_run
+from steelinspect.runs.ensemble import Ensemble, load_model
 from steelinspect.train import distributed
 from steelinspect.train.loop import evaluate_loader
 from steelinspect.train.tasks import make_task
 
 
-def evaluate(run_dir: str | Path, data: str | Path, device: str = "auto", batch_size: int = 16, workers: int = 2) -> dict:
-    run_dir, data = Path(run_dir), Path(data)
+def evaluate(run_dir: str | Path | list, data: str | Path, device: str = "auto", batch_size: int = 16, workers: int = 2) -> dict:
+    data = Path(data)
     dev = resolve_device(device)
-    run = load_run(run_dir, dev)
+    run = load_model(run_dir, dev)  # a run, a fold parent, or several run directories (an ensemble)
+    run_dir = run.run_dir
     layout = data_dir(data)
     master = build_master(data)
     task = make_task(run.head)
     task.set_loss_weights(run.loss_weights)
-    same_data = Path(run.config.data).resolve() == data.resolve() and (run_dir / SPLITS_FILE).is_file()
+    # Run directories given together have no splits of their own: scored on every image, like another dataset.
+    together = isinstance(run, Ensemble) and run.parent is None
+    same_data = (Path(run.config.data).resolve() == data.resolve() and (run_dir / SPLITS_FILE).is_file()
+                 and not together)
     if same_data:
         frames = frames_from_ids(master, read_json(run_dir / SPLITS_FILE))
     else:

@@ -25,6 +25,7 @@ from steelinspect.data.dataset import EpochSampler
 from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
+from steelinspect.data.folds import make_fold_splits
 from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
 from steelinspect.data.transforms import Preprocess
 from steelinspect.device import resolve_device
@@ -98,8 +99,13 @@ def _gathered(collector: Collector, d: distributed.Dist) -> Collector:
 
 
 def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None] | None = None) -> Path:
-    """Train one model as configured and return its run directory."""
+    """Train one model as configured and return its run directory (with --folds K: K runs in one parent,
+    train/folds.py)."""
     config.validate()
+    if config.folds > 1 and not config.fold:
+        from steelinspect.train.folds import train_folds
+
+        return train_folds(config, progress, log)
     device = resolve_device(config.device)
     d = distributed.setup(device)
     if device.type == "cuda" and d.enabled:
@@ -188,9 +194,13 @@ def _splits(config: TrainConfig, stored: dict[str, list[str]] | None, is_main: b
     """The same splits on every process: fixed by the seed (and written with the config), or read back when
     resuming."""
     master = build_master(config.data)
-    if stored is None:
+    if stored is None and config.fold:  # one run of a --folds parent (train/folds.py)
+        splits = make_fold_splits(master, config.head, config.protocol, config.per_class, config.seed, config.folds,
+                                  config.fold, config.val_fraction, config.test_fraction)
+    elif stored is None:
         splits = make_splits(master, config.head, config.protocol, config.per_class, config.seed,
                              config.val_fraction, config.test_fraction)
+    if stored is None:
         if is_main:
             write_json(Path(config.out) / SPLITS_FILE, split_ids(splits))
             write_json(Path(config.out) / CONFIG_FILE, config.to_dict())

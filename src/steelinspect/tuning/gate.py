@@ -34,7 +34,8 @@ from steelinspect.postprocess.grid import PostprocessGrid
 from steelinspect.postprocess.masks import PostProcess
 from steelinspect.postprocess.segmenter import segment_probs, to_full_size
 from steelinspect.runs.files import METRICS_FILE, SPLITS_FILE
-from steelinspect.runs.store import check_not_trained_on, load_run, read_metrics, update_model_params
+from steelinspect.runs.ensemble import Ensemble, load_model, member_dirs, store_params
+from steelinspect.runs.store import check_not_trained_on, load_run, read_metrics
 
 GATES = ("drop", "off")  # "off": step 1's gate alone
 
@@ -92,6 +93,37 @@ def _score_split(ids: list[str], master, images: Path, cascade: Cascade, seg, en
     return GatedSplit(np.stack(dice), np.stack(predicted), np.stack(positive), np.array(keep, dtype=bool))
 
 
+def _shown(paths) -> str | list[str]:
+    return str(paths) if isinstance(paths, (str, Path)) else [str(p) for p in paths]
+
+
+def _check_classifiers(runs: list, image_ids: list[str]) -> None:
+    """A gate that trained on these images would score them too well: every member of every classifier is checked."""
+    for run_dir in (d for r in runs for d in member_dirs(r)):
+        check_not_trained_on(run_dir, image_ids, "the classifier run")
+
+
+def _out_of_fold(seg: Ensemble, binary, multiclass, master, images: Path, grid: PostprocessGrid, class_gate: str,
+                 config: PredictConfig, on_image) -> GatedSplit:
+    """A --folds segmenter's validation side: fold k's images, segmented by member k and gated by the classifiers'
+    member k (fold parents of the same K and seed, so none of the three trained on fold k)."""
+    classifiers = [member_dirs(binary), member_dirs(multiclass)]
+    if any(len(c) != len(seg.members) for c in classifiers):
+        raise RunError(f"a --folds segmenter is tuned on its out-of-fold predictions, gated fold by fold: give "
+                       f"--binary and --multiclass as --folds parents of the same {len(seg.members)} folds and "
+                       "--seed", seg.run_dir)
+    parts = []
+    for member, bin_dir, multi_dir in zip(seg.members, *classifiers):
+        ids = read_json(member.run_dir / SPLITS_FILE)["val"]
+        for run_dir in (bin_dir, multi_dir):
+            check_not_trained_on(run_dir, ids, "the classifier run")
+        cascade = Cascade(load_run(bin_dir), load_run(multi_dir), config)
+        parts.append(_score_split(ids, master, images, cascade, member, make_engine(member, config), grid,
+                                  class_gate, config, on_image))
+    return GatedSplit(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("dice", "predicted", "positive",
+                                                                                 "keep")))
+
+
 def tune_with_gate(
     segment: str | Path,
     binary: str | Path,
@@ -102,29 +134,42 @@ def tune_with_gate(
     on_image: Callable[[int], None] | None = None,
 ) -> GatedTuning:
     """Tune the segment run's post-processing on its validation split with the classifiers' gate applied, score
-    its test split, and store both in the run (model.pt's post-processing, metrics.json's "gated")."""
+    its test split, and store both in the run (model.pt's post-processing, metrics.json's "gated").
+
+    A --folds segment parent (an ensemble) is tuned on its out-of-fold predictions instead, member k on fold k
+    gated by the classifiers' member k (`binary` and `multiclass` then fold parents of the same K and seed), its
+    test split scored by the whole ensembles, the setting stored in its ensemble.json. `binary` and `multiclass`
+    may be ensembles (a fold parent, or a list of run directories) for a single segment run too."""
     if class_gate not in GATES:
         raise ConfigError(f"--class-gate must be one of {', '.join(GATES)} for tuning, got {class_gate!r}")
     config = config or PredictConfig()
     config.validate()
-    segment = Path(segment)
-    seg = load_run(segment)
+    seg = load_model(segment)
+    segment = Path(seg.run_dir)
     if seg.head != "segment":
         raise RunError(f"needs a segment run, this one is {seg.head!r}", segment)
+    if isinstance(seg, Ensemble) and seg.parent is None:
+        raise RunError("tune-gate stores the setting in the segment run: give one run or a --folds parent, not "
+                       "several run directories", segment)
     master = build_master(data)
     splits = frames_from_ids(master, read_json(segment / SPLITS_FILE))
-    ids = {name: splits[name].ImageId.tolist() for name in ("val", "test")}
-    if not ids["val"] or not ids["test"]:
-        raise RunError("the segment run has no validation or test images to tune and score on", segment)
-    for run_dir in (binary, multiclass):  # a gate that saw these images would score them too well
-        check_not_trained_on(run_dir, ids["val"] + ids["test"], "the classifier run")
-    cascade = Cascade.from_runs(binary, multiclass, config)
-    engine = make_engine(seg, config)
     grid = PostprocessGrid()
     images = data_dir(data).images
+    test_ids = splits["test"].ImageId.tolist()
+    val_ids = [] if isinstance(seg, Ensemble) else splits["val"].ImageId.tolist()
+    if not test_ids or not (val_ids or isinstance(seg, Ensemble)):
+        raise RunError("the segment run has no validation or test images to tune and score on", segment)
+    _check_classifiers([binary, multiclass], val_ids + test_ids)
+    cascade = Cascade.from_runs(binary, multiclass, config)
+    engine = make_engine(seg, config)
     with torch.inference_mode():
-        parts = {name: _score_split(split_ids, master, images, cascade, seg, engine, grid, class_gate, config, on_image)
-                 for name, split_ids in ids.items()}
+        if isinstance(seg, Ensemble):  # tuned on the out-of-fold predictions, fold by fold
+            val = _out_of_fold(seg, binary, multiclass, master, images, grid, class_gate, config, on_image)
+        else:
+            val = _score_split(val_ids, master, images, cascade, seg, engine, grid, class_gate, config, on_image)
+        parts = {"val": val,
+                 "test": _score_split(test_ids, master, images, cascade, seg, engine, grid, class_gate, config,
+                                      on_image)}
     dice, _ = parts["val"].gated()
     tuned = grid.best(dice.mean(axis=0))
     tuned = PostProcess(tuned.thresholds, tuned.min_areas, gate=class_gate)
@@ -137,7 +182,8 @@ def tune_with_gate(
         "gated_tuned": parts["test"].report(grid, tuned, gate=True),
         "val_gated_tuned": parts["val"].report(grid, tuned, gate=True),
     })
-    update_model_params(segment, postprocess=tuned.to_dict())
-    metrics["gated"] = {**result.to_dict(), "binary": str(binary), "multiclass": str(multiclass)}
+    store_params(seg, postprocess=tuned.to_dict())
+    metrics["gated"] = {**result.to_dict(), "binary": _shown(binary), "multiclass": _shown(multiclass),
+                        "tuned_on": "out-of-fold predictions" if isinstance(seg, Ensemble) else "validation split"}
     write_json(metrics_file, metrics)
     return result
