@@ -50,7 +50,8 @@ SEED = typer.Option(default("seed"), "--seed", help="Fixes splits, sampling, aug
 DEVICE = typer.Option(default("device"), "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
 WORKERS = typer.Option(default("workers"), "--workers", help="Data loader worker processes (0: load in the main process).")
 RESUME = typer.Option(default("resume"), "--resume", help="Continue an interrupted run from its last checkpoint.")
-WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
+WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision ResNet/ResNeXt state dict (.pth) of the --arch's encoder to start from "
+                       "(resnet18/34/50, resnext50_32x4d).")
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
 
@@ -65,7 +66,7 @@ def _classifier(task: str):
         batch_size: int = typer.Option(default("batch_size", task), "--batch-size"),
         lr: float = LR,
         image_size: str = typer.Option(_size(task), "--image-size", help="HxW the images are resized to."),
-        arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18 or resnet34."),
+        arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18, resnet34, resnet50 or resnext50 (ResNeXt-50 32x4d)."),
         seed: int = SEED,
         device: str = DEVICE,
         workers: int = WORKERS,
@@ -97,7 +98,7 @@ def segment(
     lr: float = LR,
     image_size: str = typer.Option(_size("segment"), "--image-size", help="HxW the whole image is resized to (full size by default)."),
     crop_width: str = typer.Option("..".join(map(str, default("crop_width"))), "--crop-width", help="Training crop widths MIN..MAX in pixels of --image-size (one width per epoch; 'none': whole images)."),
-    arch: str = typer.Option(default("arch", "segment"), "--arch", help="unet_resnet18 or unet_resnet34."),
+    arch: str = typer.Option(default("arch", "segment"), "--arch", help="unet_ or fpn_ with resnet18, resnet34, resnet50 or resnext50 (e.g. fpn_resnet50)."),
     seed: int = SEED,
     device: str = DEVICE,
     workers: int = WORKERS,
