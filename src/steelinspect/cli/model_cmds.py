@@ -28,7 +28,7 @@ def build_config(task: str, data: Path, out_dir: Path, **options) -> "TrainConfi
 
 
 def _run(config) -> None:
-    from steelinspect.train.api import train
+    from steelinspect.pseudo.api import train  # train.api.train, after pseudo-labelling when --pseudo is given
 
     run_dir = train(config, progress=True, log=out.print)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 speaks
@@ -55,6 +55,15 @@ WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision ResNet
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
 
+PSEUDO = typer.Option(default("pseudo"), "--pseudo", help="Folder of unlabelled images: --teacher labels them, the "
+                      "confident ones join every training batch (recorded in RUN_DIR/pseudo.json).")
+TEACHER = typer.Option(default("teacher"), "--teacher", help="Run directory that pseudo-labels --pseudo (the same "
+                       "task: a multiclass run for multiclass, a segment run for segment).")
+PSEUDO_CONFIDENCE = typer.Option(default("pseudo_confidence"), "--pseudo-confidence", help="Keep an image only when "
+                                 "every probability is >= C or <= 1-C (per class; per pixel for the segmenter).")
+PSEUDO_SHARE = typer.Option(default("pseudo_share"), "--pseudo-share", help="Share of every training batch that is "
+                            "pseudo-labelled.")
+
 
 def _classifier(task: str):
     def command(
@@ -73,10 +82,15 @@ def _classifier(task: str):
         resume: bool = RESUME,
         weights: Path = WEIGHTS,
         init: Path = INIT,
+        pseudo: Path = PSEUDO,
+        teacher: Path = TEACHER,
+        pseudo_confidence: float = PSEUDO_CONFIDENCE,
+        pseudo_share: float = PSEUDO_SHARE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
-                          workers=workers, resume=resume, weights=weights, init=init))
+                          workers=workers, resume=resume, weights=weights, init=init, pseudo=pseudo, teacher=teacher,
+                          pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -105,13 +119,23 @@ def segment(
     resume: bool = RESUME,
     weights: Path = WEIGHTS,
     init: Path = INIT,
+    pseudo: Path = PSEUDO,
+    teacher: Path = TEACHER,
+    pseudo_confidence: float = PSEUDO_CONFIDENCE,
+    pseudo_share: float = PSEUDO_SHARE,
+    pseudo_pixel_share: float = typer.Option(default("pseudo_pixel_share"), "--pseudo-pixel-share", help="Keep an "
+                                             "image only when this share of its pixels is confident."),
+    pseudo_gate: Path = typer.Option(default("pseudo_gate"), "--pseudo-gate", help="Binary (step 1) run: drop the "
+                                     "images it is unsure of; those it calls clean get empty masks."),
 ) -> None:
-    """Segmenter: UNet, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
+    """Segmenter: UNet or FPN, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
 
     _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
-                      resume=resume, weights=weights, init=init))
+                      resume=resume, weights=weights, init=init, pseudo=pseudo, teacher=teacher,
+                      pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
+                      pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate))
 
 
 def evaluate(

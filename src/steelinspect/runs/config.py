@@ -41,6 +41,14 @@ class TrainConfig:
     resume: bool = False
     augment: bool = True
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
+    # Pseudo-labelling (pseudo/): unlabelled images labelled by a teacher run, kept only when it is confident,
+    # mixed into every training batch. The rules are pseudo/label.py's; what was kept is RUN_DIR/pseudo.json.
+    pseudo: Path | None = None  # folder of unlabelled images (never in DATA_DIR, never in validation or test)
+    teacher: Path | None = None  # run directory that labels them (the student's own head; segment: a segmenter)
+    pseudo_confidence: float = 0.9  # every probability >= c or <= 1 - c (per class; per pixel for the segmenter)
+    pseudo_share: float = 0.25  # share of every training batch that is pseudo-labelled
+    pseudo_pixel_share: float = 0.99  # segment: share of an image's pixels that must be confident
+    pseudo_gate: Path | None = None  # segment: a binary (step 1) run; its unsure images are dropped, clean ones empty
 
     def __post_init__(self) -> None:
         for key, value in TASK_DEFAULTS.get(self.task, {}).items():
@@ -66,9 +74,22 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        self._validate_pseudo()
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
+
+    def _validate_pseudo(self) -> None:
+        if (self.pseudo is None) != (self.teacher is None):
+            raise ConfigError("--pseudo IMAGES_DIR and --teacher RUN go together")
+        if self.pseudo_gate is not None and (self.pseudo is None or self.task != "segment"):
+            raise ConfigError("--pseudo-gate is for `train segment --pseudo ... --teacher ...`")
+        if not 0.5 < self.pseudo_confidence <= 1.0:
+            raise ConfigError(f"--pseudo-confidence must lie in (0.5, 1], got {self.pseudo_confidence}")
+        if not 0.0 < self.pseudo_share < 1.0:
+            raise ConfigError(f"--pseudo-share must lie in (0, 1), got {self.pseudo_share}")
+        if not 0.0 <= self.pseudo_pixel_share <= 1.0:
+            raise ConfigError(f"--pseudo-pixel-share must lie in [0, 1], got {self.pseudo_pixel_share}")
 
     @property
     def head(self) -> str:
@@ -92,7 +113,7 @@ class TrainConfig:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("data", "out"):
             values[key] = Path(values[key])
-        for key in ("weights", "init"):
+        for key in ("weights", "init", "pseudo", "teacher", "pseudo_gate"):
             if values.get(key):
                 values[key] = Path(values[key])
         for key in ("image_size", "crop_width"):

@@ -12,6 +12,7 @@ RUN_DIR/
   evaluation.json  `steelinspect evaluate`'s default output
   model.onnx       `steelinspect export`'s output
   model.int8.onnx  `steelinspect export --int8`'s output (ONNX Runtime static quantization, accuracy-guarded)
+  pseudo.json      --pseudo: the teacher, the thresholds, every image kept (labels, confidence) or left out (why)
 """
 
 CONFIG_FILE = "config.json"
@@ -24,3 +25,4 @@ METRICS_FILE = "metrics.json"
 EVALUATION_FILE = "evaluation.json"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+PSEUDO_FILE = "pseudo.json"
