@@ -2,6 +2,7 @@
 recorded and trained on, and never an image of the labelled data set."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -157,9 +158,10 @@ def test_a_teacher_that_saw_the_held_out_images_is_refused(unlabelled, tiny_runs
 
 
 def test_segment_run_with_pseudo_labels(unlabelled, tiny_segment_run, tiny_seg_data, tmp_path):
-    folder, left_out = unlabelled
+    folder, _ = unlabelled
     c = 0.85
-    candidates = [p for p in sorted(folder.iterdir()) if p.name not in left_out]
+    # The labelled set is tiny_seg_data here: only the broken file is left out.
+    candidates = [p for p in sorted(folder.iterdir()) if p.name != "broken.jpg"]
     teacher = spread_copy(tiny_segment_run, tmp_path / "teacher", [-3.0, -3.5, -2.5, -3.0], candidates)
     probs = teacher_probs(teacher, candidates)
     share = {name: float((np.maximum(p, 1 - p) >= c).all(axis=0).mean()) for name, p in probs.items()}
@@ -183,11 +185,12 @@ def test_segment_run_with_pseudo_labels(unlabelled, tiny_segment_run, tiny_seg_d
         assert entry["labels"] == [cid for cid, m in zip(CLASS_IDS, got) if m.any()]
         assert entry["confidence"] == pytest.approx(share[entry["image"]], abs=1e-4)
     assert record["thresholds"] == {"confidence": c, "share": 0.25, "pixel_share": min_share}
+    assert [e["image"] for e in record["excluded"]] == ["broken.jpg"]
     assert (out / "model.pt").is_file()
 
 
 def test_step1_gate(unlabelled, tiny_runs, tiny_segment_run, tmp_path):
-    folder, left_out = unlabelled
+    folder, _ = unlabelled
     config = PredictConfig(batch_size=4, workers=1, device="cpu", engine="torch")
     segmenter = Teacher.from_run(tiny_segment_run, config)
     sure_clean = Teacher.from_run(confident_copy(tiny_runs["binary"], tmp_path / "clean", [-30.0]), config)
@@ -223,3 +226,24 @@ def test_mixed_sampler_puts_the_share_in_every_batch():
     for i, batch in enumerate(batches):
         together = halves[0][2 * i : 2 * i + 2] + halves[1][2 * i : 2 * i + 2]
         assert together == np.resize(batch, 4).tolist()
+
+
+def test_settings_are_checked_and_round_trip(tmp_path):
+    from dataclasses import replace
+
+    from steelinspect.errors import ConfigError
+    from steelinspect.runs.config import TrainConfig
+
+    base = TrainConfig(task="segment", data=tmp_path, out=tmp_path / "o", pseudo=tmp_path / "u", teacher=tmp_path / "t",
+                       pseudo_gate=tmp_path / "g")
+    base.validate()
+    again = TrainConfig.from_dict(json.loads(json.dumps(base.to_dict())))
+    assert again == base and isinstance(again.pseudo_gate, type(tmp_path))
+    bad = {"teacher": None, "pseudo_confidence": 0.5, "pseudo_share": 1.0, "pseudo_pixel_share": 1.5}
+    messages = {"teacher": "--pseudo IMAGES_DIR and --teacher RUN go together", "pseudo_confidence": "(0.5, 1]",
+                "pseudo_share": "(0, 1)", "pseudo_pixel_share": "[0, 1]"}
+    for key, value in bad.items():
+        with pytest.raises(ConfigError, match=re.escape(messages[key])):
+            replace(base, **{key: value}, pseudo_gate=None).validate()
+    with pytest.raises(ConfigError, match="--pseudo-gate is for"):
+        replace(base, task="multiclass", arch="vgg").validate()
