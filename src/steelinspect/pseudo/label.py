@@ -112,21 +112,24 @@ def labelled_twins(paths: list[Path], labelled_dir: Path) -> dict[Path, str]:
     for p in labelled:
         by_size[p.stat().st_size].append(p)
     twins: dict[Path, str] = {}
+    hashes: dict[Path, str] = {}
+
+    def sha256(p: Path) -> str:
+        if p not in hashes:
+            hashes[p] = hashlib.sha256(p.read_bytes()).hexdigest()
+        return hashes[p]
+
     for path in paths:
         if path.name in names:
             twins[path] = f"named like an image of the labelled data set ({labelled_dir / path.name})"
             continue
         same_size = by_size.get(path.stat().st_size, [])
         if same_size:
-            digest = _sha256(path)
-            match = next((p for p in same_size if _sha256(p) == digest), None)
+            digest = sha256(path)
+            match = next((p for p in same_size if sha256(p) == digest), None)
             if match is not None:
                 twins[path] = f"the same file as {match} of the labelled data set"
     return twins
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def rule_text(task: str, c: float, min_share: float, gated: bool) -> str:
