@@ -247,3 +247,29 @@ def test_settings_are_checked_and_round_trip(tmp_path):
             replace(base, **{key: value}, pseudo_gate=None).validate()
     with pytest.raises(ConfigError, match="--pseudo-gate is for"):
         replace(base, task="multiclass", arch="vgg").validate()
+
+
+def test_resume_keeps_the_recorded_pseudo_labels(unlabelled, tiny_runs, synth_dir, tmp_path, monkeypatch):
+    from steelinspect.pseudo.api import train
+    from steelinspect.runs.config import TrainConfig
+    from steelinspect.train import testhooks
+
+    folder, _ = unlabelled
+    settings = dict(task="binary", data=synth_dir, out=tmp_path / "run", epochs=2, batch_size=8, image_size=(64, 128),
+                    workers=0, arch="vgg", seed=0, device="cpu", pseudo=folder, teacher=tiny_runs["binary"],
+                    pseudo_confidence=0.5001)
+    monkeypatch.setenv(testhooks.ENV, "1")
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**settings), progress=False)
+    monkeypatch.delenv(testhooks.ENV)
+    record_file = tmp_path / "run" / "pseudo.json"
+    record = json.loads(record_file.read_text())
+    assert record["kept"] and record["teacher"]["head"] == "binary"
+    record["kept"] = record["kept"][:1]  # what the interrupted run recorded is what the resumed run uses
+    record_file.write_text(json.dumps(record))
+    messages = []
+    train(TrainConfig(**settings, resume=True), progress=False, log=messages.append)
+    assert json.loads(record_file.read_text()) == record
+    assert any("reusing" in m and "(1 images)" in m for m in messages)
+    assert any("pseudo-labelled: 1 images" in m for m in messages)
+    assert (tmp_path / "run" / "metrics.json").is_file()
