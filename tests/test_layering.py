@@ -17,7 +17,7 @@ LAYERS = [
     ("data", "models", "metrics"),
     ("runs", "postprocess", "draw"),
     ("infer", "train", "eda"),
-    ("tuning", "inspect_log"),  # inspect_log stores what infer returns
+    ("tuning", "inspect_log", "pseudo"),  # inspect_log stores what infer returns; pseudo: infer labels for train
     ("serve",),
     ("demo",),
     ("cli",),

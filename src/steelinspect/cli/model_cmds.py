@@ -28,7 +28,7 @@ def build_config(task: str, data: Path, out_dir: Path, **options) -> "TrainConfi
 
 
 def _run(config) -> None:
-    from steelinspect.train.api import train
+    from steelinspect.pseudo.api import train  # train.api.train, after pseudo-labelling when --pseudo is given
 
     run_dir = train(config, progress=True, log=out.print)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 speaks
@@ -50,11 +50,21 @@ SEED = typer.Option(default("seed"), "--seed", help="Fixes splits, sampling, aug
 DEVICE = typer.Option(default("device"), "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
 WORKERS = typer.Option(default("workers"), "--workers", help="Data loader worker processes (0: load in the main process).")
 RESUME = typer.Option(default("resume"), "--resume", help="Continue an interrupted run from its last checkpoint.")
-WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
+WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision ResNet/ResNeXt state dict (.pth) of the --arch's encoder to start from "
+                       "(resnet18/34/50, resnext50_32x4d).")
 FOLDS = typer.Option(default("folds"), "--folds", help="Train K runs on K stratified folds into one parent (OUT/fold_1.."
                      "fold_K, out-of-fold predictions, an ensemble tuned on them); the test split stays out of all.")
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
+
+PSEUDO = typer.Option(default("pseudo"), "--pseudo", help="Folder of unlabelled images: --teacher labels them, the "
+                      "confident ones join every training batch (recorded in RUN_DIR/pseudo.json).")
+TEACHER = typer.Option(default("teacher"), "--teacher", help="Run directory that pseudo-labels --pseudo (the same "
+                       "task: a multiclass run for multiclass, a segment run for segment).")
+PSEUDO_CONFIDENCE = typer.Option(default("pseudo_confidence"), "--pseudo-confidence", help="Keep an image only when "
+                                 "every probability is >= C or <= 1-C (per class; per pixel for the segmenter).")
+PSEUDO_SHARE = typer.Option(default("pseudo_share"), "--pseudo-share", help="Share of every training batch that is "
+                            "pseudo-labelled.")
 
 
 def _classifier(task: str):
@@ -67,7 +77,7 @@ def _classifier(task: str):
         batch_size: int = typer.Option(default("batch_size", task), "--batch-size"),
         lr: float = LR,
         image_size: str = typer.Option(_size(task), "--image-size", help="HxW the images are resized to."),
-        arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18 or resnet34."),
+        arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18, resnet34, resnet50 or resnext50 (ResNeXt-50 32x4d)."),
         seed: int = SEED,
         device: str = DEVICE,
         workers: int = WORKERS,
@@ -75,10 +85,15 @@ def _classifier(task: str):
         weights: Path = WEIGHTS,
         init: Path = INIT,
         folds: int = FOLDS,
+        pseudo: Path = PSEUDO,
+        teacher: Path = TEACHER,
+        pseudo_confidence: float = PSEUDO_CONFIDENCE,
+        pseudo_share: float = PSEUDO_SHARE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
-                          workers=workers, resume=resume, weights=weights, init=init, folds=folds))
+                          workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
+                          teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -100,7 +115,7 @@ def segment(
     lr: float = LR,
     image_size: str = typer.Option(_size("segment"), "--image-size", help="HxW the whole image is resized to (full size by default)."),
     crop_width: str = typer.Option("..".join(map(str, default("crop_width"))), "--crop-width", help="Training crop widths MIN..MAX in pixels of --image-size (one width per epoch; 'none': whole images)."),
-    arch: str = typer.Option(default("arch", "segment"), "--arch", help="unet_resnet18 or unet_resnet34."),
+    arch: str = typer.Option(default("arch", "segment"), "--arch", help="unet_ or fpn_ with resnet18, resnet34, resnet50 or resnext50 (e.g. fpn_resnet50)."),
     seed: int = SEED,
     device: str = DEVICE,
     workers: int = WORKERS,
@@ -108,13 +123,23 @@ def segment(
     weights: Path = WEIGHTS,
     init: Path = INIT,
     folds: int = FOLDS,
+    pseudo: Path = PSEUDO,
+    teacher: Path = TEACHER,
+    pseudo_confidence: float = PSEUDO_CONFIDENCE,
+    pseudo_share: float = PSEUDO_SHARE,
+    pseudo_pixel_share: float = typer.Option(default("pseudo_pixel_share"), "--pseudo-pixel-share", help="Keep an "
+                                             "image only when this share of its pixels is confident."),
+    pseudo_gate: Path = typer.Option(default("pseudo_gate"), "--pseudo-gate", help="Binary (step 1) run: drop the "
+                                     "images it is unsure of; those it calls clean get empty masks."),
 ) -> None:
-    """Segmenter: UNet, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
+    """Segmenter: UNet or FPN, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
 
     _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
-                      resume=resume, weights=weights, init=init, folds=folds))
+                      resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo, teacher=teacher,
+                      pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
+                      pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate))
 
 
 def evaluate(

@@ -13,26 +13,38 @@ def _vgg(num_outputs: int, in_channels: int) -> nn.Module:
     return VGGNet(num_outputs, in_channels)
 
 
-def _resnet(depth: int):
+def _resnet(encoder: str):
     def build(num_outputs: int, in_channels: int) -> nn.Module:
         from steelinspect.models.resnet import ResNetClassifier
 
-        return ResNetClassifier(num_outputs, depth, in_channels)
+        return ResNetClassifier(num_outputs, in_channels=in_channels, name=encoder)
 
     return build
 
 
-def _unet(depth: int):
+def _unet(encoder: str):
     def build(num_outputs: int, in_channels: int) -> nn.Module:
         from steelinspect.models.unet import build_unet
 
-        return build_unet(depth, num_classes=num_outputs, in_channels=in_channels)
+        return build_unet(num_classes=num_outputs, in_channels=in_channels, encoder_name=encoder)
 
     return build
 
 
-CLASSIFIERS = {"vgg": _vgg, "resnet18": _resnet(18), "resnet34": _resnet(34)}
-SEGMENTERS = {"unet_resnet18": _unet(18), "unet_resnet34": _unet(34)}
+def _fpn(encoder: str):
+    def build(num_outputs: int, in_channels: int) -> nn.Module:
+        from steelinspect.models.fpn import build_fpn
+
+        return build_fpn(encoder, num_classes=num_outputs, in_channels=in_channels)
+
+    return build
+
+
+# Encoders: resnet18, resnet34 (BasicBlock), resnet50, resnext50 (32x4d; Bottleneck), torchvision's layouts.
+ENCODER_NAMES = ("resnet18", "resnet34", "resnet50", "resnext50")
+CLASSIFIERS = {"vgg": _vgg, **{name: _resnet(name) for name in ENCODER_NAMES}}
+SEGMENTERS = {**{f"unet_{name}": _unet(name) for name in ENCODER_NAMES},
+              **{f"fpn_{name}": _fpn(name) for name in ENCODER_NAMES}}
 ARCHS = {**CLASSIFIERS, **SEGMENTERS}
 
 

@@ -1,4 +1,4 @@
-"""UNet with a ResNet encoder, in plain PyTorch (the segmentation_models_pytorch layout, without the package).
+"""UNet with a ResNet or ResNeXt encoder, in plain PyTorch (the segmentation_models_pytorch layout, without the package).
 
 The encoder gives feature maps at strides 2, 4, 8, 16, 32; the decoder upsamples the deepest one step by step,
 concatenating the encoder map of the same stride (the skip connection), up to full resolution, where a 3x3
@@ -78,15 +78,16 @@ class UNet(nn.Module):
         return self.head(y)
 
 
-def check_input_size(height: int, width: int) -> None:
+def check_input_size(height: int, width: int, what: str = "UNet") -> None:
     if height % STRIDE or width % STRIDE or height <= 0 or width <= 0:
         raise ConfigError(
-            f"UNet input is {int(height)}x{int(width)} (HxW): both sides must be positive multiples of {STRIDE}"
+            f"{what} input is {int(height)}x{int(width)} (HxW): both sides must be positive multiples of {STRIDE}"
         )
 
 
-def build_unet(depth: int = 18, num_classes: int = 4, in_channels: int = 1) -> UNet:
-    """UNet over `models.resnet.ResNetEncoder(depth, in_channels)` (load encoder weights separately)."""
+def build_unet(depth: int = 18, num_classes: int = 4, in_channels: int = 1, encoder_name: str | None = None) -> UNet:
+    """UNet over `models.resnet.ResNetEncoder(depth, in_channels, encoder_name)` (load encoder weights
+    separately)."""
     from steelinspect.models.resnet import ResNetEncoder
 
-    return UNet(ResNetEncoder(depth=depth, in_channels=in_channels), num_classes=num_classes)
+    return UNet(ResNetEncoder(depth=depth, in_channels=in_channels, name=encoder_name), num_classes=num_classes)

@@ -1,4 +1,5 @@
-"""Load pretrained weights from a local file laid out as torchvision's ResNet state dict.
+"""Load pretrained weights from a local file laid out as torchvision's ResNet / ResNeXt state dict (resnet18,
+resnet34, resnet50, resnext50_32x4d: the .pth files torchvision downloads, e.g. resnet50-11ad3fa6.pth).
 
 conv1's RGB filters are summed into one grey channel (a grey image is R = G = B, so the response is unchanged);
 the ImageNet fc layer is skipped.
@@ -40,8 +41,8 @@ def load_torchvision_resnet(encoder: ResNetEncoder, path: str | Path) -> dict[st
             value = value.sum(dim=1, keepdim=True) if own[key].shape[1] == 1 else value
         if value.shape != own[key].shape:
             raise ConfigError(
-                f"{key} has shape {tuple(value.shape)}, the ResNet-{encoder.depth} encoder expects "
-                f"{tuple(own[key].shape)} (is this a ResNet-{encoder.depth} file?)",
+                f"{key} has shape {tuple(value.shape)}, the {encoder.label} encoder expects "
+                f"{tuple(own[key].shape)} (is this a {encoder.label} file?)",
                 path,
             )
         own[key] = value.to(own[key].dtype)
@@ -54,8 +55,8 @@ def load_torchvision_resnet(encoder: ResNetEncoder, path: str | Path) -> dict[st
     if foreign or missing:
         example = (foreign or missing)[0]
         raise ConfigError(
-            f"the file does not fit the ResNet-{encoder.depth} encoder ({len(foreign)} extra and {len(missing)} "
-            f"missing parameters, e.g. {example}); is it a ResNet-{encoder.depth} file?",
+            f"the file does not fit the {encoder.label} encoder ({len(foreign)} extra and {len(missing)} "
+            f"missing parameters, e.g. {example}); is it a {encoder.label} file?",
             path,
         )
     encoder.load_state_dict(own)

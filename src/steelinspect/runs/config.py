@@ -45,6 +45,14 @@ class TrainConfig:
     # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
     folds: int = 1
     fold: int = 0
+    # Pseudo-labelling (pseudo/): unlabelled images labelled by a teacher run, kept only when it is confident,
+    # mixed into every training batch. The rules are pseudo/label.py's; what was kept is RUN_DIR/pseudo.json.
+    pseudo: Path | None = None  # folder of unlabelled images (never in DATA_DIR, never in validation or test)
+    teacher: Path | None = None  # run directory that labels them (the student's own head; segment: a segmenter)
+    pseudo_confidence: float = 0.9  # every probability >= c or <= 1 - c (per class; per pixel for the segmenter)
+    pseudo_share: float = 0.25  # share of every training batch that is pseudo-labelled
+    pseudo_pixel_share: float = 0.99  # segment: share of an image's pixels that must be confident
+    pseudo_gate: Path | None = None  # segment: a binary (step 1) run; its unsure images are dropped, clean ones empty
 
     def __post_init__(self) -> None:
         for key, value in TASK_DEFAULTS.get(self.task, {}).items():
@@ -74,9 +82,25 @@ class TrainConfig:
             raise ConfigError(f"--folds must be 1 (no folds) or at least 2, got {self.folds}")
         if not 0 <= self.fold <= self.folds:
             raise ConfigError(f"fold {self.fold} is not one of 1..{self.folds}")
+        self._validate_pseudo()
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
+
+    def _validate_pseudo(self) -> None:
+        if (self.pseudo is None) != (self.teacher is None):
+            raise ConfigError("--pseudo IMAGES_DIR and --teacher RUN go together")
+        if self.pseudo is not None and self.folds > 1:
+            raise ConfigError("--pseudo with --folds is not supported yet: train each fold's student on its own, or "
+                              "use the --folds parent as the --teacher of a single run")
+        if self.pseudo_gate is not None and (self.pseudo is None or self.task != "segment"):
+            raise ConfigError("--pseudo-gate is for `train segment --pseudo ... --teacher ...`")
+        if not 0.5 < self.pseudo_confidence <= 1.0:
+            raise ConfigError(f"--pseudo-confidence must lie in (0.5, 1], got {self.pseudo_confidence}")
+        if not 0.0 < self.pseudo_share < 1.0:
+            raise ConfigError(f"--pseudo-share must lie in (0, 1), got {self.pseudo_share}")
+        if not 0.0 <= self.pseudo_pixel_share <= 1.0:
+            raise ConfigError(f"--pseudo-pixel-share must lie in [0, 1], got {self.pseudo_pixel_share}")
 
     @property
     def head(self) -> str:
@@ -100,7 +124,7 @@ class TrainConfig:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("data", "out"):
             values[key] = Path(values[key])
-        for key in ("weights", "init"):
+        for key in ("weights", "init", "pseudo", "teacher", "pseudo_gate"):
             if values.get(key):
                 values[key] = Path(values[key])
         for key in ("image_size", "crop_width"):

@@ -14,6 +14,7 @@ RUN_DIR/
   model.int8.onnx  `steelinspect export --int8`'s output (ONNX Runtime static quantization, accuracy-guarded)
   bands.json       `steelinspect tune-bands`' OK / REVIEW / NG thresholds with their PR curves (runs/bands.py)
   bands.png        those PR curves with T1 / T2 marked
+  pseudo.json      --pseudo: the teacher, the thresholds, every image kept (labels, confidence) or left out (why)
 
 A K-fold parent (`train ... --folds K`, train/folds.py; an ensemble, runs/ensemble.py):
 PARENT/
@@ -42,3 +43,4 @@ ENSEMBLE_FILE = "ensemble.json"
 OOF_CSV = "oof.csv"
 OOF_NPZ = "oof.npz"
 FOLD_PREFIX = "fold_"
+PSEUDO_FILE = "pseudo.json"

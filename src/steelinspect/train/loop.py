@@ -39,6 +39,7 @@ from steelinspect.runs.files import (CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, 
 from steelinspect.runs.store import (init_from_run, load_checkpoint, read_model_file, save_checkpoint, save_model,
                                      update_model_params)
 from steelinspect.train import distributed
+from steelinspect.train.pseudo_data import attach_pseudo, train_sampler as make_train_sampler
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
 from steelinspect.train import testhooks
 from steelinspect.train.tasks import Collector, make_task
@@ -153,6 +154,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     preprocess = Preprocess(*config.image_size)
     datasets = {name: task.dataset(images, frame, preprocess, name == "train" and config.augment, config.seed)
                 for name, frame in splits.items()}
+    attach_pseudo(config, task, splits, datasets, preprocess, say)  # --pseudo: mixed into the training batches
     preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
     task.setup_loss(datasets["train"].targets)
     say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
@@ -173,7 +175,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         lr = fit.optimizer.param_groups[0]["lr"]
         fit.scheduler.step()
         record, score, improved = _score_epoch(fit, task, collector, eval_loaders["val"], device, d, epoch, lr, t0,
-                                               len(datasets["train"]))
+                                               len(train_sampler) * d.world)
         if d.main:
             if improved:
                 save_model(run_dir, fit.model, config, config.head, task.num_outputs, preprocess, epoch=epoch + 1,
@@ -237,9 +239,10 @@ def _loaders(config: TrainConfig, task, images: Path, splits: dict, datasets: di
     if d.enabled and config.batch_size % d.world:
         raise ConfigError(f"--batch-size {config.batch_size} must divide by the {d.world} processes")
     per_rank = config.batch_size // d.world
-    train_sampler = EpochSampler(len(datasets["train"]), config.batch_size, config.seed, True, d.rank, d.world)
+    train_sampler = make_train_sampler(datasets["train"], config, d.rank, d.world)
     train_loader = _loader(datasets["train"], per_rank, train_sampler, config.workers)
-    # Evaluation sees every split without augmentation (the training split too, for its final metrics).
+    # Evaluation sees every split without augmentation (the training split too, for its final metrics; never the
+    # pseudo-labelled images).
     eval_sets = {**datasets, "train": task.dataset(images, splits["train"], preprocess, False, config.seed)}
     eval_loaders = {name: _loader(ds, per_rank, _Shard(len(ds), d.rank, d.world), config.workers)
                     for name, ds in eval_sets.items()}
