@@ -111,7 +111,7 @@ def test_predict_db_uses_the_runs_tuned_bands(tiny_runs, synth_dir, tmp_path):
     step 1 and keep the classes' bands."""
     import shutil
 
-    from steelinspect.cli.predict_cmds import resolve_bands
+    from steelinspect.runs.bands import resolve_bands
     from steelinspect.runs.bands import Bands, BandSet, write_bands
 
     runs = {name: shutil.copytree(src, tmp_path / name) for name, src in tiny_runs.items()}  # shared: copies
