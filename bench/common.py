@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import platform
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 CACHE = Path(tempfile.gettempdir()) / "steelinspect-bench"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (every benchmark prints it: the machines change between sessions)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def synthetic(images: int, seed: int = 0) -> Path:

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 import torch
 
-from transfer import REAL, cpu_name, score
+from common import cpu_model
+from transfer import REAL, score
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.labels import read_labels
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     items = list(dataset_items(real))
     folds = folds_of(items, args.folds, args.seed)
-    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; real set {real}: {len(items)} images, "
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set {real}: {len(items)} images, "
           f"{args.folds} folds of {', '.join(str(len(f)) for f in folds)}")
     print(f"budget per fold and step: {args.epochs} epochs, classifiers at {args.size}, segmenter at {args.seg_size}; "
           f"lr {args.lr} (real only), {args.lr_finetune} (synthetic -> real)")

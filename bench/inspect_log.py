@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic  # noqa: E402
+from common import cpu_model, synthetic  # noqa: E402
 from inference import DEFECT_SHARE, fresh_runs, pass_share  # noqa: E402
 
 from steelinspect import rle  # noqa: E402
@@ -52,15 +52,6 @@ BENCH_BANDS = BandSet(Bands(0.3, 0.7), {c: Bands(0.25, 0.75) for c in CLASS_SHAR
 FRAMES_PER_COIL = 1000
 DEEP = 0.9  # the deep page starts 90% of the way back into the log
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fill(log, rows: int, chunk: int = 50_000) -> None:

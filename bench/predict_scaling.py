@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,20 +23,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic  # noqa: E402
+from common import cpu_model, synthetic  # noqa: E402
 from inference import fresh_runs  # noqa: E402
 
 from steelinspect.infer.shard import cpu_cores  # noqa: E402
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cell(images: Path, runs: dict[str, Path], out: Path, processes: int, threads: int, segment: bool) -> float:

@@ -18,7 +18,6 @@ Every model number here comes from models trained on synthetic data only; the sc
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import synthetic, timer
+from common import cpu_model, synthetic, timer
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.real_clean import MARGIN, MIN_WIDTH, clean_frames
@@ -37,16 +36,6 @@ from steelinspect.infer.inspect import Inspector
 from steelinspect.metrics.dice import dice_masks
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "severstal-sample"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def train_runs(args, out: Path) -> dict[str, Path]:
@@ -131,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (real / "train.csv").is_file():
         print(f"no labelled real set at {real} (train.csv + train_images/): pass --real DATA_DIR", file=sys.stderr)
         return 2
-    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; real set: {real}")
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set: {real}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.binary and args.multiclass:
             runs = {"binary": Path(args.binary), "multiclass": Path(args.multiclass),
