@@ -51,6 +51,8 @@ DEVICE = typer.Option(default("device"), "--device", help="auto (cuda, mps, cpu)
 WORKERS = typer.Option(default("workers"), "--workers", help="Data loader worker processes (0: load in the main process).")
 RESUME = typer.Option(default("resume"), "--resume", help="Continue an interrupted run from its last checkpoint.")
 WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
+SAMPLER_HELP = ("natural (each training image once per epoch) or balanced (drawn with replacement so that each class "
+                "is seen about equally often).")
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
 
@@ -72,10 +74,17 @@ def _classifier(task: str):
         resume: bool = RESUME,
         weights: Path = WEIGHTS,
         init: Path = INIT,
+        sampler: str = typer.Option(default("sampler", task), "--sampler", help=SAMPLER_HELP),
+        loss: str = typer.Option(default("loss", task), "--loss", help="bce (BCE with class-frequency positive "
+                                 "weights; cross-entropy under --protocol seed) or focal."),
+        focal_gamma: float = typer.Option(default("focal_gamma"), "--focal-gamma", help="--loss focal: (1 - p)^gamma."),
+        focal_alpha: float = typer.Option(default("focal_alpha"), "--focal-alpha", help="--loss focal: weight of "
+                                          "the positives, 1 - alpha of the negatives (sigmoid heads)."),
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
-                          workers=workers, resume=resume, weights=weights, init=init))
+                          workers=workers, resume=resume, weights=weights, init=init, sampler=sampler, loss=loss,
+                          focal_gamma=focal_gamma, focal_alpha=focal_alpha))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -104,13 +113,15 @@ def segment(
     resume: bool = RESUME,
     weights: Path = WEIGHTS,
     init: Path = INIT,
+    sampler: str = typer.Option(default("sampler", "segment"), "--sampler", help=SAMPLER_HELP),
+    loss: str = typer.Option(default("loss", "segment"), "--loss", help="bce_dice or lovasz (BCE + Lovasz hinge per class)."),
 ) -> None:
     """Segmenter: UNet, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
 
     _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
-                      resume=resume, weights=weights, init=init))
+                      resume=resume, weights=weights, init=init, sampler=sampler, loss=loss))
 
 
 def evaluate(

@@ -13,10 +13,16 @@ TASKS = ("binary", "multiclass", "segment")
 # What a setting left as None means, per task. Every training default is here or in TrainConfig below, and
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
-    "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
-    "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
-    "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8},
+    "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce"},
+    "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce"},
+    "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8, "sampler": "natural",
+                "loss": "bce_dice"},
 }
+# --loss per task. Classifiers: bce (BCE with class-frequency positive weights; cross-entropy for the softmax
+# head under --protocol seed) or focal (train/losses.py). Segmenter: bce_dice or lovasz (BCE + Lovasz hinge).
+LOSSES = {"binary": ("bce", "focal"), "multiclass": ("bce", "focal"), "segment": ("bce_dice", "lovasz")}
+# What a config.json written before --sampler and --loss existed trained with.
+LEGACY = {"sampler": "natural", "loss": {"binary": "bce", "multiclass": "bce", "segment": "bce_dice"}}
 
 
 @dataclass
@@ -41,6 +47,10 @@ class TrainConfig:
     resume: bool = False
     augment: bool = True
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
+    sampler: str | None = None  # "natural" (each image once per epoch) | "balanced" (data/sampling.py)
+    loss: str | None = None  # one of LOSSES[task]
+    focal_gamma: float = 2.0  # --loss focal: (1 - p_t)^gamma
+    focal_alpha: float | None = 0.25  # --loss focal: weight of the positives (negatives 1 - alpha); None: none
 
     def __post_init__(self) -> None:
         for key, value in TASK_DEFAULTS.get(self.task, {}).items():
@@ -66,6 +76,17 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        from steelinspect.data.sampling import SAMPLERS
+
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.loss not in LOSSES[self.task]:
+            raise ConfigError(f"--loss {self.loss!r} cannot train {self.task}; choose one of "
+                              f"{', '.join(LOSSES[self.task])}")
+        if self.focal_gamma < 0:
+            raise ConfigError(f"--focal-gamma must be >= 0, got {self.focal_gamma}")
+        if self.focal_alpha is not None and not 0 < self.focal_alpha < 1:
+            raise ConfigError(f"--focal-alpha must be in (0, 1), got {self.focal_alpha}")
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
@@ -90,6 +111,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("sampler", LEGACY["sampler"])
+        values.setdefault("loss", LEGACY["loss"].get(values.get("task")))
         for key in ("data", "out"):
             values[key] = Path(values[key])
         for key in ("weights", "init"):

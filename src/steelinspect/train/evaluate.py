@@ -31,6 +31,8 @@ def evaluate(run_dir: str | Path, data: str | Path, device: str = "auto", batch_
     layout = data_dir(data)
     master = build_master(data)
     task = make_task(run.head)
+    if hasattr(task, "configure"):  # the run's loss (and crop widths), so the loss reported is the trained one
+        task.configure(run.config)
     task.set_loss_weights(run.loss_weights)
     same_data = Path(run.config.data).resolve() == data.resolve() and (run_dir / SPLITS_FILE).is_file()
     if same_data:

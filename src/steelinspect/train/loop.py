@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from steelinspect.data.check import preflight
 from steelinspect.data.dataset import EpochSampler
+from steelinspect.data.sampling import make_sampler, sample_weights
 from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
@@ -148,9 +149,9 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     datasets = {name: task.dataset(images, frame, preprocess, name == "train" and config.augment, config.seed)
                 for name, frame in splits.items()}
     preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
-    task.setup_loss(datasets["train"].targets)
+    task.setup_loss(datasets["train"].targets, sample_weights(config.sampler, datasets["train"].targets))
     say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
-        f"{config.image_size[0]}x{config.image_size[1]} on {device}" + (f", {d.world} processes" if d.enabled else ""))
+        f"{config.image_size[0]}x{config.image_size[1]} on {device}, {config.sampler} sampler, {config.loss} loss" + (f", {d.world} processes" if d.enabled else ""))
     fit = _build(config, task, splits, device, say)
     net = DistributedDataParallel(fit.model) if d.enabled else fit.model
     train_sampler, train_loader, eval_loaders = _loaders(config, task, images, splits, datasets, preprocess, d)
@@ -227,7 +228,8 @@ def _loaders(config: TrainConfig, task, images: Path, splits: dict, datasets: di
     if d.enabled and config.batch_size % d.world:
         raise ConfigError(f"--batch-size {config.batch_size} must divide by the {d.world} processes")
     per_rank = config.batch_size // d.world
-    train_sampler = EpochSampler(len(datasets["train"]), config.batch_size, config.seed, True, d.rank, d.world)
+    train_sampler = make_sampler(config.sampler, datasets["train"].targets, config.batch_size, config.seed, d.rank,
+                                 d.world)
     train_loader = _loader(datasets["train"], per_rank, train_sampler, config.workers)
     # Evaluation sees every split without augmentation (the training split too, for its final metrics).
     eval_sets = {**datasets, "train": task.dataset(images, splits["train"], preprocess, False, config.seed)}
