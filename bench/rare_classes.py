@@ -67,14 +67,27 @@ def defect_subset(source: Path, out: Path, limit: int) -> Path:
 
 
 def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, **settings) -> dict:
+    """Train one variant (or reuse its finished run under --out) and score it on the held-out set."""
     sampler, loss = variant.split(":")
     out = root / f"{task}-{sampler}-{loss}"
+    scored = out / "holdout.json"
+    if scored.is_file():
+        return json.loads(scored.read_text())
+    if out.exists() and not (out / "metrics.json").is_file():
+        # Another bench process is training it (several may share --out to use more cores): skip it here.
+        return None
     config = TrainConfig(task=task, data=data, out=out, sampler=sampler, loss=loss, **settings)
     start = time.perf_counter()
-    train(config, progress=False)
+    if not (out / "metrics.json").is_file():
+        train(config, progress=False)
     seconds = time.perf_counter() - start
     held = evaluate(out, holdout, device="cpu", workers=settings.get("workers", 0))["all"]
-    in_split = json.loads((out / "metrics.json").read_text())["test"]
+    result = _summary(task, variant, held, json.loads((out / "metrics.json").read_text())["test"], seconds)
+    scored.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _summary(task: str, variant: str, held: dict, in_split: dict, seconds: float) -> dict:
     if task == "segment":
         per_class = {c: held["dice_positive_per_class"][c] for c in "1234"}
         present = [v for v in per_class.values() if v is not None]
@@ -118,7 +131,8 @@ def main() -> None:
     parser.add_argument("--seg-crop", default="192..384")
     parser.add_argument("--seg-epochs", type=int, default=3)
     parser.add_argument("--seg-batch", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder); "
+                        "finished variants found there are reused, so several processes may share it")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -136,9 +150,13 @@ def main() -> None:
     print(f"step 2: {args.images} synthetic images (seed {args.seed}), held-out {args.holdout} (seed "
           f"{args.seed + 1}); vgg at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
     for variant in args.variants:
-        results["step2"].append(run_variant("multiclass", variant, train_dir, holdout_dir, root, **step2))
-        print(f"  {variant}: macro F1 {results['step2'][-1]['macro']:.3f} "
-              f"{results['step2'][-1]['per_class']} ({time.perf_counter() - start:.0f} s)", flush=True)
+        result = run_variant("multiclass", variant, train_dir, holdout_dir, root, **step2)
+        if result is None:
+            print(f"  {variant}: being trained by another process, skipped", flush=True)
+            continue
+        results["step2"].append(result)
+        print(f"  {variant}: macro F1 {result['macro']:.3f} {result['per_class']} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
@@ -154,9 +172,13 @@ def main() -> None:
               f"{args.seg_holdout} defect images of the step 2 held-out set; unet_resnet18 at {args.seg_size}, crops "
               f"{args.seg_crop}, {args.seg_epochs} epochs, batch {args.seg_batch}", flush=True)
         for variant in args.seg_variants:
-            results["segment"].append(run_variant("segment", variant, seg_train, seg_holdout, root, **seg))
-            print(f"  {variant}: macro Dice {results['segment'][-1]['macro']:.3f} "
-                  f"{results['segment'][-1]['per_class']} ({time.perf_counter() - start:.0f} s)", flush=True)
+            result = run_variant("segment", variant, seg_train, seg_holdout, root, **seg)
+            if result is None:
+                print(f"  {variant}: being trained by another process, skipped", flush=True)
+                continue
+            results["segment"].append(result)
+            print(f"  {variant}: macro Dice {result['macro']:.3f} {result['per_class']} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=1))
 
