@@ -55,3 +55,20 @@ def test_lovasz_hinge_has_a_gradient():
     # full-size truth is resized to the logits, as for BCE + Dice
     big = F.interpolate(target, scale_factor=2, mode="nearest")
     assert bce_lovasz_loss(logits.detach(), big).item() == pytest.approx(bce_lovasz_loss(logits.detach(), target).item())
+
+
+def test_focal_epochs_are_scored_with_thresholds_tuned_on_validation():
+    import numpy as np
+
+    from steelinspect.runs.config import TrainConfig
+    from steelinspect.train.tasks import Collector, MultilabelTask
+
+    truth = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 2, 2]]
+    probs = np.where(truth > 0, 0.3, 0.1)  # focal's low probabilities: every positive below 0.5
+    val = Collector(probs=[probs], targets=[truth], indices=[np.arange(6)], count=6)
+    scores = {}
+    for loss in ("bce", "focal"):
+        task = MultilabelTask()
+        task.configure(TrainConfig(task="multiclass", data="d", out="o", loss=loss))
+        scores[loss] = task.metrics(val, task.epoch_params(val))["f1"]
+    assert scores == {"bce": 0.0, "focal": 1.0}

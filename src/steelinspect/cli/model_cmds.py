@@ -74,9 +74,11 @@ def _classifier(task: str):
         resume: bool = RESUME,
         weights: Path = WEIGHTS,
         init: Path = INIT,
-        sampler: str = typer.Option(default("sampler", task), "--sampler", help=SAMPLER_HELP),
-        loss: str = typer.Option(default("loss", task), "--loss", help="bce (BCE with class-frequency positive "
-                                 "weights; cross-entropy under --protocol seed) or focal."),
+        sampler: str = typer.Option(None, "--sampler", help=SAMPLER_HELP + f" [default: {default('sampler', task)}; "
+                                    "natural under --protocol seed]"),
+        loss: str = typer.Option(None, "--loss", help="bce (BCE with class-frequency positive weights; cross-entropy "
+                                 f"under --protocol seed) or focal. [default: {default('loss', task)}; bce under "
+                                 "--protocol seed]"),
         focal_gamma: float = typer.Option(default("focal_gamma"), "--focal-gamma", help="--loss focal: (1 - p)^gamma."),
         focal_alpha: float = typer.Option(default("focal_alpha"), "--focal-alpha", help="--loss focal: weight of "
                                           "the positives, 1 - alpha of the negatives (sigmoid heads)."),

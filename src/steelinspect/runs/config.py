@@ -18,6 +18,8 @@ TASK_DEFAULTS = {
     "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8, "sampler": "natural",
                 "loss": "bce_dice"},
 }
+# The capstone's protocol keeps its own training for the classifiers (N images per class already balance it).
+PROTOCOL_DEFAULTS = {"seed": {"sampler": "natural", "loss": "bce"}}
 # --loss per task. Classifiers: bce (BCE with class-frequency positive weights; cross-entropy for the softmax
 # head under --protocol seed) or focal (train/losses.py). Segmenter: bce_dice or lovasz (BCE + Lovasz hinge).
 LOSSES = {"binary": ("bce", "focal"), "multiclass": ("bce", "focal"), "segment": ("bce_dice", "lovasz")}
@@ -53,7 +55,10 @@ class TrainConfig:
     focal_alpha: float | None = 0.25  # --loss focal: weight of the positives (negatives 1 - alpha); None: none
 
     def __post_init__(self) -> None:
-        for key, value in TASK_DEFAULTS.get(self.task, {}).items():
+        defaults = dict(TASK_DEFAULTS.get(self.task, {}))
+        if self.task != "segment":
+            defaults.update(PROTOCOL_DEFAULTS.get(self.protocol, {}))
+        for key, value in defaults.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
 

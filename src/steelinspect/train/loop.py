@@ -265,7 +265,7 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
     history; the validation score; whether it improved on the best so far."""
     train_part = _gathered(collector, d)
     val_part = evaluate_loader(fit.model, task, val_loader, device, d)
-    params = task.default_params()
+    params = task.epoch_params(val_part) if hasattr(task, "epoch_params") else task.default_params()
     m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
     record = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
               "images_per_s": round(train_images / (time.perf_counter() - t0), 2)}

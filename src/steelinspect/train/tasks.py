@@ -132,6 +132,13 @@ class ClassificationTask:
     def tune(self, collector: Collector) -> list[float]:
         return self.default_params()
 
+    def epoch_params(self, val: Collector) -> list[float]:
+        """The thresholds an epoch is scored with (the best epoch is picked by it). Focal loss moves the
+        probabilities away from 0.5 (alpha 0.25 and gamma 2 keep a rare class's below it for epochs), so a fixed
+        0.5 would call every focal epoch F1 0: it is scored with thresholds tuned on validation, as the run's
+        final ones will be. BCE keeps 0.5, as before."""
+        return self.tune(val) if self.loss_name == "focal" else self.default_params()
+
 
 class BinaryTask(ClassificationTask):
     name = "binary"
