@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the training set's seed (the held-out set's is seed + 1)")
+    parser.add_argument("--run-seed", type=int, default=None, help="the runs' --seed (splits, sampling, "
+                        "initialisation); default --seed")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS for step 2")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")
@@ -146,7 +148,7 @@ def main() -> None:
 
     train_dir, holdout_dir = synthetic(args.images, args.seed), synthetic(args.holdout, args.seed + 1)
     step2 = dict(epochs=args.epochs, batch_size=args.batch, lr=args.lr, image_size=parse_size(args.size),
-                 arch="vgg", seed=args.seed, workers=args.workers, device="cpu")
+                 arch="vgg", seed=args.seed if args.run_seed is None else args.run_seed, workers=args.workers, device="cpu")
     print(f"step 2: {args.images} synthetic images (seed {args.seed}), held-out {args.holdout} (seed "
           f"{args.seed + 1}); vgg at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
     for variant in args.variants:
@@ -166,7 +168,8 @@ def main() -> None:
         seg_train = synthetic(args.seg_images, args.seed)
         seg_holdout = defect_subset(holdout_dir, root / f"holdout-defects-{args.seg_holdout}", args.seg_holdout)
         seg = dict(epochs=args.seg_epochs, batch_size=args.seg_batch, lr=args.lr, image_size=parse_size(args.seg_size),
-                   crop_width=parse_crop_widths(args.seg_crop), arch="unet_resnet18", seed=args.seed,
+                   crop_width=parse_crop_widths(args.seg_crop), arch="unet_resnet18",
+                   seed=args.seed if args.run_seed is None else args.run_seed,
                    workers=args.workers, device="cpu")
         print(f"segmenter: {args.seg_images} synthetic images (seed {args.seed}), held-out: the first "
               f"{args.seg_holdout} defect images of the step 2 held-out set; unet_resnet18 at {args.seg_size}, crops "

@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from steelinspect.data.check import preflight
 from steelinspect.data.dataset import EpochSampler
-from steelinspect.data.sampling import make_sampler, sample_weights
 from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
+from steelinspect.data.sampling import make_sampler, sample_weights
 from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
 from steelinspect.data.transforms import Preprocess
 from steelinspect.device import resolve_device
@@ -151,7 +151,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
     task.setup_loss(datasets["train"].targets, sample_weights(config.sampler, datasets["train"].targets))
     say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
-        f"{config.image_size[0]}x{config.image_size[1]} on {device}, {config.sampler} sampler, {config.loss} loss" + (f", {d.world} processes" if d.enabled else ""))
+        f"{config.image_size[0]}x{config.image_size[1]} on {device}, {config.sampler} sampler, {config.loss} loss"
+        + (f", {d.world} processes" if d.enabled else ""))
     fit = _build(config, task, splits, device, say)
     net = DistributedDataParallel(fit.model) if d.enabled else fit.model
     train_sampler, train_loader, eval_loaders = _loaders(config, task, images, splits, datasets, preprocess, d)
