@@ -12,3 +12,14 @@ def test_default_is_what_a_config_left_alone_gets():
                      "per_class", "crop_width", "weights", "init", "resume"):
             assert default(name, task) == getattr(config, name), (task, name)
     assert default("batch_size", "segment") == 8 and default("arch", "binary") == "vgg"
+
+
+def test_sampler_and_loss_defaults_and_what_an_older_config_trained_with():
+    from steelinspect.runs.config import LOSSES
+
+    for task in TASKS:
+        config = TrainConfig(task=task, data=Path("d"), out=Path("o"))
+        assert config.sampler == default("sampler", task) and config.loss == default("loss", task) in LOSSES[task]
+        old = {k: v for k, v in config.to_dict().items() if k not in ("sampler", "loss")}
+        legacy = TrainConfig.from_dict(old)  # a config.json written before --sampler and --loss
+        assert (legacy.sampler, legacy.loss) == ("natural", "bce_dice" if task == "segment" else "bce")

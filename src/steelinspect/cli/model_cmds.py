@@ -54,6 +54,8 @@ WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision ResNet
                        "(resnet18/34/50, resnext50_32x4d).")
 FOLDS = typer.Option(default("folds"), "--folds", help="Train K runs on K stratified folds into one parent (OUT/fold_1.."
                      "fold_K, out-of-fold predictions, an ensemble tuned on them); the test split stays out of all.")
+SAMPLER_HELP = ("natural (each training image once per epoch) or balanced (drawn with replacement so that each class "
+                "is seen about equally often).")
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
 
@@ -89,11 +91,20 @@ def _classifier(task: str):
         teacher: Path = TEACHER,
         pseudo_confidence: float = PSEUDO_CONFIDENCE,
         pseudo_share: float = PSEUDO_SHARE,
+        sampler: str = typer.Option(None, "--sampler", help=SAMPLER_HELP + f" [default: {default('sampler', task)}; "
+                                    "natural under --protocol seed]"),
+        loss: str = typer.Option(None, "--loss", help="bce (BCE with class-frequency positive weights; cross-entropy "
+                                 f"under --protocol seed) or focal. [default: {default('loss', task)}; bce under "
+                                 "--protocol seed]"),
+        focal_gamma: float = typer.Option(default("focal_gamma"), "--focal-gamma", help="--loss focal: (1 - p)^gamma."),
+        focal_alpha: float = typer.Option(default("focal_alpha"), "--focal-alpha", help="--loss focal: weight of "
+                                          "the positives, 1 - alpha of the negatives (sigmoid heads)."),
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
-                          teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share))
+                          teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
+                          sampler=sampler, loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -131,6 +142,8 @@ def segment(
                                              "image only when this share of its pixels is confident."),
     pseudo_gate: Path = typer.Option(default("pseudo_gate"), "--pseudo-gate", help="Binary (step 1) run: drop the "
                                      "images it is unsure of; those it calls clean get empty masks."),
+    sampler: str = typer.Option(default("sampler", "segment"), "--sampler", help=SAMPLER_HELP),
+    loss: str = typer.Option(default("loss", "segment"), "--loss", help="bce_dice or lovasz (BCE + Lovasz hinge per class)."),
 ) -> None:
     """Segmenter: UNet or FPN, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
@@ -139,7 +152,7 @@ def segment(
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
                       resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo, teacher=teacher,
                       pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
-                      pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate))
+                      pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate, sampler=sampler, loss=loss))
 
 
 def evaluate(

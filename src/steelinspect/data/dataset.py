@@ -81,14 +81,17 @@ class ImageDataset(Dataset):
         return len(self.image_ids)
 
     def load(self, index: int) -> np.ndarray:
-        gray = read_gray(self.images_dir / self.image_ids[index])
+        # A repeated draw of data.sampling.BalancedSampler is index + k * len(self): the same image, its own
+        # augmentation.
+        gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)])
         if self.augment is not None:
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
         return gray
 
     def __getitem__(self, index: int):
         x = torch.from_numpy(self.preprocess(self.load(index)))
-        return x, torch.as_tensor(self.targets[index]), index
+        item = index % len(self.image_ids)
+        return x, torch.as_tensor(self.targets[item]), item
 
 
 class EpochSampler(Sampler[int]):

@@ -125,7 +125,10 @@ class SegmentDataset(Dataset):
         return image, masks
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        image, masks = self.load(index)
+        # A repeated draw of data.sampling.BalancedSampler is index + k * len(self): the same image, its own
+        # augmentation and crop.
+        item = index % len(self.samples)
+        image, masks = self.load(item)
         # (seed, epoch, index): reproducible, new every epoch, the same whatever the number of workers.
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.augment is not None:
@@ -138,7 +141,7 @@ class SegmentDataset(Dataset):
             x = x[:, :, left : left + width]
             masks = masks[:, :, left : left + width]
         y = np.ascontiguousarray(masks, dtype=np.uint8)
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), index
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), item
 
     def _crop_left(self, masks: np.ndarray, width: int, rng: np.random.Generator) -> int:
         full = masks.shape[2]

@@ -13,10 +13,18 @@ TASKS = ("binary", "multiclass", "segment")
 # What a setting left as None means, per task. Every training default is here or in TrainConfig below, and
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
-    "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
-    "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16},
-    "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8},
+    "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce"},
+    "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce"},
+    "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8, "sampler": "natural",
+                "loss": "bce_dice"},
 }
+# The capstone's protocol keeps its own training for the classifiers (N images per class already balance it).
+PROTOCOL_DEFAULTS = {"seed": {"sampler": "natural", "loss": "bce"}}
+# --loss per task. Classifiers: bce (BCE with class-frequency positive weights; cross-entropy for the softmax
+# head under --protocol seed) or focal (train/losses.py). Segmenter: bce_dice or lovasz (BCE + Lovasz hinge).
+LOSSES = {"binary": ("bce", "focal"), "multiclass": ("bce", "focal"), "segment": ("bce_dice", "lovasz")}
+# What a config.json written before --sampler and --loss existed trained with.
+LEGACY = {"sampler": "natural", "loss": {"binary": "bce", "multiclass": "bce", "segment": "bce_dice"}}
 
 
 @dataclass
@@ -53,9 +61,16 @@ class TrainConfig:
     pseudo_share: float = 0.25  # share of every training batch that is pseudo-labelled
     pseudo_pixel_share: float = 0.99  # segment: share of an image's pixels that must be confident
     pseudo_gate: Path | None = None  # segment: a binary (step 1) run; its unsure images are dropped, clean ones empty
+    sampler: str | None = None  # "natural" (each image once per epoch) | "balanced" (data/sampling.py)
+    loss: str | None = None  # one of LOSSES[task]
+    focal_gamma: float = 2.0  # --loss focal: (1 - p_t)^gamma
+    focal_alpha: float | None = 0.25  # --loss focal: weight of the positives (negatives 1 - alpha); None: none
 
     def __post_init__(self) -> None:
-        for key, value in TASK_DEFAULTS.get(self.task, {}).items():
+        defaults = dict(TASK_DEFAULTS.get(self.task, {}))
+        if self.task != "segment":
+            defaults.update(PROTOCOL_DEFAULTS.get(self.protocol, {}))
+        for key, value in defaults.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
 
@@ -83,6 +98,17 @@ class TrainConfig:
         if not 0 <= self.fold <= self.folds:
             raise ConfigError(f"fold {self.fold} is not one of 1..{self.folds}")
         self._validate_pseudo()
+        from steelinspect.data.sampling import SAMPLERS
+
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.loss not in LOSSES[self.task]:
+            raise ConfigError(f"--loss {self.loss!r} cannot train {self.task}; choose one of "
+                              f"{', '.join(LOSSES[self.task])}")
+        if self.focal_gamma < 0:
+            raise ConfigError(f"--focal-gamma must be >= 0, got {self.focal_gamma}")
+        if self.focal_alpha is not None and not 0 < self.focal_alpha < 1:
+            raise ConfigError(f"--focal-alpha must be in (0, 1), got {self.focal_alpha}")
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
@@ -90,6 +116,8 @@ class TrainConfig:
     def _validate_pseudo(self) -> None:
         if (self.pseudo is None) != (self.teacher is None):
             raise ConfigError("--pseudo IMAGES_DIR and --teacher RUN go together")
+        if self.pseudo is not None and self.sampler == "balanced":
+            raise ConfigError("--sampler balanced with --pseudo is not supported yet: use --sampler natural")
         if self.pseudo is not None and self.folds > 1:
             raise ConfigError("--pseudo with --folds is not supported yet: train each fold's student on its own, or "
                               "use the --folds parent as the --teacher of a single run")
@@ -122,6 +150,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("sampler", LEGACY["sampler"])
+        values.setdefault("loss", LEGACY["loss"].get(values.get("task")))
         for key in ("data", "out"):
             values[key] = Path(values[key])
         for key in ("weights", "init", "pseudo", "teacher", "pseudo_gate"):

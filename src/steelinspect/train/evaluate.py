@@ -32,6 +32,8 @@ def evaluate(run_dir: str | Path | list, data: str | Path, device: str = "auto",
     layout = data_dir(data)
     master = build_master(data)
     task = make_task(run.head)
+    if hasattr(task, "configure"):  # the run's loss (and crop widths), so the loss reported is the trained one
+        task.configure(run.config)
     task.set_loss_weights(run.loss_weights)
     # Run directories given together have no splits of their own: scored on every image, like another dataset.
     together = isinstance(run, Ensemble) and run.parent is None

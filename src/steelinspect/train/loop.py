@@ -26,6 +26,7 @@ from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.folds import make_fold_splits
+from steelinspect.data.sampling import sample_weights
 from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
 from steelinspect.data.transforms import Preprocess
 from steelinspect.device import resolve_device
@@ -156,9 +157,10 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
                 for name, frame in splits.items()}
     attach_pseudo(config, task, splits, datasets, preprocess, say)  # --pseudo: mixed into the training batches
     preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
-    task.setup_loss(datasets["train"].targets)
+    task.setup_loss(datasets["train"].targets, sample_weights(config.sampler, datasets["train"].targets))
     say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
-        f"{config.image_size[0]}x{config.image_size[1]} on {device}" + (f", {d.world} processes" if d.enabled else ""))
+        f"{config.image_size[0]}x{config.image_size[1]} on {device}, {config.sampler} sampler, {config.loss} loss"
+        + (f", {d.world} processes" if d.enabled else ""))
     fit = _build(config, task, splits, device, say)
     net = DistributedDataParallel(fit.model) if d.enabled else fit.model
     train_sampler, train_loader, eval_loaders = _loaders(config, task, images, splits, datasets, preprocess, d)
@@ -276,7 +278,7 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
     history; the validation score; whether it improved on the best so far."""
     train_part = _gathered(collector, d)
     val_part = evaluate_loader(fit.model, task, val_loader, device, d)
-    params = task.default_params()
+    params = task.epoch_params(val_part) if hasattr(task, "epoch_params") else task.default_params()
     m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
     record = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
               "images_per_s": round(train_images / (time.perf_counter() - t0), 2)}

@@ -21,6 +21,7 @@ from steelinspect import rle
 from steelinspect.constants import CLASS_IDS, IMAGE_SHAPE
 from steelinspect.data.dataset import EpochSampler
 from steelinspect.data.master import AREA_COLUMNS, MASTER_COLUMNS, RLE_COLUMNS
+from steelinspect.data.sampling import make_sampler
 from steelinspect.errors import RunError
 from steelinspect.runs.files import PSEUDO_FILE
 from steelinspect.runs.pseudo import read_pseudo
@@ -154,10 +155,11 @@ def attach_pseudo(config, task, splits: dict[str, pd.DataFrame], datasets: dict,
 
 
 def train_sampler(dataset, config, rank: int, world: int) -> Sampler[int]:
-    """The training sampler: EpochSampler over the labelled images, mixed with pseudo-labelled ones when the
-    dataset has them."""
-    labelled = dataset.labelled if isinstance(dataset, MixedDataset) else dataset
-    base = EpochSampler(len(labelled), config.batch_size, config.seed, True, rank, world)
+    """The training sampler: --sampler's (data/sampling.py) over the labelled images, or, when the dataset has
+    pseudo-labelled ones, EpochSampler's natural order mixed with them (config refuses balanced with --pseudo:
+    a balanced epoch numbers repeated draws past len(labelled), where the pseudo indices start)."""
     if not isinstance(dataset, MixedDataset):
-        return base
+        return make_sampler(config.sampler, dataset.targets, config.batch_size, config.seed, rank, world)
+    labelled = dataset.labelled
+    base = EpochSampler(len(labelled), config.batch_size, config.seed, True, rank, world)
     return MixedSampler(base, len(dataset.pseudo), pseudo_per_batch(config.batch_size, config.pseudo_share))

@@ -25,6 +25,7 @@ from steelinspect.postprocess.grid import PostprocessGrid
 from steelinspect.postprocess.masks import PostProcess
 from steelinspect.postprocess.segmenter import to_full_size
 from steelinspect.runs.config import default
+from steelinspect.train.losses import bce_lovasz_loss
 
 DEFAULT_CROP_WIDTHS = default("crop_width")
 
@@ -184,9 +185,12 @@ class SegmentTask:
         self.grid = grid or PostprocessGrid()
         self.working_size = IMAGE_SHAPE
 
+    loss_name = "bce_dice"  # --loss: bce_dice | lovasz (BCE + Lovasz hinge)
+
     def configure(self, config) -> None:
-        """Settings from the TrainConfig: the crop widths."""
+        """Settings from the TrainConfig: the crop widths and the loss."""
         self.crop_widths = tuple(config.crop_width) if config.crop_width else None
+        self.loss_name = config.loss
 
     @staticmethod
     def param_fields(params: dict) -> dict:
@@ -207,10 +211,12 @@ class SegmentTask:
         return torch.sigmoid(logits)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "lovasz":
+            return bce_lovasz_loss(logits, y)
         return bce_dice_loss(logits, y)
 
-    def setup_loss(self, train_targets: np.ndarray) -> None:
-        """BCE + Dice needs no class weights (Dice already balances small defects against background)."""
+    def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
+        """No class weights: Dice and the Lovasz hinge already balance small defects against background."""
 
     def loss_weights(self) -> None:
         return None

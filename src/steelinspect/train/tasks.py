@@ -24,6 +24,7 @@ from steelinspect.metrics.classification import (
     multiclass_metrics,
     multilabel_metrics,
 )
+from steelinspect.train.losses import FOCAL_ALPHA, FOCAL_GAMMA, focal_loss, softmax_focal_loss
 
 
 def probabilities(task: str, logits: torch.Tensor) -> torch.Tensor:
@@ -67,6 +68,14 @@ class Collector:
         return np.concatenate(self.probs), np.concatenate(self.targets)
 
 
+def _positive_share(train_targets: np.ndarray, sample_weights: np.ndarray | None) -> np.ndarray:
+    """Per output, the share of training draws in which it is positive (under the sampler's weights)."""
+    targets = np.asarray(train_targets, dtype=np.float64).reshape(len(train_targets), -1)
+    if sample_weights is None:
+        return targets.mean(axis=0)
+    return (np.asarray(sample_weights, dtype=np.float64)[:, None] * targets).sum(axis=0) / np.sum(sample_weights)
+
+
 class ClassificationTask:
     """Shared by the three classification heads; subclasses set targets, loss and metrics."""
 
@@ -91,9 +100,24 @@ class ClassificationTask:
         return probabilities(self.name, logits)
 
     pos_weight: torch.Tensor | None = None
+    loss_name = "bce"  # --loss: bce | focal
+    focal_gamma: float = FOCAL_GAMMA
+    focal_alpha: float | None = FOCAL_ALPHA
 
-    def setup_loss(self, train_targets: np.ndarray) -> None:
-        """Class-imbalance weights from the training targets (called once before training)."""
+    def configure(self, config) -> None:
+        """Settings from the TrainConfig: the loss."""
+        self.loss_name = config.loss
+        self.focal_gamma, self.focal_alpha = config.focal_gamma, config.focal_alpha
+
+    def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
+        """Class-imbalance weights from the training targets (called once before training). `sample_weights`:
+        the training sampler's draw probabilities (None: every image once)."""
+
+    def _sigmoid_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "focal":
+            return focal_loss(logits, y, self.focal_gamma, self.focal_alpha)
+        weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        return F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=weight)
 
     def loss_weights(self) -> list[float] | None:
         """Stored in model.pt, so evaluation reports the same loss as training."""
@@ -108,6 +132,13 @@ class ClassificationTask:
     def tune(self, collector: Collector) -> list[float]:
         return self.default_params()
 
+    def epoch_params(self, val: Collector) -> list[float]:
+        """The thresholds an epoch is scored with (the best epoch is picked by it). Focal loss moves the
+        probabilities away from 0.5 (alpha 0.25 and gamma 2 keep a rare class's below it for epochs), so a fixed
+        0.5 would call every focal epoch F1 0: it is scored with thresholds tuned on validation, as the run's
+        final ones will be. BCE keeps 0.5, as before."""
+        return self.tune(val) if self.loss_name == "focal" else self.default_params()
+
 
 class BinaryTask(ClassificationTask):
     name = "binary"
@@ -116,14 +147,14 @@ class BinaryTask(ClassificationTask):
     def targets(self, frame: pd.DataFrame) -> np.ndarray:
         return frame.Defect.to_numpy(dtype=np.float32)[:, None]
 
-    def setup_loss(self, train_targets: np.ndarray) -> None:
-        pos = float(train_targets.sum())
-        neg = float(len(train_targets) - pos)
-        self.pos_weight = torch.tensor([min(max(neg / max(pos, 1.0), 0.2), 5.0)])
+    def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
+        if self.loss_name == "focal":  # alpha and gamma do the weighting
+            return
+        share = float(_positive_share(train_targets, sample_weights)[0])
+        self.pos_weight = torch.tensor([min(max((1 - share) / max(share, 1e-9), 0.2), 5.0)])
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
-        return F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=weight)
+        return self._sigmoid_loss(logits, y)
 
     def default_params(self) -> list[float]:
         return [0.5]
@@ -149,6 +180,8 @@ class MulticlassTask(ClassificationTask):
         return np.array([ids[0] - 1 for ids in frame.ClassIds], dtype=np.int64)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "focal":
+            return softmax_focal_loss(logits, y, self.focal_gamma)
         return F.cross_entropy(logits, y.long())
 
     def metrics(self, collector: Collector, params: list[float]) -> dict:
@@ -168,15 +201,18 @@ class MultilabelTask(ClassificationTask):
             out[row, [c - 1 for c in ids]] = 1
         return out
 
-    def setup_loss(self, train_targets: np.ndarray) -> None:
-        # Rare classes (2 is 3% of masks) get a larger positive weight, capped so they do not dominate.
-        pos = train_targets.sum(0)
-        neg = len(train_targets) - pos
-        self.pos_weight = torch.tensor(np.clip(neg / np.maximum(pos, 1), 1.0, 10.0), dtype=torch.float32)
+    def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
+        # Rare classes (2 is 3% of masks) get a larger positive weight, capped so they do not dominate. Under
+        # the balanced sampler the shares are those of the draws, so the two do not compensate twice.
+        if self.loss_name == "focal":  # alpha and gamma do the weighting
+            return
+        share = _positive_share(train_targets, sample_weights)
+        n = len(train_targets)
+        pos = share * n
+        self.pos_weight = torch.tensor(np.clip((n - pos) / np.maximum(pos, 1), 1.0, 10.0), dtype=torch.float32)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
-        return F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=weight)
+        return self._sigmoid_loss(logits, y)
 
     def default_params(self) -> list[float]:
         return [0.5] * NUM_CLASSES

@@ -1,0 +1,201 @@
+"""Rare classes: step 2 (the multi-label head, full protocol) and the segmenter under each --sampler and --loss.
+
+    python bench/rare_classes.py [--images 1200] [--holdout 1200] [--size 128x416] [--epochs 4]
+                                 [--variants natural:bce balanced:bce natural:focal balanced:focal]
+                                 [--segment] [--seg-images 400] [--seg-size 128x800] [--seg-epochs 3]
+                                 [--json out.json]
+
+Every variant trains on the same synthetic set (data/synth.py, the real label mix, seed 0) with the same seed,
+epochs and image size, tunes its decision parameters on its own validation split as `train` does, and is scored
+on a held-out synthetic set generated with another seed (1): per class step 2 F1 and macro F1 (on the held-out
+defect images), and, with --segment, the segmenter's Dice on the held-out images having each class (with the
+post-processing tuned on validation) and their macro. These are synthetic-data numbers: they say which setting
+helps rare classes here, not what the real Severstal set would score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import synthetic  # noqa: E402
+
+from steelinspect.data.transforms import parse_size  # noqa: E402
+from steelinspect.runs.config import TrainConfig  # noqa: E402
+from steelinspect.train.api import evaluate, train  # noqa: E402
+
+STEP2_VARIANTS = ["natural:bce", "balanced:bce", "natural:focal", "balanced:focal"]
+SEGMENT_VARIANTS = ["natural:bce_dice", "balanced:bce_dice", "natural:lovasz", "balanced:lovasz"]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def defect_subset(source: Path, out: Path, limit: int) -> Path:
+    """A DATA_DIR of the first `limit` defect images of `source` (links, not copies): the segmenter's held-out
+    set, where Dice on the images having a class is what is measured and clean images would only cost time."""
+    from steelinspect.data.labels import read_labels
+
+    if (out / "train.csv").is_file():
+        return out
+    labels = read_labels(source / "train.csv")
+    ids = sorted(labels.ImageId.unique())[:limit]
+    (out / "train_images").mkdir(parents=True, exist_ok=True)
+    for image_id in ids:
+        link = out / "train_images" / image_id
+        if not link.exists():
+            link.symlink_to((source / "train_images" / image_id).resolve())
+    rows = labels[labels.ImageId.isin(ids)][["ImageId", "ClassId", "EncodedPixels"]]
+    rows.to_csv(out / "train.csv", index=False)
+    return out
+
+
+def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, **settings) -> dict:
+    """Train one variant (or reuse its finished run under --out) and score it on the held-out set."""
+    sampler, loss = variant.split(":")
+    out = root / f"{task}-{sampler}-{loss}"
+    scored = out / "holdout.json"
+    if scored.is_file():
+        return json.loads(scored.read_text())
+    if out.exists() and not (out / "metrics.json").is_file():
+        # Another bench process is training it (several may share --out to use more cores): skip it here.
+        return None
+    config = TrainConfig(task=task, data=data, out=out, sampler=sampler, loss=loss, **settings)
+    start = time.perf_counter()
+    if not (out / "metrics.json").is_file():
+        train(config, progress=False)
+    seconds = time.perf_counter() - start
+    held = evaluate(out, holdout, device="cpu", workers=settings.get("workers", 0))["all"]
+    result = _summary(task, variant, held, json.loads((out / "metrics.json").read_text())["test"], seconds)
+    scored.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _summary(task: str, variant: str, held: dict, in_split: dict, seconds: float) -> dict:
+    if task == "segment":
+        per_class = {c: held["dice_positive_per_class"][c] for c in "1234"}
+        present = [v for v in per_class.values() if v is not None]
+        return {"variant": variant, "per_class": per_class, "macro": sum(present) / len(present),
+                "positives": held["positives_per_class"], "dice_kaggle": held["dice_kaggle"],
+                "split_test_dice_kaggle": in_split["dice_kaggle"], "train_seconds": round(seconds)}
+    per_class = {c: held["per_class"][c]["f1"] for c in "1234"}
+    return {"variant": variant, "per_class": per_class, "macro": sum(per_class.values()) / 4,
+            "support": {c: held["per_class"][c]["support"] for c in "1234"},
+            "split_test_per_class": {c: in_split["per_class"][c]["f1"] for c in "1234"},
+            "thresholds": held["thresholds"], "train_seconds": round(seconds)}
+
+
+def table(title: str, rows: list[dict], metric: str) -> str:
+    lines = [title, f"  {'variant':<18} {'class 1':>8} {'class 2':>8} {'class 3':>8} {'class 4':>8} {'macro':>8}"
+             f" {metric:>12} {'train s':>8}"]
+    for r in rows:
+        cells = " ".join("       –" if r["per_class"][c] is None else f"{r['per_class'][c]:8.3f}" for c in "1234")
+        extra = r.get("dice_kaggle")
+        extra = f"{extra:12.3f}" if extra is not None else f"{sum(r['split_test_per_class'].values()) / 4:12.3f}"
+        lines.append(f"  {r['variant']:<18} {cells} {r['macro']:8.3f} {extra} {r['train_seconds']:8d}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=1200, help="synthetic training set (seed 0)")
+    parser.add_argument("--holdout", type=int, default=1200, help="held-out synthetic set (seed 1)")
+    parser.add_argument("--size", default="128x416")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0, help="the training set's seed (the held-out set's is seed + 1)")
+    parser.add_argument("--run-seed", type=int, default=None, help="the runs' --seed (splits, sampling, "
+                        "initialisation); default --seed")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS for step 2")
+    parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")
+    parser.add_argument("--seg-variants", nargs="*", default=SEGMENT_VARIANTS)
+    parser.add_argument("--seg-images", type=int, default=400, help="segmenter training set (seed 0)")
+    parser.add_argument("--seg-holdout", type=int, default=200, help="held-out defect images for the segmenter")
+    parser.add_argument("--seg-size", default="128x800")
+    parser.add_argument("--seg-crop", default="192..384")
+    parser.add_argument("--seg-epochs", type=int, default=3)
+    parser.add_argument("--seg-batch", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder); "
+                        "finished variants found there are reused, so several processes may share it")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+
+    root = args.out or Path(tempfile.mkdtemp(prefix="rare-classes-"))
+    threads = torch.get_num_threads()
+    header = (f"CPU: {cpu_model()}, {os.cpu_count()} cores visible, {threads} torch threads; "
+              f"torch {torch.__version__}")
+    print(header, flush=True)
+    results: dict = {"cpu": header, "args": {k: str(v) for k, v in vars(args).items()}, "step2": [], "segment": []}
+    start = time.perf_counter()
+
+    train_dir, holdout_dir = synthetic(args.images, args.seed), synthetic(args.holdout, args.seed + 1)
+    step2 = dict(epochs=args.epochs, batch_size=args.batch, lr=args.lr, image_size=parse_size(args.size),
+                 arch="vgg", seed=args.seed if args.run_seed is None else args.run_seed, workers=args.workers, device="cpu")
+    print(f"step 2: {args.images} synthetic images (seed {args.seed}), held-out {args.holdout} (seed "
+          f"{args.seed + 1}); vgg at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
+    for variant in args.variants:
+        result = run_variant("multiclass", variant, train_dir, holdout_dir, root, **step2)
+        if result is None:
+            print(f"  {variant}: being trained by another process, skipped", flush=True)
+            continue
+        results["step2"].append(result)
+        print(f"  {variant}: macro F1 {result['macro']:.3f} {result['per_class']} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+    if args.segment:
+        from steelinspect.train.segment import parse_crop_widths
+
+        seg_train = synthetic(args.seg_images, args.seed)
+        seg_holdout = defect_subset(holdout_dir, root / f"holdout-defects-{args.seg_holdout}", args.seg_holdout)
+        seg = dict(epochs=args.seg_epochs, batch_size=args.seg_batch, lr=args.lr, image_size=parse_size(args.seg_size),
+                   crop_width=parse_crop_widths(args.seg_crop), arch="unet_resnet18",
+                   seed=args.seed if args.run_seed is None else args.run_seed,
+                   workers=args.workers, device="cpu")
+        print(f"segmenter: {args.seg_images} synthetic images (seed {args.seed}), held-out: the first "
+              f"{args.seg_holdout} defect images of the step 2 held-out set; unet_resnet18 at {args.seg_size}, crops "
+              f"{args.seg_crop}, {args.seg_epochs} epochs, batch {args.seg_batch}", flush=True)
+        for variant in args.seg_variants:
+            result = run_variant("segment", variant, seg_train, seg_holdout, root, **seg)
+            if result is None:
+                print(f"  {variant}: being trained by another process, skipped", flush=True)
+                continue
+            results["segment"].append(result)
+            print(f"  {variant}: macro Dice {result['macro']:.3f} {result['per_class']} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
+
+    results["seconds"] = round(time.perf_counter() - start)
+    print()
+    print(header)
+    print(table("step 2 F1 on the held-out set (in-split test macro F1 beside)", results["step2"], "split macro"))
+    if results["segment"]:
+        print(table("segmenter Dice on held-out images having the class (Kaggle Dice beside)", results["segment"],
+                    "kaggle dice"))
+    print(f"total {results['seconds']} s; runs in {root}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
