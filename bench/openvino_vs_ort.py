@@ -2,10 +2,10 @@
 the QDQ int8 model (U8S8, per-channel weights, first and last layer float: what `steelinspect export --int8`
 writes), both read by OpenVINO straight from the ONNX bytes.
 
-    python bench/openvino.py [--repeats 3] [--threads N] [--out results.json]
+    python bench/openvino_vs_ort.py [--repeats 3] [--threads N] [--out results.json]
 
 OpenVINO is not a steelinspect dependency; without it this says so and exits 0. To try it without touching an
-environment: pip install --target /tmp/ovpkg openvino; PYTHONPATH=/tmp/ovpkg:src python bench/openvino.py.
+environment: pip install --target /tmp/ovpkg openvino; PYTHONPATH=/tmp/ovpkg:src python bench/openvino_vs_ort.py.
 Models are freshly initialised (speed does not depend on the weights): UNet-ResNet18 at 256x1600 (batch 1) and the
 VGG classifier at 256x512 (batch 8). OpenVINO runs with the LATENCY hint, --threads inference threads and f32
 inference precision (so it cannot trade accuracy for speed behind our back); ONNX Runtime with --threads intra-op
@@ -89,17 +89,25 @@ def main() -> None:
             }
             x = np.concatenate([calib[i % len(calib)] for i in range(batch)])
             # Same answers first: a faster engine computing something else would not count.
-            ref = sessions["ort_fp32"].run(None, {"image": x})[0]
-            agree = float(np.abs(sessions["ov_fp32"].run(None, {"image": x})[0] - ref).max())
-            row = {"model": arch, "size": f"{size[0]}x{size[1]}", "batch": batch, "ov_fp32_max_abs_diff": agree}
+            # Compared as probabilities (sigmoid of the logits), the scale decisions are taken on.
+            def probs(name: str) -> np.ndarray:
+                return 1 / (1 + np.exp(-sessions[name].run(None, {"image": x})[0].astype(np.float64)))
+
+            agree = float(np.abs(probs("ov_fp32") - probs("ort_fp32")).max())
+            # OpenVINO runs the QDQ graph with its own int8 kernels: the export's accuracy guard scored ONNX
+            # Runtime's, so how far the two int8 answers differ says whether the guard's numbers carry over.
+            agree8 = float(np.abs(probs("ov_int8") - probs("ort_int8")).max())
+            row = {"model": arch, "size": f"{size[0]}x{size[1]}", "batch": batch, "ov_fp32_max_prob_diff": agree,
+                   "ov_int8_vs_ort_int8_max_prob_diff": agree8}
             for name, ms in median_ms(sessions, x, args.repeats).items():
                 row[f"{name}_ms"] = round(ms, 1)
             row["ov_vs_ort_fp32"] = round(row["ort_fp32_ms"] / row["ov_fp32_ms"], 2)
             row["ov_vs_ort_int8"] = round(row["ort_int8_ms"] / row["ov_int8_ms"], 2)
             rows.append(row)
             print(f"{arch} {row['size']} batch {batch}: fp32 ORT {row['ort_fp32_ms']} ms, OpenVINO "
-                  f"{row['ov_fp32_ms']} ms ({row['ov_vs_ort_fp32']}x, max |diff| {agree:.1e}); int8 QDQ ORT "
-                  f"{row['ort_int8_ms']} ms, OpenVINO {row['ov_int8_ms']} ms ({row['ov_vs_ort_int8']}x)", flush=True)
+                  f"{row['ov_fp32_ms']} ms ({row['ov_vs_ort_fp32']}x, probabilities within {agree:.1e}); int8 QDQ ORT "
+                  f"{row['ort_int8_ms']} ms, OpenVINO {row['ov_int8_ms']} ms ({row['ov_vs_ort_int8']}x, probabilities "
+                  f"within {agree8:.1e} of ORT's int8)", flush=True)
     best = max(max(r["ov_vs_ort_fp32"], r["ov_vs_ort_int8"]) for r in rows)
     print(f"OpenVINO's best ratio over ONNX Runtime: {best}x ({'>=' if best >= 1.3 else '<'} the 1.3x the issue asks "
           "for an optional engine)")
