@@ -161,7 +161,8 @@ def model_rows(root: Path, paths: list[Path], batch: int, ceilings: dict) -> lis
 
 
 def cascade_row(given: list[Path], root: Path, paths: list[Path], batch: int, calibration: int) -> dict:
-    runs = {k: Path(shutil.copytree(v, root / f"cascade-{k}")) for k, v in zip(("binary", "multiclass", "segment"), given)}
+    names = ("binary", "multiclass", "segment")
+    runs = {k: Path(shutil.copytree(v, root / f"cascade-{k}")) for k, v in zip(names, given)}
     macs = {}
     guard = {}
     for name, run_dir in runs.items():
@@ -185,7 +186,7 @@ def cascade_row(given: list[Path], root: Path, paths: list[Path], batch: int, ca
     cascade_macs = macs["binary"] + macs["multiclass"] + share * macs["segment"]
     out = {k: round(v, 2) for k, v in out.items()}
     out.update({"segmented_share": round(share, 3), "macs_per_image": int(cascade_macs),
-                "sizes": {k: f"{load_run(v).preprocess.height}x{load_run(v).preprocess.width}" for k, v in runs.items()},
+                "sizes": {k: "x".join(map(str, load_run(v).preprocess.size)) for k, v in runs.items()},
                 "int8_vs_eager": round(out["default_int8_img_s"] / out["eager_img_s"], 2),
                 "fp32_vs_eager": round(out["default_fp32_img_s"] / out["eager_img_s"], 2),
                 "int8_every_image_vs_eager": round(out["default_int8_every_image_img_s"] / out["eager_img_s"], 2),
@@ -225,7 +226,8 @@ def main() -> None:
                   f"{c['segmented_share']:.0%}; {c['macs_per_image'] / 1e9:.2f} GMAC/image): eager {c['eager_img_s']} "
                   f"img/s, default fp32 {c['default_fp32_img_s']} ({c['fp32_vs_eager']}x), default int8 "
                   f"{c['default_int8_img_s']} ({c['int8_vs_eager']}x), default int8 with step 1 passing every image "
-                  f"{c['default_int8_every_image_img_s']} ({c['int8_every_image_vs_eager']}x); criterion (5x, Dice -0.003, F1 -0.01) "
+                  f"{c['default_int8_every_image_img_s']} ({c['int8_every_image_vs_eager']}x); "
+                  f"criterion (5x, Dice -0.003, F1 -0.01) "
                   f"{'met' if c['criterion_met'] else 'NOT met'}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
