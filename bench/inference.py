@@ -11,6 +11,8 @@ on every image and zeroes the masks of the images step 1 calls clean afterwards,
 "cascade_every_image" is the default path with step 1 passing every image (the worst case for it). Each row also
 measures `--precision bf16` (PyTorch, channels-last, bfloat16 autocast), which needs a CPU with AMX or AVX-512
 BF16 to be fast.
+MACs per image, the GMAC/s of each path and their share of this CPU's measured peak (with the int8 exports too):
+bench/roofline.py, which reuses these paths.
 --memory N1 N2 also measures the peak memory of the default cascade path on N1 and N2 images, in child processes.
 
 results.json: {"binary"|"multiclass"|"segment"|"cascade"|"cascade_every_image": {"torch_eager_img_s",
