@@ -53,6 +53,17 @@ RESUME = typer.Option(default("resume"), "--resume", help="Continue an interrupt
 WEIGHTS = typer.Option(default("weights"), "--weights", help="torchvision-layout ResNet state dict to start the encoder from.")
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
+PRECISION = typer.Option(default("precision"), "--precision", help="Training arithmetic: fp32; bf16 (autocast, CPU or "
+                         "CUDA; fast only on CPUs with AMX / AVX-512 BF16); fp16 (autocast + GradScaler, CUDA only). "
+                         "Evaluation and metrics stay fp32.")
+CHANNELS_LAST = typer.Option(default("channels_last"), "--channels-last/--no-channels-last",
+                             help="Conv model and batches in channels-last memory format (see README for when it helps).")
+COMPILE = typer.Option(default("compile"), "--compile/--no-compile", help="torch.compile the model for training "
+                       "(compiles at the first batch, needs a C++ compiler on CPU).")
+
+
+def _speed(precision: str, channels_last: bool, compile_: bool) -> dict:
+    return {"precision": precision, "channels_last": channels_last, "compile": compile_}
 
 
 def _classifier(task: str):
@@ -72,10 +83,14 @@ def _classifier(task: str):
         resume: bool = RESUME,
         weights: Path = WEIGHTS,
         init: Path = INIT,
+        precision: str = PRECISION,
+        channels_last: bool = CHANNELS_LAST,
+        compile_: bool = COMPILE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
-                          workers=workers, resume=resume, weights=weights, init=init))
+                          workers=workers, resume=resume, weights=weights, init=init,
+                          **_speed(precision, channels_last, compile_)))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -104,13 +119,16 @@ def segment(
     resume: bool = RESUME,
     weights: Path = WEIGHTS,
     init: Path = INIT,
+    precision: str = PRECISION,
+    channels_last: bool = CHANNELS_LAST,
+    compile_: bool = COMPILE,
 ) -> None:
     """Segmenter: UNet, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
 
     _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
-                      resume=resume, weights=weights, init=init))
+                      resume=resume, weights=weights, init=init, **_speed(precision, channels_last, compile_)))
 
 
 def evaluate(

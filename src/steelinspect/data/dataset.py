@@ -81,7 +81,12 @@ class ImageDataset(Dataset):
         return len(self.image_ids)
 
     def load(self, index: int) -> np.ndarray:
-        gray = read_gray(self.images_dir / self.image_ids[index])
+        # Decoded at 1/2 or 1/4 scale where the image shrinks that much anyway; an augmented one keeps enough
+        # pixels for its smallest crop to be resized down, not up.
+        size = self.preprocess.size
+        if self.augment is not None and self.augment.crop < 1:
+            size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
+        gray = read_gray(self.images_dir / self.image_ids[index], at_least=size)
         if self.augment is not None:
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
         return gray

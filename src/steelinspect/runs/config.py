@@ -10,6 +10,7 @@ from pathlib import Path
 from steelinspect.errors import ConfigError
 
 TASKS = ("binary", "multiclass", "segment")
+PRECISIONS = ("fp32", "bf16", "fp16")
 # What a setting left as None means, per task. Every training default is here or in TrainConfig below, and
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
@@ -41,6 +42,10 @@ class TrainConfig:
     resume: bool = False
     augment: bool = True
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
+    # Training speed (evaluation and final metrics stay fp32 whatever these are):
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast, CPU or CUDA) | "fp16" (autocast + GradScaler, CUDA only)
+    channels_last: bool = False  # conv models and batches in channels-last memory format
+    compile: bool = False  # torch.compile the model for the training steps
 
     def __post_init__(self) -> None:
         for key, value in TASK_DEFAULTS.get(self.task, {}).items():
@@ -66,6 +71,8 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
@@ -107,7 +114,8 @@ class TrainConfig:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"cannot read the run's config ({exc})", path) from None
 
-    def differs_from(self, other: "TrainConfig", ignore=("epochs", "resume", "workers", "device")) -> list[str]:
+    def differs_from(self, other: "TrainConfig", ignore=("epochs", "resume", "workers", "device", "channels_last",
+                                                               "compile")) -> list[str]:
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ignore and a[k] != b.get(k)]
 
