@@ -153,7 +153,9 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
     task.setup_loss(datasets["train"].targets)
     say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
-        f"{config.image_size[0]}x{config.image_size[1]} on {device}" + (f", {d.world} processes" if d.enabled else ""))
+        f"{config.image_size[0]}x{config.image_size[1]} on {device}" + (f", {d.world} processes" if d.enabled else "")
+        + "".join(f", {flag}" for flag, on in ((config.precision, config.precision != "fp32"),
+                                               ("channels-last", config.channels_last), ("compiled", config.compile)) if on))
     fit = _build(config, task, splits, device, say)
     net = DistributedDataParallel(fit.model) if d.enabled else fit.model
     if config.compile:
@@ -256,7 +258,7 @@ def _fit_epoch(net, task, loader: DataLoader, fit: _Fit, config: TrainConfig, de
             try:
                 logits = net(x)
             except Exception as exc:  # torch.compile compiles at the first batch: its failure as one line
-                if config.compile and seen == 0 and not isinstance(exc, (KeyboardInterrupt, MemoryError)):
+                if config.compile and seen == 0 and not isinstance(exc, MemoryError):
                     raise speed.compile_error(exc) from None
                 raise
         logits = logits.float()  # the loss and the collected outputs in fp32
