@@ -179,3 +179,24 @@ def test_importing_changes_nothing_and_a_decoding_pool_turns_opencv_threads_off(
             "assert cv2.getNumThreads() == 1, cv2.getNumThreads()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_reduced_jpeg_decode_is_close_to_a_full_decode_and_resize(synth_dir):
+    # A synthetic Severstal-like 1600x256 JPEG: decoded at 1/2 and 1/4 scale where the working size allows,
+    # then resized as before; the result is within a few grey levels of the full decode + resize.
+    from steelinspect.data.images import read_gray, reduction, resize
+
+    path = sorted((synth_dir / "train_images").iterdir())[0]
+    full = read_gray(path)
+    assert full.shape == (256, 1600)
+    for size, factor in (((64, 400), 4), ((64, 128), 4), ((128, 800), 2), ((96, 512), 2), ((256, 512), 1)):
+        assert reduction(1600, 256, size) == factor
+        reduced = read_gray(path, at_least=size)
+        assert reduced.shape == (256 // factor, 1600 // factor)
+        diff = np.abs(resize(reduced, size).astype(int) - resize(full, size).astype(int))
+        assert diff.mean() < 2.5 and diff.max() < 40, (size, diff.mean(), diff.max())  # of 255 grey levels
+    assert reduction(1600, 256, None) == 1
+    # Only JPEGs are decoded at a reduced scale (libjpeg's DCT scaling); the header check still comes first.
+    assert decode_gray(encoded(".png", (256, 1600)), at_least=(64, 400)).shape == (256, 1600)
+    with pytest.raises(ImageTooLargeError):
+        decode_gray(bomb_jpeg(32000, 32000), "bomb", at_least=(64, 64))

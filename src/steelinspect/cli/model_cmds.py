@@ -58,6 +58,17 @@ SAMPLER_HELP = ("natural (each training image once per epoch) or balanced (drawn
                 "is seen about equally often).")
 INIT = typer.Option(default("init"), "--init", help="Run directory of the same --arch to start from (e.g. step 1's run for step 2): "
                     "every layer but the head. It must not have trained on this run's validation or test images.")
+PRECISION = typer.Option(default("precision"), "--precision", help="Training arithmetic: fp32; bf16 (autocast, CPU or "
+                         "CUDA; fast only on CPUs with AMX / AVX-512 BF16); fp16 (autocast + GradScaler, CUDA only). "
+                         "Evaluation and metrics stay fp32.")
+CHANNELS_LAST = typer.Option(default("channels_last"), "--channels-last/--no-channels-last",
+                             help="Conv model and batches in channels-last memory format (see README for when it helps).")
+COMPILE = typer.Option(default("compile"), "--compile/--no-compile", help="torch.compile the model for training "
+                       "(compiles at the first batch, needs a C++ compiler on CPU).")
+
+
+def _speed(precision: str, channels_last: bool, compile_: bool) -> dict:
+    return {"precision": precision, "channels_last": channels_last, "compile": compile_}
 
 PSEUDO = typer.Option(default("pseudo"), "--pseudo", help="Folder of unlabelled images: --teacher labels them, the "
                       "confident ones join every training batch (recorded in RUN_DIR/pseudo.json).")
@@ -99,12 +110,16 @@ def _classifier(task: str):
         focal_gamma: float = typer.Option(default("focal_gamma"), "--focal-gamma", help="--loss focal: (1 - p)^gamma."),
         focal_alpha: float = typer.Option(default("focal_alpha"), "--focal-alpha", help="--loss focal: weight of "
                                           "the positives, 1 - alpha of the negatives (sigmoid heads)."),
+        precision: str = PRECISION,
+        channels_last: bool = CHANNELS_LAST,
+        compile_: bool = COMPILE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
-                          sampler=sampler, loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha))
+                          sampler=sampler, loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+                          **_speed(precision, channels_last, compile_)))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -144,6 +159,9 @@ def segment(
                                      "images it is unsure of; those it calls clean get empty masks."),
     sampler: str = typer.Option(default("sampler", "segment"), "--sampler", help=SAMPLER_HELP),
     loss: str = typer.Option(default("loss", "segment"), "--loss", help="bce_dice or lovasz (BCE + Lovasz hinge per class)."),
+    precision: str = PRECISION,
+    channels_last: bool = CHANNELS_LAST,
+    compile_: bool = COMPILE,
 ) -> None:
     """Segmenter: UNet or FPN, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
@@ -152,7 +170,8 @@ def segment(
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
                       resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo, teacher=teacher,
                       pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
-                      pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate, sampler=sampler, loss=loss))
+                      pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate, sampler=sampler, loss=loss,
+                      **_speed(precision, channels_last, compile_)))
 
 
 def evaluate(

@@ -82,8 +82,12 @@ class ImageDataset(Dataset):
 
     def load(self, index: int) -> np.ndarray:
         # A repeated draw of data.sampling.BalancedSampler is index + k * len(self): the same image, its own
-        # augmentation.
-        gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)])
+        # augmentation. Decoded at 1/2 or 1/4 scale where the image shrinks that much anyway; an augmented one
+        # keeps enough pixels for its smallest crop to be resized down, not up.
+        size = self.preprocess.size
+        if self.augment is not None and self.augment.crop < 1:
+            size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
+        gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)], at_least=size)
         if self.augment is not None:
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
         return gray

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from steelinspect import rle
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
-from steelinspect.data.images import check_size, read_gray, resize
+from steelinspect.data.images import check_size, read_gray, reduction, resize
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import ConfigError
 
@@ -114,10 +114,13 @@ class SegmentDataset(Dataset):
         `full_size_masks`."""
         sample = self.samples[index]
         path = self.images_dir / sample.image_id
-        image = read_gray(path)
-        check_size(image, path)
-        masks = np.stack([rle.decode(r, IMAGE_SHAPE) for r in sample.rles])
         size = self.preprocess.size
+        # A working size of at most 1/2 or 1/4 of the file's: decoded at that scale, then resized as before.
+        factor = reduction(IMAGE_SHAPE[1], IMAGE_SHAPE[0], size)
+        image = read_gray(path, at_least=size)
+        if image.shape != tuple(-(-side // factor) for side in IMAGE_SHAPE):  # a JPEG decoded at that scale
+            check_size(image, path)
+        masks = np.stack([rle.decode(r, IMAGE_SHAPE) for r in sample.rles])
         if size != IMAGE_SHAPE:
             image = resize(image, size)
             if not self.full_size_masks:

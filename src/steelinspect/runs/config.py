@@ -10,6 +10,7 @@ from pathlib import Path
 from steelinspect.errors import ConfigError
 
 TASKS = ("binary", "multiclass", "segment")
+PRECISIONS = ("fp32", "bf16", "fp16")
 # What a setting left as None means, per task. Every training default is here or in TrainConfig below, and
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
@@ -65,6 +66,10 @@ class TrainConfig:
     loss: str | None = None  # one of LOSSES[task]
     focal_gamma: float = 2.0  # --loss focal: (1 - p_t)^gamma
     focal_alpha: float | None = 0.25  # --loss focal: weight of the positives (negatives 1 - alpha); None: none
+    # Training speed (evaluation and final metrics stay fp32 whatever these are):
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast, CPU or CUDA) | "fp16" (autocast + GradScaler, CUDA only)
+    channels_last: bool = False  # conv models and batches in channels-last memory format
+    compile: bool = False  # torch.compile the model for the training steps
 
     def __post_init__(self) -> None:
         defaults = dict(TASK_DEFAULTS.get(self.task, {}))
@@ -109,6 +114,8 @@ class TrainConfig:
             raise ConfigError(f"--focal-gamma must be >= 0, got {self.focal_gamma}")
         if self.focal_alpha is not None and not 0 < self.focal_alpha < 1:
             raise ConfigError(f"--focal-alpha must be in (0, 1), got {self.focal_alpha}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
@@ -169,7 +176,8 @@ class TrainConfig:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"cannot read the run's config ({exc})", path) from None
 
-    def differs_from(self, other: "TrainConfig", ignore=("epochs", "resume", "workers", "device")) -> list[str]:
+    def differs_from(self, other: "TrainConfig", ignore=("epochs", "resume", "workers", "device", "channels_last",
+                                                               "compile")) -> list[str]:
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ignore and a[k] != b.get(k)]
 

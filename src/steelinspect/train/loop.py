@@ -39,7 +39,7 @@ from steelinspect.runs.files import (CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, 
                                      SPLITS_FILE)
 from steelinspect.runs.store import (init_from_run, load_checkpoint, read_model_file, save_checkpoint, save_model,
                                      update_model_params)
-from steelinspect.train import distributed
+from steelinspect.train import distributed, speed
 from steelinspect.train.pseudo_data import attach_pseudo, train_sampler as make_train_sampler
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
 from steelinspect.train import testhooks
@@ -84,12 +84,12 @@ class _Shard(torch.utils.data.Sampler[int]):
 
 
 @torch.no_grad()
-def evaluate_loader(model, task, loader, device, d: distributed.Dist) -> Collector:
-    """Run a model over a loader and collect the whole split (gathered across processes)."""
+def evaluate_loader(model, task, loader, device, d: distributed.Dist, nhwc: bool = False) -> Collector:
+    """Run a model over a loader (in fp32) and collect the whole split (gathered across processes)."""
     model.eval()
     collector = task.new_collector()
     for x, y, idx in loader:
-        x, y = x.to(device), y.to(device)
+        x, y = speed.to_device(x, device, nhwc), y.to(device)
         logits = model(x)
         collector.add(task.probabilities(logits), y, idx, float(task.loss(logits, y)))
     return _gathered(collector, d)
@@ -109,6 +109,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
 
         return train_folds(config, progress, log)
     device = resolve_device(config.device)
+    speed.check_precision(config.precision, device)
     d = distributed.setup(device)
     if device.type == "cuda" and d.enabled:
         device = torch.device("cuda", d.local_rank)
@@ -126,6 +127,7 @@ class _Fit:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: speed.Precision
     start: int = 0
     history: list[dict] = field(default_factory=list)
     best: float = -np.inf
@@ -133,7 +135,7 @@ class _Fit:
     def checkpoint(self, epoch: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history,
-                "best": self.best, "rng": get_rng_state()}
+                "best": self.best, "rng": get_rng_state(), "scaler": self.precision.state_dict()}
 
     def resume(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -141,6 +143,7 @@ class _Fit:
         self.scheduler.load_state_dict(state["scheduler"])
         self.start, self.history, self.best = state["epoch"] + 1, state["history"], state["best"]
         set_rng_state(state["rng"])
+        self.precision.load_state_dict(state.get("scaler"))  # absent in checkpoints from before --precision
 
 
 def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progress: bool, say) -> Path:
@@ -160,9 +163,13 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     task.setup_loss(datasets["train"].targets, sample_weights(config.sampler, datasets["train"].targets))
     say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
         f"{config.image_size[0]}x{config.image_size[1]} on {device}, {config.sampler} sampler, {config.loss} loss"
-        + (f", {d.world} processes" if d.enabled else ""))
+        + (f", {d.world} processes" if d.enabled else "")
+        + "".join(f", {flag}" for flag, on in ((config.precision, config.precision != "fp32"),
+                                               ("channels-last", config.channels_last), ("compiled", config.compile)) if on))
     fit = _build(config, task, splits, device, say)
     net = DistributedDataParallel(fit.model) if d.enabled else fit.model
+    if config.compile:
+        net = speed.compiled(net)  # fit.model stays the plain module: its state_dict is what is saved
     train_sampler, train_loader, eval_loaders = _loaders(config, task, images, splits, datasets, preprocess, d)
     if config.resume:
         fit.resume(load_checkpoint(run_dir))
@@ -172,12 +179,12 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         t0 = time.perf_counter()
         train_sampler.set_epoch(epoch)
         datasets["train"].set_epoch(epoch)
-        collector = _fit_epoch(net, task, train_loader, fit.optimizer, device, d, t0,
+        collector = _fit_epoch(net, task, train_loader, fit, config, device, d, t0,
                                f"epoch {epoch + 1}/{config.epochs}", progress)
         lr = fit.optimizer.param_groups[0]["lr"]
         fit.scheduler.step()
         record, score, improved = _score_epoch(fit, task, collector, eval_loaders["val"], device, d, epoch, lr, t0,
-                                               len(train_sampler) * d.world)
+                                               len(train_sampler) * d.world, config.channels_last)
         if d.main:
             if improved:
                 save_model(run_dir, fit.model, config, config.head, task.num_outputs, preprocess, epoch=epoch + 1,
@@ -190,7 +197,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         testhooks.after_epoch(epoch + 1)  # test-only: does nothing unless STEELINSPECT_TEST_INTERRUPT is set
         distributed.barrier(d)
 
-    _final(run_dir, fit, task, eval_loaders, device, d, say)
+    _final(run_dir, fit, task, eval_loaders, device, d, say, config.channels_last)
     return run_dir
 
 
@@ -230,9 +237,11 @@ def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: t
         loaded = init_from_run(model, config.init, config.arch, held_out=[*splits["val"].ImageId, *splits["test"].ImageId])
         say(f"started from {config.init}: {loaded} of {len(model.state_dict())} tensors (the head is new)")
     model.to(device)
+    if config.channels_last:
+        speed.channels_last(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr * 0.05)
-    return _Fit(model, optimizer, scheduler)
+    return _Fit(model, optimizer, scheduler, speed.Precision(config.precision, device))
 
 
 def _loaders(config: TrainConfig, task, images: Path, splits: dict, datasets: dict, preprocess: Preprocess,
@@ -251,20 +260,25 @@ def _loaders(config: TrainConfig, task, images: Path, splits: dict, datasets: di
     return train_sampler, train_loader, eval_loaders
 
 
-def _fit_epoch(net, task, loader: DataLoader, optimizer, device, d: distributed.Dist, t0: float, desc: str,
-               progress: bool) -> Collector:
-    """One pass of the optimiser over the training loader; what the model output on the way."""
+def _fit_epoch(net, task, loader: DataLoader, fit: _Fit, config: TrainConfig, device, d: distributed.Dist, t0: float,
+               desc: str, progress: bool) -> Collector:
+    """One pass of the optimiser over the training loader (at --precision); what the model output on the way."""
     net.train()
     collector = task.new_collector()
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
     seen = 0
     for x, y, idx in bar:
-        x, y = x.to(device), y.to(device)
-        logits = net(x)
+        x, y = speed.to_device(x, device, config.channels_last), y.to(device)
+        with fit.precision.autocast():
+            try:
+                logits = net(x)
+            except Exception as exc:  # torch.compile compiles at the first batch: its failure as one line
+                if config.compile and seen == 0 and not isinstance(exc, MemoryError):
+                    raise speed.compile_error(exc) from None
+                raise
+        logits = logits.float()  # the loss and the collected outputs in fp32
         loss = task.loss(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        fit.precision.step(loss, fit.optimizer)
         loss_value = loss.item()
         collector.add(task.probabilities(logits.detach()), y, idx, loss_value)
         seen += len(x) * d.world
@@ -273,11 +287,11 @@ def _fit_epoch(net, task, loader: DataLoader, optimizer, device, d: distributed.
 
 
 def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, device, d: distributed.Dist,
-                 epoch: int, lr: float, t0: float, train_images: int) -> tuple[dict, float, bool]:
+                 epoch: int, lr: float, t0: float, train_images: int, nhwc: bool = False) -> tuple[dict, float, bool]:
     """The epoch's record (train and validation scores at the default decision parameters), added to the
     history; the validation score; whether it improved on the best so far."""
     train_part = _gathered(collector, d)
-    val_part = evaluate_loader(fit.model, task, val_loader, device, d)
+    val_part = evaluate_loader(fit.model, task, val_loader, device, d, nhwc)
     params = task.epoch_params(val_part) if hasattr(task, "epoch_params") else task.default_params()
     m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
     record = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
@@ -293,11 +307,12 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
     return record, score, improved
 
 
-def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distributed.Dist, say) -> None:
+def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distributed.Dist, say,
+           nhwc: bool = False) -> None:
     """The best epoch's weights, decision parameters tuned on validation, metrics on every split, curves."""
     distributed.barrier(d)  # every process reads the best weights rank 0 wrote (one machine, one folder)
     fit.model.load_state_dict(read_model_file(run_dir)["state_dict"])
-    metrics = finish(fit.model, task, eval_loaders, device, d)
+    metrics = finish(fit.model, task, eval_loaders, device, d, nhwc)
     if d.main:
         update_model_params(run_dir, thresholds=metrics.get("thresholds"), postprocess=metrics.get("postprocess"))
         write_json(run_dir / METRICS_FILE, metrics)
@@ -310,9 +325,9 @@ def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distri
     distributed.barrier(d)
 
 
-def finish(model, task, loaders: dict, device, d: distributed.Dist) -> dict:
+def finish(model, task, loaders: dict, device, d: distributed.Dist, nhwc: bool = False) -> dict:
     """Tune on validation, then score train (without augmentation), val and test with the tuned parameters."""
-    parts = {name: evaluate_loader(model, task, loader, device, d) for name, loader in loaders.items()}
+    parts = {name: evaluate_loader(model, task, loader, device, d, nhwc) for name, loader in loaders.items()}
     params = task.tune(parts["val"])
     metrics = {name: task.metrics(part, params) if part.count else None for name, part in parts.items()}
     metrics.update(task.param_fields(params))
