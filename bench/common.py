@@ -22,6 +22,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> list[str]:
+    """The CPU features that decide the int8 / bf16 paths (AVX2, AVX-512, VNNI, BF16, AMX)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"))
+
+
 def synthetic(images: int, seed: int = 0) -> Path:
     """A synthetic dataset of `images` images, generated once and reused between benchmark runs."""
     from steelinspect.data.synth import generate

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic  # noqa: E402
+from common import cpu_flags, cpu_model, synthetic  # noqa: E402
 
 from steelinspect.data.images import list_images, read_gray  # noqa: E402
 from steelinspect.data.transforms import Preprocess  # noqa: E402
@@ -39,24 +38,6 @@ from steelinspect.models.factory import build_model  # noqa: E402
 from steelinspect.runs.config import TrainConfig  # noqa: E402
 from steelinspect.runs.store import save_model  # noqa: E402
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"))
 
 
 def float_graph(root: Path, task: str, arch: str, outputs: int, size: tuple[int, int]) -> bytes:
@@ -99,7 +80,7 @@ def main() -> None:
     specs = [("segment", "unet_resnet18", 4, (256, 800) if args.quick else (256, 1600), (1, 4)),
              ("binary", "vgg", 1, (128, 512), (1, 16))]
     rows = []
-    print(f"CPU: {cpu_name()} ({', '.join(cpu_flags())}), {args.threads} threads, onnxruntime {ort.__version__}")
+    print(f"CPU: {cpu_model()} ({', '.join(cpu_flags())}), {args.threads} threads, onnxruntime {ort.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         for task, arch, outputs, size, batches in specs:
             graph = float_graph(Path(tmp), task, arch, outputs, size)
@@ -120,7 +101,7 @@ def main() -> None:
                 print(f"{arch} {row['size']} batch {batch}: fp32 {row['fp32_ms']} ms, U8S8 {row['u8s8_ms']} ms "
                       f"({row['u8s8_speedup']}x), S8S8 {row['s8s8_ms']} ms ({row['s8s8_speedup']}x)", flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"cpu": cpu_name(), "flags": cpu_flags(), "threads": args.threads,
+        args.out.write_text(json.dumps({"cpu": cpu_model(), "flags": cpu_flags(), "threads": args.threads,
                                         "repeats": repeats, "rows": rows}, indent=2))
 
 

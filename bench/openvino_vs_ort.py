@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic  # noqa: E402
-from int8 import cpu_flags, cpu_name, float_graph, median_ms  # noqa: E402
+from common import cpu_flags, cpu_model, synthetic  # noqa: E402
+from int8 import float_graph, median_ms  # noqa: E402
 
 from steelinspect.data.images import list_images, read_gray  # noqa: E402
 from steelinspect.data.transforms import Preprocess  # noqa: E402
@@ -71,7 +71,7 @@ def main() -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     images = [read_gray(p) for p in list_images(synthetic(8, seed=3) / "train_images")[:4]]
-    print(f"CPU: {cpu_name()} ({', '.join(cpu_flags())}), {args.threads} threads, onnxruntime {ort.__version__}, "
+    print(f"CPU: {cpu_model()} ({', '.join(cpu_flags())}), {args.threads} threads, onnxruntime {ort.__version__}, "
           f"openvino {ov.__version__}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +112,7 @@ def main() -> None:
     print(f"OpenVINO's best ratio over ONNX Runtime: {best}x ({'>=' if best >= 1.3 else '<'} the 1.3x the issue asks "
           "for an optional engine)")
     if args.out:
-        args.out.write_text(json.dumps({"cpu": cpu_name(), "flags": cpu_flags(), "threads": args.threads,
+        args.out.write_text(json.dumps({"cpu": cpu_model(), "flags": cpu_flags(), "threads": args.threads,
                                         "openvino": ov.__version__, "onnxruntime": ort.__version__,
                                         "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic  # noqa: E402
+from common import cpu_model, synthetic  # noqa: E402
 
 from steelinspect.data.transforms import parse_size  # noqa: E402
 from steelinspect.runs.config import TrainConfig  # noqa: E402
@@ -36,15 +35,6 @@ from steelinspect.train.api import evaluate, train  # noqa: E402
 STEP2_VARIANTS = ["natural:bce", "balanced:bce", "natural:focal", "balanced:focal"]
 SEGMENT_VARIANTS = ["natural:bce_dice", "balanced:bce_dice", "natural:lovasz", "balanced:lovasz"]
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def defect_subset(source: Path, out: Path, limit: int) -> Path:

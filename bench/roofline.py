@@ -36,10 +36,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic  # noqa: E402
+from common import cpu_model, synthetic  # noqa: E402
 from inference import (  # noqa: E402
     default_cascade, default_model, eager, eager_cascade, every_image, fresh_runs, step1_probs)
-from int8 import cpu_name  # noqa: E402
 
 from steelinspect.data.images import list_images, read_gray  # noqa: E402
 from steelinspect.infer.config import Int8Config  # noqa: E402
@@ -206,7 +205,7 @@ def main() -> None:
     args = parser.parse_args()
     flags = cpu_flags()
     shown = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items())
-    print(f"CPU: {cpu_name()}; {shown}; "
+    print(f"CPU: {cpu_model()}; {shown}; "
           f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores visible", flush=True)
     measured = peaks()
     print("peaks, GMAC/s: " + ", ".join(f"{k} {v}" for k, v in measured.items()), flush=True)
@@ -214,7 +213,7 @@ def main() -> None:
     ceilings = {"fp32": max(measured[k] for k in fp32),
                 "int8": max(v for k, v in measured.items() if "int" in k)}
     paths = list_images(synthetic(args.images, seed=1) / "train_images")
-    results = {"cpu": cpu_name(), "flags": flags, "threads": torch.get_num_threads(), "images": len(paths),
+    results = {"cpu": cpu_model(), "flags": flags, "threads": torch.get_num_threads(), "images": len(paths),
                "peaks_gmac_s": measured, "ceilings_gmac_s": ceilings}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_models:

@@ -50,11 +50,10 @@ def predict(
     On several processes: --processes N, or `torchrun ... -m steelinspect predict ...` (several machines)."""
     from contextlib import nullcontext
 
+    from steelinspect.cli.model_cmds import runs_arg
     from steelinspect.errors import ConfigError
     from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict as run_predict, write_predictions
     from steelinspect.infer.shard import launched_by_torchrun
-
-    from steelinspect.cli.model_cmds import runs_arg
 
     binary, multiclass = runs_arg(binary), runs_arg(multiclass)
     segment = runs_arg(segment) if segment else None
@@ -70,7 +69,6 @@ def predict(
 
         require_db_extra()
         from steelinspect.inspect_log.sink import open_sink
-
         from steelinspect.runs.bands import resolve_bands
 
         bands = resolve_bands(binary, multiclass, ok_below, ng_above)
