@@ -63,11 +63,21 @@ def train_step_rate(model, x, y, loss_fn, batches: int) -> float:
         loss.backward()
         optimizer.step()
 
-    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
-    step()
-    sync()
+    _warm, seconds = timed_steps(step, batches, x.device)
+    return len(x) * batches / seconds
+
+
+def timed_steps(step, batches: int, device) -> tuple[float, float]:
+    """(seconds of one warm-up call of `step`, seconds of `batches` more), synchronised on CUDA so the GPU's
+    queued work is counted."""
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with timer() as warm:
+        step()
+        sync()
     with timer() as t:
         for _ in range(batches):
             step()
         sync()
-    return len(x) * batches / t["seconds"]
+    return warm["seconds"], t["seconds"]

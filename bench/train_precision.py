@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic, timer  # noqa: E402
+from common import synthetic, timed_steps, timer  # noqa: E402
 
 from steelinspect.models.factory import build_model  # noqa: E402
 from steelinspect.train import speed  # noqa: E402
@@ -73,15 +73,8 @@ def rate(task: str, setting: str, batch: int, batches: int, device: torch.device
             logits = net(x)
         mixed.step(head.loss(logits.float(), y), optimizer)
 
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    with timer() as warm:
-        step()
-        sync()
-    with timer() as t:
-        for _ in range(batches):
-            step()
-        sync()
-    return batch * batches / t["seconds"], warm["seconds"]
+    warm, seconds = timed_steps(step, batches, device)
+    return batch * batches / seconds, warm
 
 
 def decode_times(repeats: int = 7) -> None:
