@@ -102,6 +102,20 @@ def table(title: str, rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
+def run_variants(task: str, variants: list[str], data: Path, holdout: Path, root: Path, metric: str,
+                 collected: list, save, start: float, **settings) -> None:
+    """run_variant for each variant, each result printed, added to `collected` and saved (`save()`) as it comes."""
+    for variant in variants:
+        result = run_variant(task, variant, data, holdout, root, **settings)
+        if result is None:
+            print(f"  {variant}: being trained by another process, skipped", flush=True)
+            continue
+        collected.append(result)
+        print(f"  {variant}: {metric} {result['macro']:.3f} {result['per_class']} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        save()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1200, help="synthetic training set (seed 0)")
@@ -141,16 +155,8 @@ def main() -> None:
                  arch="vgg", seed=args.seed if args.run_seed is None else args.run_seed, workers=args.workers, device="cpu")
     print(f"step 2: {args.images} synthetic images (seed {args.seed}), held-out {args.holdout} (seed "
           f"{args.seed + 1}); vgg at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
-    for variant in args.variants:
-        result = run_variant("multiclass", variant, train_dir, holdout_dir, root, **step2)
-        if result is None:
-            print(f"  {variant}: being trained by another process, skipped", flush=True)
-            continue
-        results["step2"].append(result)
-        print(f"  {variant}: macro F1 {result['macro']:.3f} {result['per_class']} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    run_variants("multiclass", args.variants, train_dir, holdout_dir, root, "macro F1", results["step2"],
+                 lambda: args.json and args.json.write_text(json.dumps(results, indent=1)), start, **step2)
 
     if args.segment:
         from steelinspect.train.segment import parse_crop_widths
@@ -164,16 +170,8 @@ def main() -> None:
         print(f"segmenter: {args.seg_images} synthetic images (seed {args.seed}), held-out: the first "
               f"{args.seg_holdout} defect images of the step 2 held-out set; unet_resnet18 at {args.seg_size}, crops "
               f"{args.seg_crop}, {args.seg_epochs} epochs, batch {args.seg_batch}", flush=True)
-        for variant in args.seg_variants:
-            result = run_variant("segment", variant, seg_train, seg_holdout, root, **seg)
-            if result is None:
-                print(f"  {variant}: being trained by another process, skipped", flush=True)
-                continue
-            results["segment"].append(result)
-            print(f"  {variant}: macro Dice {result['macro']:.3f} {result['per_class']} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=1))
+        run_variants("segment", args.seg_variants, seg_train, seg_holdout, root, "macro Dice", results["segment"],
+                     lambda: args.json and args.json.write_text(json.dumps(results, indent=1)), start, **seg)
 
     results["seconds"] = round(time.perf_counter() - start)
     print()
