@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from steelinspect.data.images import list_images
-from steelinspect.infer.shard import share
+from steelinspect.infer.shard import failure_message, share
 from steelinspect.infer.testhooks import ENV as FAIL_ENV
 from tests.cli_runner import run_main
 
@@ -155,6 +155,25 @@ def test_a_failing_rank_fails_the_run_with_one_line_and_no_output(launcher, spec
     # No output, no temporary, no row: only the (empty) log the run opened before predicting.
     assert [p.name for p in tmp_path.iterdir()] == ["log.db"]
     assert _log_rows(tmp_path / "log.db")["inspection"] == []
+
+
+def test_a_peer_still_dying_is_named_dead_not_stopped(tmp_path):
+    # A killed rank closes its sockets (its peers' meeting fails) a moment before the kernel marks it gone: rank 0
+    # must wait for that rather than call it "stopped without a result" (a race seen once in CI).
+    import json
+    import socket
+    import threading
+
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "rank-1.at").write_text(json.dumps({"host": socket.gethostname(), "pid": peer.pid,
+                                                        "image": "a.jpg"}))
+        (tmp_path / "rank-0.json").write_text(json.dumps({"ok": True}))
+        threading.Timer(0.5, peer.kill).start()
+        assert failure_message(tmp_path, 2, me=0) == "rank 1 died on image a.jpg"
+    finally:
+        peer.kill()
+        peer.wait()
 
 
 def test_bad_process_and_thread_counts_are_refused_in_one_line(tiny_runs, images, tmp_path):

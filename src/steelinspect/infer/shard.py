@@ -61,6 +61,7 @@ from steelinspect.io import read_json, scratch_dir, write_json
 # How long a rank waits for the others at a meeting point: the slowest share plus the merge must fit in it.
 # A rank that dies is noticed at once (torchrun stops the others); only a hung one is waited for this long.
 MEET_TIMEOUT = timedelta(hours=12)
+DEATH_GRACE = 2.0  # seconds a rank that lost a peer waits for the peer's process to be gone before naming it
 
 
 class ShardError(SteelInspectError):
@@ -396,7 +397,7 @@ def failure_message(parts: Path | None, world: int, me: int | None = None,
         return f"rank {rank} failed {on}: {' '.join(error.split())}"
     # With exit codes (spawned workers) the dead are known; under torchrun only those on this machine are.
     dead = ([r for r in missing if exitcodes.get(r) not in (None, 0)] if exitcodes else
-            [r for r in missing if _dead(parts, r)])
+            _dead_after_grace(parts, missing))
     for rank in dead or missing:
         marker = _read_marker(parts, rank)
         on = f"on image {marker['image']}" if marker.get("image") else "before its first image"
@@ -412,6 +413,17 @@ def _read_marker(parts: Path, rank: int) -> dict:
         return json.loads(_part(parts, rank, "at").read_text() or "{}")
     except (OSError, ValueError):
         return {}
+
+
+def _dead_after_grace(parts: Path, ranks: list[int], grace: float = DEATH_GRACE) -> list[int]:
+    """The ranks of `ranks` whose process is gone, waiting up to `grace` seconds for one to be: a killed process
+    closes its sockets (which is how its peers learn of it) a moment before the kernel marks it dead."""
+    deadline = time.monotonic() + grace
+    while True:
+        dead = [r for r in ranks if _dead(parts, r)]
+        if dead or not ranks or time.monotonic() >= deadline:
+            return dead
+        time.sleep(0.05)
 
 
 def _dead(parts: Path, rank: int) -> bool:
