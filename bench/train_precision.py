@@ -101,7 +101,8 @@ def decode_times(repeats: int = 7) -> None:
               f"x{fastest['full'] / fastest['reduced']:4.2f}  mean abs diff {diff:.2f} grey levels", flush=True)
 
 
-def seeded(images: int, epochs: int, device: str, precisions: list[str]) -> None:
+def seeded(images: int, epochs: int, device: str, precisions: list[str], size: tuple[int, int] = (64, 128),
+           seeds: tuple[int, ...] = (0,)) -> None:
     """The same seeded short run (step 1, VGG at 64x128, synthetic data) at each precision: final metrics (fp32
     evaluation, see train/speed.py) should agree within run-to-run noise."""
     import json
@@ -111,16 +112,17 @@ def seeded(images: int, epochs: int, device: str, precisions: list[str]) -> None
     from steelinspect.train.loop import train
 
     data = synthetic(images)
-    print(f"seeded run: binary, vgg, 64x128, {images} synthetic images, {epochs} epochs, seed 0, {device}")
+    print(f"seeded run: binary, vgg, {size[0]}x{size[1]}, {images} synthetic images, {epochs} epochs, {device}; "
+          "seed to seed is the noise a precision's difference is judged against")
     with tempfile.TemporaryDirectory() as tmp:
-        for precision in precisions:
-            config = TrainConfig(task="binary", data=data, out=Path(tmp) / precision, epochs=epochs, batch_size=16,
-                                 image_size=(64, 128), arch="vgg", seed=0, device=device, workers=0,
+        for seed, precision in ((s, p) for s in seeds for p in precisions):
+            config = TrainConfig(task="binary", data=data, out=Path(tmp) / f"{precision}-{seed}", epochs=epochs,
+                                 batch_size=16, image_size=size, arch="vgg", seed=seed, device=device, workers=0,
                                  precision=precision)
             with timer() as t:
                 run = train(config, progress=False)
             m = json.loads((run / "metrics.json").read_text())
-            print(f"  {precision:<5} {t['seconds']:6.1f} s  " + "  ".join(
+            print(f"  seed {seed} {precision:<5} {t['seconds']:6.1f} s  " + "  ".join(
                 f"{split} loss {m[split]['loss']:.4f} f1 {m[split]['f1']:.3f} auc {m[split]['roc_auc']:.3f}"
                 for split in ("val", "test")), flush=True)
 
@@ -138,10 +140,13 @@ def main() -> None:
     parser.add_argument("--seeded", action="store_true", help="only the seeded fp32-vs-bf16 training runs")
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="--seeded: one run per seed and precision")
     args = parser.parse_args()
     if args.seeded:
         print(cpu_info())
-        seeded(args.images, args.epochs, args.device, ["fp32", "bf16"] + (["fp16"] if "cuda" in args.device else []))
+        size = tuple(int(v) for v in args.size.split("x")) if args.size else (64, 128)
+        seeded(args.images, args.epochs, args.device, ["fp32", "bf16"] + (["fp16"] if "cuda" in args.device else []),
+               size, tuple(args.seeds))
         return
     device = torch.device(args.device)
     import cv2
