@@ -1,7 +1,8 @@
 """Rare classes: step 2 (the multi-label head, full protocol) and the segmenter under each --sampler and --loss.
 
     python bench/rare_classes.py [--images 1200] [--holdout 1200] [--size 128x416] [--epochs 4]
-                                 [--variants natural:bce balanced:bce natural:focal balanced:focal]
+                                 [--variants natural:bce balanced:bce natural:focal balanced:focal
+                                             natural:bce:tile256@256x1600 ...]
                                  [--segment] [--seg-images 400] [--seg-size 128x800] [--seg-epochs 3]
                                  [--json out.json]
 
@@ -57,9 +58,13 @@ def defect_subset(source: Path, out: Path, limit: int) -> Path:
 
 
 def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, **settings) -> dict:
-    """Train one variant (or reuse its finished run under --out) and score it on the held-out set."""
-    sampler, loss = variant.split(":")
-    out = root / f"{task}-{sampler}-{loss}"
+    """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
+    SAMPLER:LOSS, optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size)."""
+    sampler, loss, *tiles = variant.split(":")
+    out = root / "-".join([task, sampler, loss, *tiles])
+    if tiles:
+        width, size = tiles[0].removeprefix("tile").split("@")
+        settings = {**settings, "tile_width": int(width), "image_size": parse_size(size)}
     scored = out / "holdout.json"
     if scored.is_file():
         return json.loads(scored.read_text())
@@ -92,13 +97,13 @@ def _summary(task: str, variant: str, held: dict, in_split: dict, seconds: float
 
 
 def table(title: str, rows: list[dict], metric: str) -> str:
-    lines = [title, f"  {'variant':<18} {'class 1':>8} {'class 2':>8} {'class 3':>8} {'class 4':>8} {'macro':>8}"
+    lines = [title, f"  {'variant':<30} {'class 1':>8} {'class 2':>8} {'class 3':>8} {'class 4':>8} {'macro':>8}"
              f" {metric:>12} {'train s':>8}"]
     for r in rows:
         cells = " ".join("       –" if r["per_class"][c] is None else f"{r['per_class'][c]:8.3f}" for c in "1234")
         extra = r.get("dice_kaggle")
         extra = f"{extra:12.3f}" if extra is not None else f"{sum(r['split_test_per_class'].values()) / 4:12.3f}"
-        lines.append(f"  {r['variant']:<18} {cells} {r['macro']:8.3f} {extra} {r['train_seconds']:8d}")
+        lines.append(f"  {r['variant']:<30} {cells} {r['macro']:8.3f} {extra} {r['train_seconds']:8d}")
     return "\n".join(lines)
 
 
@@ -128,7 +133,8 @@ def main() -> None:
     parser.add_argument("--run-seed", type=int, default=None, help="the runs' --seed (splits, sampling, "
                         "initialisation); default --seed")
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS for step 2")
+    parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW] for step 2 "
+                        "(tiles: --tile-width W at --image-size HxW)")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")
     parser.add_argument("--seg-variants", nargs="*", default=SEGMENT_VARIANTS)
     parser.add_argument("--seg-images", type=int, default=400, help="segmenter training set (seed 0)")

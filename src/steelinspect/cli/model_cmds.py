@@ -110,11 +110,15 @@ def _classifier(task: str):
         focal_gamma: float = typer.Option(default("focal_gamma"), "--focal-gamma", help="--loss focal: (1 - p)^gamma."),
         focal_alpha: float = typer.Option(default("focal_alpha"), "--focal-alpha", help="--loss focal: weight of "
                                           "the positives, 1 - alpha of the negatives (sigmoid heads)."),
+        tile_width: int = typer.Option(None, "--tile-width", help="Train on tiles this wide (pixels of --image-size,"
+                                       " a multiple of 32), labelled from the masks inside them; score an image as "
+                                       "the largest output over its tiles. Keeps thin defects at a large "
+                                       "--image-size (e.g. 256x1600 with 256) for the cost of a small one."),
         precision: str = PRECISION,
         channels_last: bool = CHANNELS_LAST,
         compile_: bool = COMPILE,
     ) -> None:
-        _run(build_config(task, data, out_dir, protocol=protocol, per_class=per_class, epochs=epochs,
+        _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, per_class=per_class, epochs=epochs,
                           batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,

@@ -48,10 +48,16 @@ SEGMENTERS = {**{f"unet_{name}": _unet(name) for name in ENCODER_NAMES},
 ARCHS = {**CLASSIFIERS, **SEGMENTERS}
 
 
-def build_model(arch: str, num_outputs: int, in_channels: int = 1) -> nn.Module:
+def build_model(arch: str, num_outputs: int, in_channels: int = 1, tile_width: int | None = None) -> nn.Module:
+    """`tile_width` (classifiers): score images wider than it tile by tile (models/tiling.py)."""
     if arch not in ARCHS:
         raise ConfigError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
-    return ARCHS[arch](num_outputs, in_channels)
+    model = ARCHS[arch](num_outputs, in_channels)
+    if tile_width is not None:
+        if arch not in CLASSIFIERS:
+            raise ConfigError(f"--tile-width is for the classifiers, not --arch {arch}")
+        model.tile_width = tile_width
+    return model
 
 
 def encoder_of(model: nn.Module):

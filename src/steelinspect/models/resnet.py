@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from steelinspect.models.pooling import AvgMaxPool
+from steelinspect.models.tiling import TileableClassifier
 
 WIDTHS = (64, 128, 256, 512)
 
@@ -146,7 +147,7 @@ class ResNetEncoder(nn.Module):
         return [f1, f2, f3, f4, f5]
 
 
-class ResNetClassifier(nn.Module):
+class ResNetClassifier(TileableClassifier):
     """Encoder + global average and max pooling + dropout + linear -> logits."""
 
     def __init__(self, num_outputs: int, depth: int = 18, in_channels: int = 1, dropout: float = 0.2,
@@ -157,6 +158,6 @@ class ResNetClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(2 * self.encoder.out_channels[-1], num_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_image(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)[-1]
         return self.fc(self.dropout(self.pool(features)))

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from steelinspect.models.pooling import AvgMaxPool
+from steelinspect.models.tiling import TileableClassifier
 
 
 def _block(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
@@ -21,7 +22,7 @@ def _block(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
     )
 
 
-class VGGNet(nn.Module):
+class VGGNet(TileableClassifier):
     """A strided stem, four conv-conv-pool-dropout blocks, global average + max pooling (any input size), a
     dense head -> logits. The stem halves the image first: full-resolution double convolutions cost most of the
     compute and, on these textures, little accuracy (measured: twice the training speed on CPU)."""
@@ -46,5 +47,5 @@ class VGGNet(nn.Module):
             nn.Linear(128, num_outputs),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_image(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -50,6 +50,9 @@ class TrainConfig:
     resume: bool = False
     augment: bool = True
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
+    # Classifiers: train on tiles this wide (px of image_size), labelled from the masks inside them, and score a
+    # whole image as the largest logit over its tiles (models/tiling.py). None: whole images.
+    tile_width: int | None = None
     # K-fold training (train/folds.py): folds > 1 makes `out` a parent of K runs fold_1..fold_K; in fold run k,
     # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
     folds: int = 1
@@ -119,6 +122,24 @@ class TrainConfig:
         h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
+        self._validate_tiles()
+
+    def _validate_tiles(self) -> None:
+        if self.tile_width is None:
+            return
+        if self.task == "segment":
+            raise ConfigError("--tile-width is for the classifiers; the segmenter trains on --crop-width crops")
+        if self.protocol == "seed":
+            raise ConfigError("--tile-width needs --protocol full (a tile may hold no defect, or several classes)")
+        if not self.augment:
+            raise ConfigError("--tile-width trains on random tiles: it needs augmentation on")
+        if self.pseudo is not None:
+            raise ConfigError("--tile-width with --pseudo is not supported: tiles are labelled from masks, "
+                              "pseudo-labels have none")
+        width = self.image_size[1]
+        if self.tile_width % 32 or not 32 <= self.tile_width < width:
+            raise ConfigError(f"--tile-width must be a multiple of 32 below the --image-size width {width}, "
+                              f"got {self.tile_width}")
 
     def _validate_pseudo(self) -> None:
         if (self.pseudo is None) != (self.teacher is None):

@@ -120,7 +120,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     """The run's model (eval mode, on `device`) and everything needed to preprocess and decide."""
     run_dir = Path(run_dir)
     blob = read_model_file(run_dir)
-    model = build_model(blob["arch"], blob["num_outputs"], blob.get("in_channels", 1))
+    config = TrainConfig.from_dict(blob["config"])
+    model = build_model(blob["arch"], blob["num_outputs"], blob.get("in_channels", 1), config.tile_width)
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as exc:
@@ -134,7 +135,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         preprocess=Preprocess.from_dict(blob["preprocess"]),
         thresholds=list(blob.get("thresholds") or []),
         class_ids=tuple(blob.get("class_ids") or CLASS_IDS),
-        config=TrainConfig.from_dict(blob["config"]),
+        config=config,
         run_dir=run_dir,
         arch=blob["arch"],
         weights_id=blob.get("weights_id", ""),

@@ -226,7 +226,7 @@ def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: t
     """Model (initialisation fixed by the seed; --weights, --init), optimiser and schedule."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model = build_model(config.arch, task.num_outputs)
+    model = build_model(config.arch, task.num_outputs, tile_width=config.tile_width)
     if config.weights:
         encoder = encoder_of(model)
         if encoder is None:

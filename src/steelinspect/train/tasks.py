@@ -89,7 +89,15 @@ class ClassificationTask:
         """Where tuned parameters go in model.pt and metrics.json."""
         return {"thresholds": params}
 
+    tile_width: int | None = None  # --tile-width: training (augmented) sets are tiles, evaluation whole images
+    tile_positive = 0.5  # share of training tiles placed over a defect (data/tile_dataset.py)
+
     def dataset(self, images_dir: Path, frame: pd.DataFrame, preprocess: Preprocess, augment: bool, seed: int):
+        if self.tile_width is not None and augment:
+            from steelinspect.data.tile_dataset import TileDataset
+
+            return TileDataset(images_dir, frame, self.targets(frame), preprocess, self.name, self.tile_width,
+                               Augment(), seed, self.tile_positive)
         return ImageDataset(images_dir, frame.ImageId.tolist(), self.targets(frame), preprocess,
                             Augment() if augment else None, seed)
 
@@ -108,6 +116,7 @@ class ClassificationTask:
         """Settings from the TrainConfig: the loss."""
         self.loss_name = config.loss
         self.focal_gamma, self.focal_alpha = config.focal_gamma, config.focal_alpha
+        self.tile_width = config.tile_width
 
     def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
         """Class-imbalance weights from the training targets (called once before training). `sample_weights`:
@@ -192,6 +201,7 @@ class MulticlassTask(ClassificationTask):
 class MultilabelTask(ClassificationTask):
     """Four sigmoids + BCE, so images with several classes count (the full protocol's step 2)."""
 
+    tile_positive = 1.0  # step 2 learns which class a defect is: every training tile holds one
     name = "multilabel"
     num_outputs = NUM_CLASSES
 
