@@ -200,3 +200,29 @@ def test_reduced_jpeg_decode_is_close_to_a_full_decode_and_resize(synth_dir):
     assert decode_gray(encoded(".png", (256, 1600)), at_least=(64, 400)).shape == (256, 1600)
     with pytest.raises(ImageTooLargeError):
         decode_gray(bomb_jpeg(32000, 32000), "bomb", at_least=(64, 64))
+
+
+def test_evaluation_sets_see_what_predict_sees_and_training_decodes_reduced(synth_dir):
+    # Thresholds and post-processing are tuned on the evaluation sets: their pixels must be the inference
+    # loader's (a whole decode, then the run's preprocessing), bit for bit. Training may decode at 1/2 scale.
+    from steelinspect.data.dataset import Augment
+    from steelinspect.data.master import build_master
+    from steelinspect.data.seg_dataset import SegAugment, samples_from_master
+    from steelinspect.data.transforms import Preprocess
+
+    master = build_master(synth_dir).head(2)
+    images = synth_dir / "train_images"
+    preprocess = Preprocess(128, 800)
+    expected = torch.from_numpy(preprocess(read_gray(images / master.ImageId[0])))
+    evaluation = ImageDataset(images, master.ImageId.tolist(), np.zeros(2), preprocess)
+    assert torch.equal(evaluation[0][0], expected)
+    segment = SegmentDataset(images, samples_from_master(master), preprocess)
+    assert torch.equal(segment[0][0], expected)
+    # Training without any augmentation effect (no crop, flip, brightness or contrast) shows the reduced decode.
+    quiet = Augment(hflip=0, vflip=0, brightness=0, contrast=0, crop=1.0)
+    training = ImageDataset(images, master.ImageId.tolist(), np.zeros(2), preprocess, quiet)
+    reduced = torch.from_numpy(preprocess(read_gray(images / master.ImageId[0], at_least=(128, 800))))
+    assert torch.allclose(training[0][0], reduced, atol=1e-3) and not torch.equal(training[0][0], expected)
+    seg_training = SegmentDataset(images, samples_from_master(master), preprocess,
+                                  augment=SegAugment(hflip=False, vflip=False, brightness=0, contrast=0))
+    assert not torch.equal(seg_training[0][0], expected)

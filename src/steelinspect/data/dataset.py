@@ -82,11 +82,14 @@ class ImageDataset(Dataset):
 
     def load(self, index: int) -> np.ndarray:
         # A repeated draw of data.sampling.BalancedSampler is index + k * len(self): the same image, its own
-        # augmentation. Decoded at 1/2 or 1/4 scale where the image shrinks that much anyway; an augmented one
-        # keeps enough pixels for its smallest crop to be resized down, not up.
-        size = self.preprocess.size
-        if self.augment is not None and self.augment.crop < 1:
-            size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
+        # augmentation. A training image is decoded at 1/2 or 1/4 scale where it shrinks that much anyway, keeping
+        # enough pixels for its smallest crop to be resized down, not up. An evaluation image is decoded whole, as
+        # `predict` does: the thresholds tuned on it and the metrics reported are then those of prediction.
+        size = None
+        if self.augment is not None:
+            size = self.preprocess.size
+            if self.augment.crop < 1:
+                size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
         gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)], at_least=size)
         if self.augment is not None:
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))

@@ -115,9 +115,11 @@ class SegmentDataset(Dataset):
         sample = self.samples[index]
         path = self.images_dir / sample.image_id
         size = self.preprocess.size
-        # A working size of at most 1/2 or 1/4 of the file's: decoded at that scale, then resized as before.
-        factor = reduction(IMAGE_SHAPE[1], IMAGE_SHAPE[0], size)
-        image = read_gray(path, at_least=size)
+        # Training at a working size of at most 1/2 or 1/4 of the file's: decoded at that scale, then resized as
+        # before. Evaluation decodes whole, as `predict` does, so the post-processing is tuned on what it will see.
+        at_least = size if self.augment is not None else None
+        factor = reduction(IMAGE_SHAPE[1], IMAGE_SHAPE[0], at_least)
+        image = read_gray(path, at_least=at_least)
         if image.shape != tuple(-(-side // factor) for side in IMAGE_SHAPE):  # a JPEG decoded at that scale
             check_size(image, path)
         masks = np.stack([rle.decode(r, IMAGE_SHAPE) for r in sample.rles])
