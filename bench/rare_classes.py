@@ -76,7 +76,7 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
     if not (out / "metrics.json").is_file():
         train(config, progress=False)
     seconds = time.perf_counter() - start
-    held = evaluate(out, holdout, device="cpu", workers=settings.get("workers", 0))["all"]
+    held = evaluate(out, holdout, device=settings.get("device", "cpu"), workers=settings.get("workers", 0))["all"]
     result = _summary(task, variant, held, json.loads((out / "metrics.json").read_text())["test"], seconds)
     scored.write_text(json.dumps(result, indent=1))
     return result
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--run-seed", type=int, default=None, help="the runs' --seed (splits, sampling, "
                         "initialisation); default --seed")
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the runs' --device)")
     parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW] for step 2 "
                         "(tiles: --tile-width W at --image-size HxW)")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")
@@ -158,7 +159,8 @@ def main() -> None:
 
     train_dir, holdout_dir = synthetic(args.images, args.seed), synthetic(args.holdout, args.seed + 1)
     step2 = dict(epochs=args.epochs, batch_size=args.batch, lr=args.lr, image_size=parse_size(args.size),
-                 arch="vgg", seed=args.seed if args.run_seed is None else args.run_seed, workers=args.workers, device="cpu")
+                 arch="vgg", seed=args.seed if args.run_seed is None else args.run_seed, workers=args.workers,
+                 device=args.device)
     print(f"step 2: {args.images} synthetic images (seed {args.seed}), held-out {args.holdout} (seed "
           f"{args.seed + 1}); vgg at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
     run_variants("multiclass", args.variants, train_dir, holdout_dir, root, "macro F1", results["step2"],
@@ -172,7 +174,7 @@ def main() -> None:
         seg = dict(epochs=args.seg_epochs, batch_size=args.seg_batch, lr=args.lr, image_size=parse_size(args.seg_size),
                    crop_width=parse_crop_widths(args.seg_crop), arch="unet_resnet18",
                    seed=args.seed if args.run_seed is None else args.run_seed,
-                   workers=args.workers, device="cpu")
+                   workers=args.workers, device=args.device)
         print(f"segmenter: {args.seg_images} synthetic images (seed {args.seed}), held-out: the first "
               f"{args.seg_holdout} defect images of the step 2 held-out set; unet_resnet18 at {args.seg_size}, crops "
               f"{args.seg_crop}, {args.seg_epochs} epochs, batch {args.seg_batch}", flush=True)

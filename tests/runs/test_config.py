@@ -23,3 +23,14 @@ def test_sampler_and_loss_defaults_and_what_an_older_config_trained_with():
         old = {k: v for k, v in config.to_dict().items() if k not in ("sampler", "loss")}
         legacy = TrainConfig.from_dict(old)  # a config.json written before --sampler and --loss
         assert (legacy.sampler, legacy.loss) == ("natural", "bce_dice" if task == "segment" else "bce")
+
+
+def test_step_2_draws_class_balanced_unless_seed_protocol_or_pseudo_labels():
+    def sampler(task, **options):
+        return TrainConfig(task=task, data=Path("d"), out=Path("o"), **options).sampler
+
+    assert sampler("multiclass") == "balanced"
+    assert sampler("binary") == sampler("segment") == "natural"
+    assert sampler("multiclass", protocol="seed") == "natural"  # N images per class are balanced already
+    assert sampler("multiclass", pseudo=Path("p"), teacher=Path("t")) == "natural"
+    assert sampler("multiclass", sampler="natural") == "natural"  # an explicit choice wins

@@ -103,7 +103,7 @@ def _classifier(task: str):
         pseudo_confidence: float = PSEUDO_CONFIDENCE,
         pseudo_share: float = PSEUDO_SHARE,
         sampler: str = typer.Option(None, "--sampler", help=SAMPLER_HELP + f" [default: {default('sampler', task)}; "
-                                    "natural under --protocol seed]"),
+                                    "natural under --protocol seed and with --pseudo]"),
         loss: str = typer.Option(None, "--loss", help="bce (BCE with class-frequency positive weights; cross-entropy "
                                  f"under --protocol seed) or focal. [default: {default('loss', task)}; bce under "
                                  "--protocol seed]"),

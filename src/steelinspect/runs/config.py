@@ -15,7 +15,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
     "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce"},
-    "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce"},
+    # Step 2 draws its images class-balanced: measured on held-out synthetic data at 16 epochs, macro F1 0.711
+    # against 0.540 drawn naturally (README, "Rare classes").
+    "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "balanced", "loss": "bce"},
     "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8, "sampler": "natural",
                 "loss": "bce_dice"},
 }
@@ -75,6 +77,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model for the training steps
 
     def __post_init__(self) -> None:
+        if self.sampler is None and self.pseudo is not None:
+            self.sampler = "natural"  # the balanced sampler does not draw pseudo-labelled images yet
         defaults = dict(TASK_DEFAULTS.get(self.task, {}))
         if self.task != "segment":
             defaults.update(PROTOCOL_DEFAULTS.get(self.protocol, {}))
