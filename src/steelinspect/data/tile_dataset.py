@@ -11,6 +11,7 @@ most tiles of its image.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,7 @@ class TileDataset(Dataset):
         # Geometry that moves columns is done here, where the masks' columns move with it: the horizontal flip,
         # and the tile instead of the augmentation's random crop.
         self.hflip = 0.0 if augment is None else augment.hflip
-        self.augment = None if augment is None else Augment(0.0, augment.vflip, augment.brightness,
-                                                            augment.contrast, crop=1.0)
+        self.augment = None if augment is None else replace(augment, hflip=0.0, crop=1.0)
         self.seed, self.positive, self.epoch = seed, positive, 0
 
     def set_epoch(self, epoch: int) -> None:
