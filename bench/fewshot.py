@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +35,8 @@ from steelinspect.data.layout import data_dir
 from steelinspect.data.real_clean import MARGIN, MIN_WIDTH, clean_frames
 from steelinspect.data.realism import dataset_items
 
-VARIANTS = ("synthetic only", "real only", "synthetic -> real")
+SYNTHETIC, REAL_ONLY, FINETUNE, PLAIN = ("synthetic only", "real only", "synthetic -> real",
+                                         "synthetic -> real, plain")
 
 
 def folds_of(items: list, k: int, seed: int) -> list[list[str]]:
@@ -71,18 +73,31 @@ def write_fold_data(real: Path, items: list, train_ids: set[str], out: Path, mar
     return clean
 
 
-def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None) -> dict[str, Path]:
+def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None, augment: str = "standard",
+               freeze: int = 0) -> dict[str, Path]:
+    """Step 1, step 2 and the segmenter on one fold's training set: from scratch (init None) or from the
+    synthetic runs, with the given augmentation preset and frozen-encoder warm-up."""
     from steelinspect.train.api import TrainConfig, train
 
     size = tuple(int(v) for v in args.size.split("x"))
     seg_size = tuple(int(v) for v in args.seg_size.split("x"))
     runs = {}
-    for task, image_size in (("binary", size), ("multiclass", size), ("segment", seg_size)):
-        config = TrainConfig(task=task, data=data, out=out / task, epochs=args.epochs, image_size=image_size,
+    for task, image_size, epochs in (("binary", size, args.epochs), ("multiclass", size, args.epochs),
+                                     ("segment", seg_size, args.seg_epochs or args.epochs)):
+        config = TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                              seed=args.seed, val_fraction=args.val_fraction, test_fraction=0.0,
-                             lr=args.lr_finetune if init else args.lr, init=init[task] if init else None)
+                             lr=args.lr_finetune if init else args.lr, init=init[task] if init else None,
+                             augment_preset=augment, freeze_encoder_epochs=min(freeze, epochs))
         runs[task] = train(config, progress=False)
     return runs
+
+
+def write_table(path: Path, args, pools: dict, folds_done: int) -> None:
+    from steelinspect.io import write_json
+
+    write_json(path, {"settings": vars(args), "folds_done": folds_done, "cpu": cpu_model(),
+                      "variants": {v: {**p.row(), "defect_images": p.n, "clean_frames": p.clean}
+                                   for v, p in pools.items()}})
 
 
 class Pool:
@@ -123,8 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrained", required=True, help="folder with binary/, multiclass/, segment/ runs")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--seg-epochs", type=int, default=0, help="segmenter epochs (default: --epochs)")
     parser.add_argument("--lr", type=float, default=1e-3, help="real-only learning rate")
     parser.add_argument("--lr-finetune", type=float, default=2e-4, help="synthetic -> real learning rate")
+    parser.add_argument("--finetune-freeze", type=int, default=2,
+                        help="synthetic -> real: epochs with the encoder frozen first (0: none)")
+    parser.add_argument("--finetune-augment", default="strong", choices=("standard", "strong"))
+    parser.add_argument("--real-augment", default="standard", choices=("standard", "strong"),
+                        help="real-only training's augmentation")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="also fine-tune without the small-data options (standard augmentation, nothing frozen)")
+    parser.add_argument("--json", help="write the pooled table here (rewritten after each fold)")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--size", default="128x416")
     parser.add_argument("--seg-size", default="128x800")
@@ -142,9 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     folds = folds_of(items, args.folds, args.seed)
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set {real}: {len(items)} images, "
           f"{args.folds} folds of {', '.join(str(len(f)) for f in folds)}")
-    print(f"budget per fold and step: {args.epochs} epochs, classifiers at {args.size}, segmenter at {args.seg_size}; "
-          f"lr {args.lr} (real only), {args.lr_finetune} (synthetic -> real)")
-    pools = {v: Pool() for v in VARIANTS}
+    print(f"budget per fold and step: {args.epochs} epochs (segmenter {args.seg_epochs or args.epochs}), classifiers "
+          f"at {args.size}, segmenter at {args.seg_size}; lr {args.lr} (real only, {args.real_augment} augmentation), "
+          f"{args.lr_finetune} (synthetic -> real: {args.finetune_augment} augmentation, encoder frozen for "
+          f"{args.finetune_freeze} epochs)" + ("; plain fine-tune beside it" if args.compare_plain else ""))
+    variants = [SYNTHETIC, REAL_ONLY, FINETUNE] + ([PLAIN] if args.compare_plain else [])
+    pools = {v: Pool() for v in variants}
+    started = time.perf_counter()
     for k, held in enumerate(folds):
         held_set = set(held)
         held_items = [item for item in items if item[0] in held_set]
@@ -153,12 +181,18 @@ def main(argv: list[str] | None = None) -> int:
             clean = write_fold_data(real, items, {i for i, _, _ in items} - held_set, data, args.margin, args.min_width)
             print(f"fold {k + 1}/{args.folds}: train on {len(items) - len(held)} real images + {clean} clean frames, "
                   f"score on {len(held)}", flush=True)
-            runs = {"synthetic only": synthetic,
-                    "real only": train_fold(data, Path(tmp) / "real", args, None),
-                    "synthetic -> real": train_fold(data, Path(tmp) / "finetune", args, synthetic)}
+            runs = {SYNTHETIC: synthetic,
+                    REAL_ONLY: train_fold(data, Path(tmp) / "real", args, None, args.real_augment),
+                    FINETUNE: train_fold(data, Path(tmp) / "finetune", args, synthetic, args.finetune_augment,
+                                         args.finetune_freeze)}
+            if args.compare_plain:
+                runs[PLAIN] = train_fold(data, Path(tmp) / "plain", args, synthetic)
             for variant, r in runs.items():
                 pools[variant].add(score(r["binary"], r["multiclass"], r["segment"], held_items, args.margin,
                                          args.min_width))
+        print(f"  fold {k + 1} done, {time.perf_counter() - started:.0f} s so far", flush=True)
+        if args.json:
+            write_table(Path(args.json), args, pools, k + 1)
     present = sorted({c for p in pools.values() for c in p.row()["recall"]})
     header = (f"{'variant':<20} {'flags':>6} {'clean ok':>8} {'names':>6} "
               + " ".join(f"{'rec ' + str(c):>6}" for c in present) + " "
