@@ -126,3 +126,14 @@ def test_bad_small_data_options_are_refused_in_one_line(synth_dir, tmp_path, arg
     lines = [line for line in (out + err).splitlines() if line.strip()]
     assert len(lines) == 1 and said in lines[0], out + err
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_the_train_command_records_the_small_data_options(synth_dir, tiny_runs, tmp_path):
+    code, out, err = run_main("train", "binary", synth_dir, "--out", tmp_path / "run", "--epochs", "1",
+                              "--batch-size", "8", "--image-size", "64x128", "--workers", "0", "--arch", "vgg",
+                              "--init", tiny_runs["binary"], "--freeze-encoder-epochs", "1", "--augment", "strong",
+                              "--lr", "2e-4")
+    assert code == 0, out + err
+    assert "strong augmentation, encoder frozen for 1 epoch(s)" in out
+    saved = read_json(tmp_path / "run" / "config.json")
+    assert (saved["augment_preset"], saved["freeze_encoder_epochs"], saved["lr"]) == ("strong", 1, 2e-4)
