@@ -78,6 +78,7 @@ def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None, augmen
     """Step 1, step 2 and the segmenter on one fold's training set: from scratch (init None) or from the
     synthetic runs, with the given augmentation preset and frozen-encoder warm-up."""
     from steelinspect.train.api import TrainConfig, train
+    from steelinspect.train.segment import parse_crop_widths
 
     size = tuple(int(v) for v in args.size.split("x"))
     seg_size = tuple(int(v) for v in args.seg_size.split("x"))
@@ -87,7 +88,8 @@ def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None, augmen
         config = TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                              seed=args.seed, val_fraction=args.val_fraction, test_fraction=0.0,
                              lr=args.lr_finetune if init else args.lr, init=init[task] if init else None,
-                             augment_preset=augment, freeze_encoder_epochs=min(freeze, epochs))
+                             augment_preset=augment, freeze_encoder_epochs=min(freeze, epochs),
+                             **({"crop_width": parse_crop_widths(args.seg_crop)} if task == "segment" else {}))
         runs[task] = train(config, progress=False)
     return runs
 
@@ -152,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--size", default="128x416")
     parser.add_argument("--seg-size", default="128x800")
+    parser.add_argument("--seg-crop", default="384..800", help="segmenter training crop widths MIN..MAX (px of --seg-size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--margin", type=int, default=MARGIN)
     parser.add_argument("--min-width", type=int, default=MIN_WIDTH)
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set {real}: {len(items)} images, "
           f"{args.folds} folds of {', '.join(str(len(f)) for f in folds)}")
     print(f"budget per fold and step: {args.epochs} epochs (segmenter {args.seg_epochs or args.epochs}), classifiers "
-          f"at {args.size}, segmenter at {args.seg_size}; lr {args.lr} (real only, {args.real_augment} augmentation), "
+          f"at {args.size}, segmenter at {args.seg_size} (crops {args.seg_crop}); lr {args.lr} (real only, {args.real_augment} augmentation), "
           f"{args.lr_finetune} (synthetic -> real: {args.finetune_augment} augmentation, encoder frozen for "
           f"{args.finetune_freeze} epochs)" + ("; plain fine-tune beside it" if args.compare_plain else ""))
     variants = [SYNTHETIC, REAL_ONLY, FINETUNE] + ([PLAIN] if args.compare_plain else [])
