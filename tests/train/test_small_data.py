@@ -137,3 +137,14 @@ def test_the_train_command_records_the_small_data_options(synth_dir, tiny_runs, 
     assert "strong augmentation, encoder frozen for 1 epoch(s)" in out
     saved = read_json(tmp_path / "run" / "config.json")
     assert (saved["augment_preset"], saved["freeze_encoder_epochs"], saved["lr"]) == ("strong", 1, 2e-4)
+
+
+def test_the_kept_epoch_is_the_best_score_and_a_tie_goes_to_the_lower_validation_loss(tiny_seg_data, tmp_path):
+    """On 2 validation images the segmenter's oracle Dice ties across epochs; the epoch kept (model.pt) is the
+    best score, among equal scores the lowest validation loss (not simply the first)."""
+    config = TrainConfig(task="segment", data=tiny_seg_data, out=tmp_path / "seg", arch="unet_resnet18", epochs=3,
+                         batch_size=4, image_size=(64, 384), crop_width=(256, 256), workers=0, seed=0, device="cpu")
+    train(config, progress=False)
+    history = read_json(tmp_path / "seg" / "history.json")
+    best = max(history, key=lambda r: (r["val_dice_kaggle_oracle"], -r["val_loss"]))
+    assert read_model_file(tmp_path / "seg")["epoch"] == best["epoch"]

@@ -131,17 +131,20 @@ class _Fit:
     start: int = 0
     history: list[dict] = field(default_factory=list)
     best: float = -np.inf
+    best_loss: float = np.inf  # the best epoch's validation loss: breaks ties of the score (see _score_epoch)
 
     def checkpoint(self, epoch: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history,
-                "best": self.best, "rng": get_rng_state(), "scaler": self.precision.state_dict()}
+                "best": self.best, "best_loss": self.best_loss, "rng": get_rng_state(),
+                "scaler": self.precision.state_dict()}
 
     def resume(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start, self.history, self.best = state["epoch"] + 1, state["history"], state["best"]
+        self.best_loss = state.get("best_loss", np.inf)  # absent in checkpoints from before the tie-break
         set_rng_state(state["rng"])
         self.precision.load_state_dict(state.get("scaler"))  # absent in checkpoints from before --precision
 
@@ -315,9 +318,13 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
             record[f"{split}_{key}"] = m.get(key)
     fit.history.append(record)
     score = m_val[task.score_key]
-    improved = score > fit.best
+    # A tie goes to the lower validation loss: on a few validation images F1 or the oracle Dice often ties
+    # exactly across epochs (5 images give few distinct F1 values), and the first epoch would keep it forever.
+    loss = m_val.get("loss")
+    loss = np.inf if loss is None else float(loss)
+    improved = score > fit.best or (score == fit.best and loss < fit.best_loss)
     if improved:
-        fit.best = score
+        fit.best, fit.best_loss = score, loss
     return record, score, improved
 
 
