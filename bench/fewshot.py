@@ -85,6 +85,8 @@ def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None, augmen
     runs = {}
     for task, image_size, epochs in (("binary", size, args.epochs), ("multiclass", size, args.epochs),
                                      ("segment", seg_size, args.seg_epochs or args.epochs)):
+        if task not in args.tasks:
+            continue
         config = TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                              seed=args.seed, val_fraction=args.val_fraction, test_fraction=0.0,
                              lr=args.lr_finetune if init else args.lr, init=init[task] if init else None,
@@ -155,12 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="128x416")
     parser.add_argument("--seg-size", default="128x800")
     parser.add_argument("--seg-crop", default="384..800", help="segmenter training crop widths MIN..MAX (px of --seg-size)")
+    parser.add_argument("--tasks", default="binary,multiclass,segment",
+                        help="which steps to train per fold: all three, 'binary,multiclass' (the classifiers: no "
+                             "Dice) or 'segment' (Dice only; the synthetic classifiers only let the scorer run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--margin", type=int, default=MARGIN)
     parser.add_argument("--min-width", type=int, default=MIN_WIDTH)
     args = parser.parse_args(argv)
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if sorted(args.tasks) not in (["binary", "multiclass", "segment"], ["binary", "multiclass"], ["segment"]):
+        parser.error("--tasks: binary,multiclass,segment or binary,multiclass or segment")
     real, pretrained = Path(args.real), Path(args.pretrained)
-    synthetic = {task: pretrained / task for task in ("binary", "multiclass", "segment")}
+    # Step 1 and step 2 are what the scorer runs: with --tasks segment the synthetic ones stand in (unscored).
+    needed = ("binary", "multiclass", *(("segment",) if "segment" in args.tasks else ()))
+    synthetic = {task: pretrained / task for task in needed}
     missing = [str(p) for p in synthetic.values() if not (p / "model.pt").is_file()]
     if missing:
         print(f"not a run directory: {', '.join(missing)} (bench/transfer.py --out DIR trains them)", file=sys.stderr)
@@ -191,25 +201,28 @@ def main(argv: list[str] | None = None) -> int:
             if args.compare_plain:
                 runs[PLAIN] = train_fold(data, Path(tmp) / "plain", args, synthetic)
             for variant, r in runs.items():
-                pools[variant].add(score(r["binary"], r["multiclass"], r["segment"], held_items, args.margin,
+                r = {**synthetic, **r}  # --tasks segment: the synthetic classifiers (their columns are not shown)
+                pools[variant].add(score(r["binary"], r["multiclass"], r.get("segment"), held_items, args.margin,
                                          args.min_width))
         print(f"  fold {k + 1} done, {time.perf_counter() - started:.0f} s so far", flush=True)
         if args.json:
             write_table(Path(args.json), args, pools, k + 1)
     present = sorted({c for p in pools.values() for c in p.row()["recall"]})
-    header = (f"{'variant':<20} {'flags':>6} {'clean ok':>8} {'names':>6} "
-              + " ".join(f"{'rec ' + str(c):>6}" for c in present) + " "
-              + " ".join(f"{'Dice ' + str(c):>7}" for c in present))
+    classifiers, dice = "binary" in args.tasks, "segment" in args.tasks
+    header = (f"{'variant':<24}"
+              + (f" {'flags':>6} {'clean ok':>8} {'names':>6} " + " ".join(f"{'rec ' + str(c):>6}" for c in present)
+                 if classifiers else "")
+              + (" " + " ".join(f"{'Dice ' + str(c):>7}" for c in present) if dice else ""))
     print("\nheld-out real images, pooled over folds (flags: step 1 flags a defect image; clean ok: step 1 passes a "
           "clean frame;\nnames: step 2 names a true class; rec c: step 2 names class c when it is there; Dice c: "
           "the segmenter alone)")
     print(header)
     for variant, pool in pools.items():
         r = pool.row()
-        print(f"{variant:<20} {r['step1_flagged']:6.1%} {r['clean_frames_passed']:8.1%} "
-              f"{r['step2_names_a_true_class']:6.1%} "
-              + " ".join(f"{r['recall'].get(c, float('nan')):6.1%}" for c in present) + " "
-              + " ".join(f"{r['dice'].get(c, float('nan')):7.3f}" for c in present))
+        print(f"{variant:<24}"
+              + (f" {r['step1_flagged']:6.1%} {r['clean_frames_passed']:8.1%} {r['step2_names_a_true_class']:6.1%} "
+                 + " ".join(f"{r['recall'].get(c, float('nan')):6.1%}" for c in present) if classifiers else "")
+              + (" " + " ".join(f"{r['dice'].get(c, float('nan')):7.3f}" for c in present) if dice else ""))
     return 0
 
 
