@@ -11,14 +11,20 @@ form a Kaggle-layout training set (train.csv + train_images/, written to a tempo
 trained from scratch on it (real-only) and from the synthetic run (--init, lower learning rate: synthetic ->
 real), and every variant is scored on fold k's held-out images and their clean frames with bench/transfer.py's
 scores. The table pools the held-out predictions of all folds.
+
+The fine-tune uses the small-data training options: --finetune-freeze N (the encoder frozen, BatchNorm in eval
+mode, for the first N epochs; default 2) and --finetune-augment strong (default). --compare-plain adds the same
+fine-tune without them (standard augmentation, nothing frozen) as a fourth variant; --real-augment strong gives
+real-only training the strong augmentation too. --tasks binary,multiclass (or segment) measures the classifiers
+(or the segmenter) alone, the segmenter being most of the time on a CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
