@@ -185,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     folds = folds_of(items, args.folds, args.seed)
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set {real}: {len(items)} images, "
           f"{args.folds} folds of {', '.join(str(len(f)) for f in folds)}")
-    print(f"budget per fold and step: {args.epochs} epochs (segmenter {args.seg_epochs or args.epochs}), classifiers "
-          f"at {args.size}, segmenter at {args.seg_size} (crops {args.seg_crop}); lr {args.lr} (real only, {args.real_augment} augmentation), "
+    print(f"steps trained per fold: {', '.join(args.tasks)}; budget per fold and step: {args.epochs} epochs "
+          f"(segmenter {args.seg_epochs or args.epochs}), classifiers at {args.size}, segmenter at {args.seg_size} "
+          f"(crops {args.seg_crop}); lr {args.lr} (real only, {args.real_augment} augmentation), "
           f"{args.lr_finetune} (synthetic -> real: {args.finetune_augment} augmentation, encoder frozen for "
           f"{args.finetune_freeze} epochs)" + ("; plain fine-tune beside it" if args.compare_plain else ""))
     variants = [SYNTHETIC, REAL_ONLY, FINETUNE] + ([PLAIN] if args.compare_plain else [])
