@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-augment", default="strong", choices=("standard", "strong"))
     parser.add_argument("--real-augment", default="standard", choices=("standard", "strong"),
                         help="real-only training's augmentation")
+    parser.add_argument("--skip-finetune", action="store_true", help="leave the synthetic -> real variant out")
     parser.add_argument("--compare-plain", action="store_true",
                         help="also fine-tune without the small-data options (standard augmentation, nothing frozen)")
     parser.add_argument("--json", help="write the pooled table here (rewritten after each fold)")
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.lr_finetune} (synthetic -> real: {args.finetune_augment} augmentation, encoder frozen for "
           f"{args.finetune_freeze} epochs)" + ("; plain fine-tune beside it" if args.compare_plain else ""))
     variants = [SYNTHETIC, REAL_ONLY, FINETUNE] + ([PLAIN] if args.compare_plain else [])
+    if args.skip_finetune:  # e.g. real-only training at another --real-augment, beside an earlier full run
+        variants.remove(FINETUNE)
     pools = {v: Pool() for v in variants}
     started = time.perf_counter()
     for k, held in enumerate(folds):
@@ -201,12 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             clean = write_fold_data(real, items, {i for i, _, _ in items} - held_set, data, args.margin, args.min_width)
             print(f"fold {k + 1}/{args.folds}: train on {len(items) - len(held)} real images + {clean} clean frames, "
                   f"score on {len(held)}", flush=True)
-            runs = {SYNTHETIC: synthetic,
-                    REAL_ONLY: train_fold(data, Path(tmp) / "real", args, None, args.real_augment),
-                    FINETUNE: train_fold(data, Path(tmp) / "finetune", args, synthetic, args.finetune_augment,
-                                         args.finetune_freeze)}
-            if args.compare_plain:
-                runs[PLAIN] = train_fold(data, Path(tmp) / "plain", args, synthetic)
+            trainers = {REAL_ONLY: lambda: train_fold(data, Path(tmp) / "real", args, None, args.real_augment),
+                        FINETUNE: lambda: train_fold(data, Path(tmp) / "finetune", args, synthetic,
+                                                     args.finetune_augment, args.finetune_freeze),
+                        PLAIN: lambda: train_fold(data, Path(tmp) / "plain", args, synthetic)}
+            runs = {v: synthetic if v == SYNTHETIC else trainers[v]() for v in variants}
             for variant, r in runs.items():
                 r = {**synthetic, **r}  # --tasks segment: the synthetic classifiers (their columns are not shown)
                 pools[variant].add(score(r["binary"], r["multiclass"], r.get("segment"), held_items, args.margin,
