@@ -118,6 +118,7 @@ class Pool:
         self.sums: dict[str, float] = defaultdict(float)
         self.dice: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
         self.recall: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+        self.per_image: dict[str, list] = defaultdict(list)
 
     def add(self, result: dict) -> None:
         n, clean = result["defect_images"], result["clean_frames"]
@@ -133,12 +134,37 @@ class Pool:
         for c, (share, count) in result["step2_recall"].items():
             self.recall[c][0] += share * count
             self.recall[c][1] += count
+        for key, values in result["per_image"].items():
+            self.per_image[key] += values
 
     def row(self) -> dict:
         out = {k: v / self.n for k, v in self.sums.items() if k != "clean_frames_passed"}
         out["clean_frames_passed"] = self.sums["clean_frames_passed"] / self.clean if self.clean else float("nan")
         out["dice"] = {c: s / k for c, (s, k) in self.dice.items() if k}
         out["recall"] = {c: s / k for c, (s, k) in self.recall.items() if k}
+        out.update(self.threshold_free())
+        return out
+
+    def threshold_free(self) -> dict:
+        """Scores that do not hang on thresholds tuned on a few validation images: step 1's ROC AUC (held-out
+        defect images against held-out clean frames) and, per class, step 2's ROC AUC over the defect images
+        (class there or not) and its precision (share of the images it names c on that have c)."""
+        from sklearn.metrics import roc_auc_score
+
+        out: dict = {}
+        pos, neg = self.per_image["p_defect"], self.per_image["p_defect_clean"]
+        if pos and neg:
+            out["step1_auc"] = float(roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg))
+        probs, truth, named = (np.array(self.per_image["p_class"]), self.per_image["truth"],
+                               self.per_image["named"])
+        out["auc"], out["precision"] = {}, {}
+        for i, c in enumerate(CLASS_IDS):
+            has = np.array([c in t for t in truth])
+            if len(probs) and 0 < has.sum() < len(has):
+                out["auc"][c] = float(roc_auc_score(has, probs[:, i]))
+            calls = [c in t for t, n in zip(truth, named) if c in n]
+            if calls:
+                out["precision"][c] = float(np.mean(calls))
         return out
 
 
@@ -219,18 +245,22 @@ def main(argv: list[str] | None = None) -> int:
     present = sorted({c for p in pools.values() for c in p.row()["recall"]})
     classifiers, dice = "binary" in args.tasks, "segment" in args.tasks
     header = (f"{'variant':<24}"
-              + (f" {'flags':>6} {'clean ok':>8} {'names':>6} " + " ".join(f"{'rec ' + str(c):>6}" for c in present)
+              + (f" {'AUC 1':>6} {'flags':>6} {'clean ok':>8} {'names':>6} "
+                 + " ".join(f"{'rec ' + str(c):>6} {'prec ' + str(c):>6} {'AUC ' + str(c):>6}" for c in present)
                  if classifiers else "")
               + (" " + " ".join(f"{'Dice ' + str(c):>7}" for c in present) if dice else ""))
-    print("\nheld-out real images, pooled over folds (flags: step 1 flags a defect image; clean ok: step 1 passes a "
-          "clean frame;\nnames: step 2 names a true class; rec c: step 2 names class c when it is there; Dice c: "
-          "the segmenter alone)")
+    print("\nheld-out real images, pooled over folds (AUC 1: step 1's ROC AUC, defect images against clean frames; "
+          "flags: step 1 flags a defect image;\nclean ok: step 1 passes a clean frame; names: step 2 names a true "
+          "class; rec c / prec c: step 2 names class c when it is there / c is there when step 2 names it;\nAUC c: "
+          "step 2's ROC AUC for class c over the defect images; Dice c: the segmenter alone)")
     print(header)
     for variant, pool in pools.items():
         r = pool.row()
         print(f"{variant:<24}"
-              + (f" {r['step1_flagged']:6.1%} {r['clean_frames_passed']:8.1%} {r['step2_names_a_true_class']:6.1%} "
-                 + " ".join(f"{r['recall'].get(c, float('nan')):6.1%}" for c in present) if classifiers else "")
+              + (f" {r.get('step1_auc', float('nan')):6.3f} {r['step1_flagged']:6.1%} {r['clean_frames_passed']:8.1%} "
+                 f"{r['step2_names_a_true_class']:6.1%} "
+                 + " ".join(f"{r['recall'].get(c, float('nan')):6.1%} {r['precision'].get(c, float('nan')):6.1%} "
+                            f"{r['auc'].get(c, float('nan')):6.3f}" for c in present) if classifiers else "")
               + (" " + " ".join(f"{r['dice'].get(c, float('nan')):7.3f}" for c in present) if dice else ""))
     return 0
 
