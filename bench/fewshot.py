@@ -11,6 +11,12 @@ form a Kaggle-layout training set (train.csv + train_images/, written to a tempo
 trained from scratch on it (real-only) and from the synthetic run (--init, lower learning rate: synthetic ->
 real), and every variant is scored on fold k's held-out images and their clean frames with bench/transfer.py's
 scores. The table pools the held-out predictions of all folds.
+
+The fine-tune uses the small-data training options: --finetune-freeze N (the encoder frozen, BatchNorm in eval
+mode, for the first N epochs; default 2) and --finetune-augment strong (default). --compare-plain adds the same
+fine-tune without them (standard augmentation, nothing frozen) as a fourth variant; --real-augment strong gives
+real-only training the strong augmentation too. --tasks binary,multiclass (or segment) measures the classifiers
+(or the segmenter) alone, the segmenter being most of the time on a CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -34,7 +41,8 @@ from steelinspect.data.layout import data_dir
 from steelinspect.data.real_clean import MARGIN, MIN_WIDTH, clean_frames
 from steelinspect.data.realism import dataset_items
 
-VARIANTS = ("synthetic only", "real only", "synthetic -> real")
+SYNTHETIC, REAL_ONLY, FINETUNE, PLAIN = ("synthetic only", "real only", "synthetic -> real",
+                                         "synthetic -> real, plain")
 
 
 def folds_of(items: list, k: int, seed: int) -> list[list[str]]:
@@ -71,18 +79,35 @@ def write_fold_data(real: Path, items: list, train_ids: set[str], out: Path, mar
     return clean
 
 
-def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None) -> dict[str, Path]:
+def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None, augment: str = "standard",
+               freeze: int = 0) -> dict[str, Path]:
+    """Step 1, step 2 and the segmenter on one fold's training set: from scratch (init None) or from the
+    synthetic runs, with the given augmentation preset and frozen-encoder warm-up."""
     from steelinspect.train.api import TrainConfig, train
+    from steelinspect.train.segment import parse_crop_widths
 
     size = tuple(int(v) for v in args.size.split("x"))
     seg_size = tuple(int(v) for v in args.seg_size.split("x"))
     runs = {}
-    for task, image_size in (("binary", size), ("multiclass", size), ("segment", seg_size)):
-        config = TrainConfig(task=task, data=data, out=out / task, epochs=args.epochs, image_size=image_size,
+    for task, image_size, epochs in (("binary", size, args.epochs), ("multiclass", size, args.epochs),
+                                     ("segment", seg_size, args.seg_epochs or args.epochs)):
+        if task not in args.tasks:
+            continue
+        config = TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                              seed=args.seed, val_fraction=args.val_fraction, test_fraction=0.0,
-                             lr=args.lr_finetune if init else args.lr, init=init[task] if init else None)
+                             lr=args.lr_finetune if init else args.lr, init=init[task] if init else None,
+                             augment_preset=augment, freeze_encoder_epochs=min(freeze, epochs),
+                             **({"crop_width": parse_crop_widths(args.seg_crop)} if task == "segment" else {}))
         runs[task] = train(config, progress=False)
     return runs
+
+
+def write_table(path: Path, args, pools: dict, folds_done: int) -> None:
+    from steelinspect.io import write_json
+
+    write_json(path, {"settings": vars(args), "folds_done": folds_done, "cpu": cpu_model(),
+                      "variants": {v: {**p.row(), "defect_images": p.n, "clean_frames": p.clean}
+                                   for v, p in pools.items()}})
 
 
 class Pool:
@@ -93,6 +118,7 @@ class Pool:
         self.sums: dict[str, float] = defaultdict(float)
         self.dice: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
         self.recall: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+        self.per_image: dict[str, list] = defaultdict(list)
 
     def add(self, result: dict) -> None:
         n, clean = result["defect_images"], result["clean_frames"]
@@ -108,12 +134,37 @@ class Pool:
         for c, (share, count) in result["step2_recall"].items():
             self.recall[c][0] += share * count
             self.recall[c][1] += count
+        for key, values in result["per_image"].items():
+            self.per_image[key] += values
 
     def row(self) -> dict:
         out = {k: v / self.n for k, v in self.sums.items() if k != "clean_frames_passed"}
         out["clean_frames_passed"] = self.sums["clean_frames_passed"] / self.clean if self.clean else float("nan")
         out["dice"] = {c: s / k for c, (s, k) in self.dice.items() if k}
         out["recall"] = {c: s / k for c, (s, k) in self.recall.items() if k}
+        out.update(self.threshold_free())
+        return out
+
+    def threshold_free(self) -> dict:
+        """Scores that do not hang on thresholds tuned on a few validation images: step 1's ROC AUC (held-out
+        defect images against held-out clean frames) and, per class, step 2's ROC AUC over the defect images
+        (class there or not) and its precision (share of the images it names c on that have c)."""
+        from sklearn.metrics import roc_auc_score
+
+        out: dict = {}
+        pos, neg = self.per_image["p_defect"], self.per_image["p_defect_clean"]
+        if pos and neg:
+            out["step1_auc"] = float(roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg))
+        probs, truth, named = (np.array(self.per_image["p_class"]), self.per_image["truth"],
+                               self.per_image["named"])
+        out["auc"], out["precision"] = {}, {}
+        for i, c in enumerate(CLASS_IDS):
+            has = np.array([c in t for t in truth])
+            if len(probs) and 0 < has.sum() < len(has):
+                out["auc"][c] = float(roc_auc_score(has, probs[:, i]))
+            calls = [c in t for t, n in zip(truth, named) if c in n]
+            if calls:
+                out["precision"][c] = float(np.mean(calls))
         return out
 
 
@@ -123,17 +174,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrained", required=True, help="folder with binary/, multiclass/, segment/ runs")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--seg-epochs", type=int, default=0, help="segmenter epochs (default: --epochs)")
     parser.add_argument("--lr", type=float, default=1e-3, help="real-only learning rate")
     parser.add_argument("--lr-finetune", type=float, default=2e-4, help="synthetic -> real learning rate")
+    parser.add_argument("--finetune-freeze", type=int, default=2,
+                        help="synthetic -> real: epochs with the encoder frozen first (0: none)")
+    parser.add_argument("--finetune-augment", default="strong", choices=("standard", "strong"))
+    parser.add_argument("--real-augment", default="standard", choices=("standard", "strong"),
+                        help="real-only training's augmentation")
+    parser.add_argument("--skip-finetune", action="store_true", help="leave the synthetic -> real variant out")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="also fine-tune without the small-data options (standard augmentation, nothing frozen)")
+    parser.add_argument("--json", help="write the pooled table here (rewritten after each fold)")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--size", default="128x416")
     parser.add_argument("--seg-size", default="128x800")
+    parser.add_argument("--seg-crop", default="384..800", help="segmenter training crop widths MIN..MAX (px of --seg-size)")
+    parser.add_argument("--tasks", default="binary,multiclass,segment",
+                        help="which steps to train per fold: all three, 'binary,multiclass' (the classifiers: no "
+                             "Dice) or 'segment' (Dice only; the synthetic classifiers only let the scorer run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--margin", type=int, default=MARGIN)
     parser.add_argument("--min-width", type=int, default=MIN_WIDTH)
     args = parser.parse_args(argv)
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if sorted(args.tasks) not in (["binary", "multiclass", "segment"], ["binary", "multiclass"], ["segment"]):
+        parser.error("--tasks: binary,multiclass,segment or binary,multiclass or segment")
     real, pretrained = Path(args.real), Path(args.pretrained)
-    synthetic = {task: pretrained / task for task in ("binary", "multiclass", "segment")}
+    # Step 1 and step 2 are what the scorer runs: with --tasks segment the synthetic ones stand in (unscored).
+    needed = ("binary", "multiclass", *(("segment",) if "segment" in args.tasks else ()))
+    synthetic = {task: pretrained / task for task in needed}
     missing = [str(p) for p in synthetic.values() if not (p / "model.pt").is_file()]
     if missing:
         print(f"not a run directory: {', '.join(missing)} (bench/transfer.py --out DIR trains them)", file=sys.stderr)
@@ -142,9 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     folds = folds_of(items, args.folds, args.seed)
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set {real}: {len(items)} images, "
           f"{args.folds} folds of {', '.join(str(len(f)) for f in folds)}")
-    print(f"budget per fold and step: {args.epochs} epochs, classifiers at {args.size}, segmenter at {args.seg_size}; "
-          f"lr {args.lr} (real only), {args.lr_finetune} (synthetic -> real)")
-    pools = {v: Pool() for v in VARIANTS}
+    print(f"steps trained per fold: {', '.join(args.tasks)}; budget per fold and step: {args.epochs} epochs "
+          f"(segmenter {args.seg_epochs or args.epochs}), classifiers at {args.size}, segmenter at {args.seg_size} "
+          f"(crops {args.seg_crop}); lr {args.lr} (real only, {args.real_augment} augmentation), "
+          f"{args.lr_finetune} (synthetic -> real: {args.finetune_augment} augmentation, encoder frozen for "
+          f"{args.finetune_freeze} epochs)" + ("; plain fine-tune beside it" if args.compare_plain else ""))
+    variants = [SYNTHETIC, REAL_ONLY, FINETUNE] + ([PLAIN] if args.compare_plain else [])
+    if args.skip_finetune:  # e.g. real-only training at another --real-augment, beside an earlier full run
+        variants.remove(FINETUNE)
+    pools = {v: Pool() for v in variants}
+    started = time.perf_counter()
     for k, held in enumerate(folds):
         held_set = set(held)
         held_items = [item for item in items if item[0] in held_set]
@@ -153,26 +230,38 @@ def main(argv: list[str] | None = None) -> int:
             clean = write_fold_data(real, items, {i for i, _, _ in items} - held_set, data, args.margin, args.min_width)
             print(f"fold {k + 1}/{args.folds}: train on {len(items) - len(held)} real images + {clean} clean frames, "
                   f"score on {len(held)}", flush=True)
-            runs = {"synthetic only": synthetic,
-                    "real only": train_fold(data, Path(tmp) / "real", args, None),
-                    "synthetic -> real": train_fold(data, Path(tmp) / "finetune", args, synthetic)}
+            trainers = {REAL_ONLY: lambda: train_fold(data, Path(tmp) / "real", args, None, args.real_augment),
+                        FINETUNE: lambda: train_fold(data, Path(tmp) / "finetune", args, synthetic,
+                                                     args.finetune_augment, args.finetune_freeze),
+                        PLAIN: lambda: train_fold(data, Path(tmp) / "plain", args, synthetic)}
+            runs = {v: synthetic if v == SYNTHETIC else trainers[v]() for v in variants}
             for variant, r in runs.items():
-                pools[variant].add(score(r["binary"], r["multiclass"], r["segment"], held_items, args.margin,
+                r = {**synthetic, **r}  # --tasks segment: the synthetic classifiers (their columns are not shown)
+                pools[variant].add(score(r["binary"], r["multiclass"], r.get("segment"), held_items, args.margin,
                                          args.min_width))
+        print(f"  fold {k + 1} done, {time.perf_counter() - started:.0f} s so far", flush=True)
+        if args.json:
+            write_table(Path(args.json), args, pools, k + 1)
     present = sorted({c for p in pools.values() for c in p.row()["recall"]})
-    header = (f"{'variant':<20} {'flags':>6} {'clean ok':>8} {'names':>6} "
-              + " ".join(f"{'rec ' + str(c):>6}" for c in present) + " "
-              + " ".join(f"{'Dice ' + str(c):>7}" for c in present))
-    print("\nheld-out real images, pooled over folds (flags: step 1 flags a defect image; clean ok: step 1 passes a "
-          "clean frame;\nnames: step 2 names a true class; rec c: step 2 names class c when it is there; Dice c: "
-          "the segmenter alone)")
+    classifiers, dice = "binary" in args.tasks, "segment" in args.tasks
+    header = (f"{'variant':<24}"
+              + (f" {'AUC 1':>6} {'flags':>6} {'clean ok':>8} {'names':>6} "
+                 + " ".join(f"{'rec ' + str(c):>6} {'prec ' + str(c):>6} {'AUC ' + str(c):>6}" for c in present)
+                 if classifiers else "")
+              + (" " + " ".join(f"{'Dice ' + str(c):>7}" for c in present) if dice else ""))
+    print("\nheld-out real images, pooled over folds (AUC 1: step 1's ROC AUC, defect images against clean frames; "
+          "flags: step 1 flags a defect image;\nclean ok: step 1 passes a clean frame; names: step 2 names a true "
+          "class; rec c / prec c: step 2 names class c when it is there / c is there when step 2 names it;\nAUC c: "
+          "step 2's ROC AUC for class c over the defect images; Dice c: the segmenter alone)")
     print(header)
     for variant, pool in pools.items():
         r = pool.row()
-        print(f"{variant:<20} {r['step1_flagged']:6.1%} {r['clean_frames_passed']:8.1%} "
-              f"{r['step2_names_a_true_class']:6.1%} "
-              + " ".join(f"{r['recall'].get(c, float('nan')):6.1%}" for c in present) + " "
-              + " ".join(f"{r['dice'].get(c, float('nan')):7.3f}" for c in present))
+        print(f"{variant:<24}"
+              + (f" {r.get('step1_auc', float('nan')):6.3f} {r['step1_flagged']:6.1%} {r['clean_frames_passed']:8.1%} "
+                 f"{r['step2_names_a_true_class']:6.1%} "
+                 + " ".join(f"{r['recall'].get(c, float('nan')):6.1%} {r['precision'].get(c, float('nan')):6.1%} "
+                            f"{r['auc'].get(c, float('nan')):6.3f}" for c in present) if classifiers else "")
+              + (" " + " ".join(f"{r['dice'].get(c, float('nan')):7.3f}" for c in present) if dice else ""))
     return 0
 
 

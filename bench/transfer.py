@@ -64,11 +64,18 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
     dice: dict[int, list[float]] = {c: [] for c in CLASS_IDS}
     named_per_class = {c: [0, 0] for c in CLASS_IDS}  # [images with class c where step 2 names c, images with c]
     defect_items = [item for item in items if item[2]]
+    # Per image, for threshold-free scores pooled over folds (bench/fewshot.py): step 1's probability on the defect
+    # images and on the clean frames, step 2's probabilities, the classes it names and the true ones.
+    per_image = {"p_defect": [], "p_defect_clean": [], "p_class": [], "named": [], "truth": []}
     for image_id, image, masks in defect_items:
         result = inspector.inspect(image, image_id)
         truth = set(masks)
         p_class = np.array([result.p_class[str(c)] for c in CLASS_IDS])
         alone = set(decide_classes(head, p_class, thresholds))
+        per_image["p_defect"].append(float(result.p_defect))
+        per_image["p_class"].append(p_class.tolist())
+        per_image["named"].append(sorted(alone))
+        per_image["truth"].append(sorted(truth))
         flagged += result.has_defect
         named += bool(alone & truth)
         named_count += len(alone)
@@ -89,7 +96,9 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
     passed = total_clean = 0
     for span, frame in clean_frames(items, margin, min_width):
         total_clean += 1
-        passed += not inspector.inspect(frame, span.name).has_defect
+        clean_result = inspector.inspect(frame, span.name)
+        passed += not clean_result.has_defect
+        per_image["p_defect_clean"].append(float(clean_result.p_defect))
     n = len(defect_items)
     return {
         "defect_images": n, "clean_frames": total_clean,
@@ -98,6 +107,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
         "clean_frames_passed": passed / total_clean if total_clean else float("nan"),
         "dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v},
         "step2_recall": {c: (k / n_c, n_c) for c, (k, n_c) in named_per_class.items() if n_c},
+        "per_image": per_image,
     }
 
 

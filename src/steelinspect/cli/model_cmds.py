@@ -66,9 +66,20 @@ CHANNELS_LAST = typer.Option(default("channels_last"), "--channels-last/--no-cha
 COMPILE = typer.Option(default("compile"), "--compile/--no-compile", help="torch.compile the model for training "
                        "(compiles at the first batch, needs a C++ compiler on CPU).")
 
+# Small data (a few real images, fine-tuned from a synthetic run with --init):
+AUGMENT = typer.Option(default("augment_preset"), "--augment", help="Training augmentation: standard, or strong "
+                       "(adds gamma, blur, noise and a larger shift/scale, masks kept aligned; for a few real images).")
+FREEZE = typer.Option(default("freeze_encoder_epochs"), "--freeze-encoder-epochs", help="Keep the encoder (the "
+                      "feature extractor) frozen, BatchNorm in eval mode, for the first N epochs so the head settles "
+                      "on the --init / --weights features first; then everything trains.")
+
 
 def _speed(precision: str, channels_last: bool, compile_: bool) -> dict:
     return {"precision": precision, "channels_last": channels_last, "compile": compile_}
+
+
+def _small_data(augment: str, freeze_encoder_epochs: int) -> dict:
+    return {"augment_preset": augment, "freeze_encoder_epochs": freeze_encoder_epochs}
 
 PSEUDO = typer.Option(default("pseudo"), "--pseudo", help="Folder of unlabelled images: --teacher labels them, the "
                       "confident ones join every training batch (recorded in RUN_DIR/pseudo.json).")
@@ -114,16 +125,18 @@ def _classifier(task: str):
                                        " a multiple of 32), labelled from the masks inside them; score an image as "
                                        "the largest output over its tiles. Keeps thin defects at a large "
                                        "--image-size (e.g. 256x1600 with 256) for the cost of a small one."),
+        augment: str = AUGMENT,
+        freeze_encoder_epochs: int = FREEZE,
         precision: str = PRECISION,
         channels_last: bool = CHANNELS_LAST,
         compile_: bool = COMPILE,
     ) -> None:
-        _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, per_class=per_class, epochs=epochs,
-                          batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
+        _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, per_class=per_class,
+                          epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
                           sampler=sampler, loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                          **_speed(precision, channels_last, compile_)))
+                          **_small_data(augment, freeze_encoder_epochs), **_speed(precision, channels_last, compile_)))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -163,6 +176,8 @@ def segment(
                                      "images it is unsure of; those it calls clean get empty masks."),
     sampler: str = typer.Option(default("sampler", "segment"), "--sampler", help=SAMPLER_HELP),
     loss: str = typer.Option(default("loss", "segment"), "--loss", help="bce_dice or lovasz (BCE + Lovasz hinge per class)."),
+    augment: str = AUGMENT,
+    freeze_encoder_epochs: int = FREEZE,
     precision: str = PRECISION,
     channels_last: bool = CHANNELS_LAST,
     compile_: bool = COMPILE,
@@ -175,7 +190,7 @@ def segment(
                       resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo, teacher=teacher,
                       pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
                       pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate, sampler=sampler, loss=loss,
-                      **_speed(precision, channels_last, compile_)))
+                      **_small_data(augment, freeze_encoder_epochs), **_speed(precision, channels_last, compile_)))
 
 
 def evaluate(

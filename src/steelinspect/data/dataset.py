@@ -20,13 +20,18 @@ from steelinspect.data.transforms import Preprocess
 
 @dataclass(frozen=True)
 class Augment:
-    """Training-only augmentation: flips, brightness/contrast, a random crop (resized back by preprocessing)."""
+    """Training-only augmentation: a random crop (resized back by preprocessing: a shift and a scale), flips,
+    brightness/contrast, and (the strong preset) gamma, blur and noise. Each step draws from the RNG only when it
+    is on, so the standard preset draws exactly what it did before the strong one existed."""
 
     hflip: float = 0.5
     vflip: float = 0.5
     brightness: float = 20.0  # grey levels added, +-
     contrast: float = 0.2  # gain 1 +- contrast
     crop: float = 0.9  # keep at least this fraction of each side
+    gamma: float = 0.0  # gamma exp(+-gamma): a non-linear tone change that per-image normalisation does not undo
+    blur: float = 0.0  # probability of a Gaussian blur (sigma 0.5..1.2 px: focus and motion of a real camera)
+    noise: float = 0.0  # Gaussian noise, standard deviation up to this many grey levels (on half of the images)
 
     def __call__(self, gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width = gray.shape
@@ -43,7 +48,33 @@ class Augment:
         shift = rng.uniform(-self.brightness, self.brightness)
         mean = float(gray.mean())
         out = (gray.astype(np.float32) - mean) * gain + mean + shift
-        return np.ascontiguousarray(np.clip(out, 0, 255).astype(np.uint8))
+        out = np.clip(out, 0, 255)
+        if self.gamma or self.blur or self.noise:
+            out = photometric(out, self.gamma, self.blur, self.noise, rng)
+        return np.ascontiguousarray(out.astype(np.uint8))
+
+
+def photometric(image: np.ndarray, gamma: float, blur: float, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Gamma, blur and noise on a float32 image in [0, 255] (the strong presets of both datasets); float32 out,
+    clipped to [0, 255]."""
+    import cv2
+
+    image = np.asarray(image, dtype=np.float32)
+    if gamma:
+        image = 255.0 * (image * (1 / 255.0)) ** float(np.exp(rng.uniform(-gamma, gamma)))
+    if blur and rng.random() < blur:
+        image = cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), float(rng.uniform(0.5, 1.2)))
+    if noise and rng.random() < 0.5:
+        image = image + rng.normal(0.0, rng.uniform(0.3, 1.0) * noise, image.shape).astype(np.float32)
+    return np.clip(image, 0, 255)
+
+
+# --augment (TrainConfig.augment_preset). strong is for a few real images: real plates differ in exposure, lamp
+# gamma, focus and position far more than 24 of them can show.
+AUGMENT_PRESETS = {
+    "standard": Augment(),
+    "strong": Augment(brightness=30.0, contrast=0.3, crop=0.75, gamma=0.3, blur=0.3, noise=6.0),
+}
 
 
 class ImageDataset(Dataset):

@@ -25,13 +25,27 @@ from steelinspect.errors import ConfigError
 
 @dataclass(frozen=True)
 class SegAugment:
-    """Training-time augmentation. Brightness/contrast act on uint8 pixels: v * contrast + brightness."""
+    """Training-time augmentation. Brightness/contrast act on uint8 pixels: v * contrast + brightness. The
+    strong preset adds a small shift and scale (image and masks warped together) and gamma, blur and noise
+    (image only); each step draws from the RNG only when it is on, so the standard preset is unchanged."""
 
     hflip: bool = True
     vflip: bool = True
     brightness: float = 20.0  # +- grey levels
     contrast: float = 0.2  # +- relative
     positive_crop: float = 0.5  # share of crops centred on a defect pixel (when the image has one)
+    shift: float = 0.0  # +- this fraction of the height and width
+    scale: float = 0.0  # zoom 1 +- scale about the centre
+    gamma: float = 0.0  # see data/dataset.py Augment
+    blur: float = 0.0
+    noise: float = 0.0
+
+
+# --augment (TrainConfig.augment_preset); the classifiers' presets are data/dataset.py AUGMENT_PRESETS.
+SEG_AUGMENT_PRESETS = {
+    "standard": SegAugment(),
+    "strong": SegAugment(brightness=30.0, contrast=0.3, shift=0.06, scale=0.1, gamma=0.3, blur=0.3, noise=6.0),
+}
 
 
 @dataclass(frozen=True)
@@ -161,7 +175,7 @@ class SegmentDataset(Dataset):
 
 
 def augment(image: np.ndarray, masks: np.ndarray, aug: SegAugment, rng: np.random.Generator):
-    """Flips (image and masks together) and brightness/contrast (image only)."""
+    """Flips and shift/scale (image and masks together), brightness/contrast, gamma, blur, noise (image only)."""
     if aug.hflip and rng.random() < 0.5:
         image, masks = image[:, ::-1], masks[:, :, ::-1]
     if aug.vflip and rng.random() < 0.5:
@@ -170,5 +184,25 @@ def augment(image: np.ndarray, masks: np.ndarray, aug: SegAugment, rng: np.rando
         alpha = 1.0 + rng.uniform(-aug.contrast, aug.contrast)
         beta = rng.uniform(-aug.brightness, aug.brightness)
         image = cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=alpha, beta=beta)
+    if aug.shift or aug.scale:
+        image, masks = shift_scale(image, masks, aug.shift, aug.scale, rng)
+    if aug.gamma or aug.blur or aug.noise:
+        from steelinspect.data.dataset import photometric
+
+        image = photometric(image, aug.gamma, aug.blur, aug.noise, rng).astype(np.uint8)
     return image, masks
+
+
+def shift_scale(image: np.ndarray, masks: np.ndarray, shift: float, scale: float, rng: np.random.Generator):
+    """One affine warp (zoom about the centre, then a shift) of the image and its masks: the image bilinear, the
+    masks nearest-neighbour, both with mirrored borders, so a defect and its mask move as one."""
+    h, w = image.shape
+    zoom = 1.0 + rng.uniform(-scale, scale)
+    dx, dy = rng.uniform(-shift, shift) * w, rng.uniform(-shift, shift) * h
+    matrix = np.float32([[zoom, 0, (1 - zoom) * w / 2 + dx], [0, zoom, (1 - zoom) * h / 2 + dy]])
+    border = cv2.BORDER_REFLECT_101
+    image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
+    warped = [cv2.warpAffine(np.ascontiguousarray(m, dtype=np.uint8), matrix, (w, h), flags=cv2.INTER_NEAREST,
+                             borderMode=border) for m in masks]
+    return image, np.stack(warped) > 0
 

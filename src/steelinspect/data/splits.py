@@ -110,3 +110,42 @@ def frames_from_ids(master: pd.DataFrame, ids: dict[str, list[str]]) -> dict[str
     if missing:
         raise ConfigError(f"{len(missing)} image(s) of the run's splits are not in the dataset, e.g. {missing[0]}")
     return {name: frame.loc[part].reset_index(drop=True) for name, part in ids.items()}
+
+
+# Below this many images a held-out split still works but its numbers are anecdotes: the best epoch and the
+# decision parameters are chosen on validation, and one image there moves F1 by 10 points or more.
+MIN_HELD_OUT = 10
+
+
+def split_warnings(splits: dict[str, pd.DataFrame], head: str) -> list[str]:
+    """What a run on few images should be told about its splits, one sentence each (empty when nothing).
+
+    Sizes are never changed here (a run on 24 images keeps the splits its fractions give); what a small
+    validation split cannot bear is said: too few images to choose on, a class the training split has but
+    validation lacks (its decision parameter stays at the default: nothing to tune it on), a class tuned on a
+    single validation image, step 1 validated without clean or without defect images.
+    """
+    out = []
+    for name in ("val", "test"):
+        n = len(splits[name])
+        if 0 < n < MIN_HELD_OUT:
+            use = ("the best epoch and the decision thresholds are chosen on them" if name == "val"
+                   else "its scores are anecdotes")
+            out.append(f"the {'validation' if name == 'val' else 'test'} split holds only {n} images: {use} "
+                       f"(a larger --val-fraction, or --folds K, uses more)")
+    train, val = splits["train"], splits["val"]
+    if head == "binary":
+        if len(val) and (val.Defect.all() or not val.Defect.any()):
+            out.append(f"the validation split has no {'clean' if val.Defect.all() else 'defect'} image: step 1's "
+                       "threshold stays at 0.5")
+        return out
+    for c in CLASS_IDS:
+        in_train = int(train.ClassIds.map(lambda ids, c=c: c in ids).sum())
+        in_val = int(val.ClassIds.map(lambda ids, c=c: c in ids).sum())
+        what = "post-processing" if head == "segment" else "threshold"
+        if in_train and not in_val:
+            out.append(f"class {c}: {in_train} training image(s) but none in validation" + (
+                "" if head == "multiclass" else f": its {what} stays at the default"))
+        elif in_val == 1 and head != "multiclass":
+            out.append(f"class {c}: its {what} is tuned on a single validation image")
+    return out

@@ -63,3 +63,10 @@ def build_model(arch: str, num_outputs: int, in_channels: int = 1, tile_width: i
 def encoder_of(model: nn.Module):
     """The ResNet encoder inside a model, for loading pretrained weights; None for VGG."""
     return getattr(model, "encoder", None)
+
+
+def feature_extractor(model: nn.Module) -> nn.Module | None:
+    """The part of a model that turns pixels into features (what --freeze-encoder-epochs freezes): the ResNet
+    encoder of a ResNet classifier, UNet or FPN; VGG's convolutional blocks. The rest is the head (and decoder)."""
+    found = getattr(model, "encoder", None)
+    return found if found is not None else getattr(model, "features", None)

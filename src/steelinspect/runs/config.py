@@ -11,6 +11,8 @@ from steelinspect.errors import ConfigError
 
 TASKS = ("binary", "multiclass", "segment")
 PRECISIONS = ("fp32", "bf16", "fp16")
+# --augment: the training augmentation's preset (data/dataset.py AUGMENT_PRESETS, data/seg_dataset.py SEG_AUGMENT_PRESETS).
+AUGMENT_PRESETS = ("standard", "strong")
 # What a setting left as None means, per task. Every training default is here or in TrainConfig below, and
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
@@ -51,6 +53,10 @@ class TrainConfig:
     init: Path | None = None  # a run directory whose weights (where shapes match) start this model
     resume: bool = False
     augment: bool = True
+    augment_preset: str = "standard"  # --augment: "standard" | "strong" (small data: gamma, blur, noise, shift/scale)
+    # Small data: the encoder (feature extractor) frozen, its BatchNorm in eval mode, for the first N epochs,
+    # so a new head settles on pretrained features before they move (train/freeze.py). 0: never frozen.
+    freeze_encoder_epochs: int = 0
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
     # Classifiers: train on tiles this wide (px of image_size), labelled from the masks inside them, and score a
     # whole image as the largest logit over its tiles (models/tiling.py). None: whole images.
@@ -121,6 +127,14 @@ class TrainConfig:
             raise ConfigError(f"--focal-gamma must be >= 0, got {self.focal_gamma}")
         if self.focal_alpha is not None and not 0 < self.focal_alpha < 1:
             raise ConfigError(f"--focal-alpha must be in (0, 1), got {self.focal_alpha}")
+        if self.augment_preset not in AUGMENT_PRESETS:
+            raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, got {self.augment_preset!r}")
+        if not 0 <= self.freeze_encoder_epochs <= self.epochs:
+            raise ConfigError(f"--freeze-encoder-epochs must lie in 0..{self.epochs} (--epochs), got "
+                              f"{self.freeze_encoder_epochs}")
+        if self.freeze_encoder_epochs and self.init is None and self.weights is None:
+            raise ConfigError("--freeze-encoder-epochs needs --init or --weights: a frozen random encoder gives the "
+                              "head nothing to learn from")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         h, w = self.image_size

@@ -27,7 +27,7 @@ from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
 from steelinspect.data.folds import make_fold_splits
 from steelinspect.data.sampling import sample_weights
-from steelinspect.data.splits import frames_from_ids, make_splits, split_ids
+from steelinspect.data.splits import frames_from_ids, make_splits, split_ids, split_warnings
 from steelinspect.data.transforms import Preprocess
 from steelinspect.device import resolve_device
 from steelinspect.errors import ConfigError, RunError
@@ -39,7 +39,7 @@ from steelinspect.runs.files import (CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, 
                                      SPLITS_FILE)
 from steelinspect.runs.store import (init_from_run, load_checkpoint, read_model_file, save_checkpoint, save_model,
                                      update_model_params)
-from steelinspect.train import distributed, speed
+from steelinspect.train import distributed, freeze, speed
 from steelinspect.train.pseudo_data import attach_pseudo, train_sampler as make_train_sampler
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
 from steelinspect.train import testhooks
@@ -131,17 +131,20 @@ class _Fit:
     start: int = 0
     history: list[dict] = field(default_factory=list)
     best: float = -np.inf
+    best_loss: float = np.inf  # the best epoch's validation loss: breaks ties of the score (see _score_epoch)
 
     def checkpoint(self, epoch: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history,
-                "best": self.best, "rng": get_rng_state(), "scaler": self.precision.state_dict()}
+                "best": self.best, "best_loss": self.best_loss, "rng": get_rng_state(),
+                "scaler": self.precision.state_dict()}
 
     def resume(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start, self.history, self.best = state["epoch"] + 1, state["history"], state["best"]
+        self.best_loss = state.get("best_loss", np.inf)  # absent in checkpoints from before the tie-break
         set_rng_state(state["rng"])
         self.precision.load_state_dict(state.get("scaler"))  # absent in checkpoints from before --precision
 
@@ -165,8 +168,16 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         f"{config.image_size[0]}x{config.image_size[1]} on {device}, {config.sampler} sampler, {config.loss} loss"
         + (f", {d.world} processes" if d.enabled else "")
         + "".join(f", {flag}" for flag, on in ((config.precision, config.precision != "fp32"),
-                                               ("channels-last", config.channels_last), ("compiled", config.compile)) if on))
+                                               ("channels-last", config.channels_last), ("compiled", config.compile)) if on)
+        + (f", {config.augment_preset} augmentation" if config.augment and config.augment_preset != "standard" else "")
+        + (f", encoder frozen for {config.freeze_encoder_epochs} epoch(s)" if config.freeze_encoder_epochs else ""))
+    warnings = split_warnings(splits, config.head)
+    for line in warnings:
+        say(f"warning: {line}")
     fit = _build(config, task, splits, device, say)
+    if config.freeze_encoder_epochs and d.enabled:
+        # DDP fixes which parameters it reduces when it wraps the model; a freeze that ends mid-run would change them.
+        raise ConfigError("--freeze-encoder-epochs is not supported under torchrun yet: train on one process")
     net = DistributedDataParallel(fit.model) if d.enabled else fit.model
     if config.compile:
         net = speed.compiled(net)  # fit.model stays the plain module: its state_dict is what is saved
@@ -179,8 +190,11 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         t0 = time.perf_counter()
         train_sampler.set_epoch(epoch)
         datasets["train"].set_epoch(epoch)
+        frozen = freeze.frozen_in(epoch, config.freeze_encoder_epochs)
+        if config.freeze_encoder_epochs:
+            freeze.set_frozen(fit.model, config.arch, frozen)
         collector = _fit_epoch(net, task, train_loader, fit, config, device, d, t0,
-                               f"epoch {epoch + 1}/{config.epochs}", progress)
+                               f"epoch {epoch + 1}/{config.epochs}", progress, frozen)
         lr = fit.optimizer.param_groups[0]["lr"]
         fit.scheduler.step()
         record, score, improved = _score_epoch(fit, task, collector, eval_loaders["val"], device, d, epoch, lr, t0,
@@ -197,7 +211,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         testhooks.after_epoch(epoch + 1)  # test-only: does nothing unless STEELINSPECT_TEST_INTERRUPT is set
         distributed.barrier(d)
 
-    _final(run_dir, fit, task, eval_loaders, device, d, say, config.channels_last)
+    _final(run_dir, fit, task, eval_loaders, device, d, say, config.channels_last, warnings)
     return run_dir
 
 
@@ -261,9 +275,12 @@ def _loaders(config: TrainConfig, task, images: Path, splits: dict, datasets: di
 
 
 def _fit_epoch(net, task, loader: DataLoader, fit: _Fit, config: TrainConfig, device, d: distributed.Dist, t0: float,
-               desc: str, progress: bool) -> Collector:
-    """One pass of the optimiser over the training loader (at --precision); what the model output on the way."""
+               desc: str, progress: bool, frozen: bool = False) -> Collector:
+    """One pass of the optimiser over the training loader (at --precision); what the model output on the way.
+    `frozen`: the encoder does not train this epoch (--freeze-encoder-epochs)."""
     net.train()
+    if frozen:
+        freeze.hold_eval(fit.model, config.arch)
     collector = task.new_collector()
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
     seen = 0
@@ -301,20 +318,26 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
             record[f"{split}_{key}"] = m.get(key)
     fit.history.append(record)
     score = m_val[task.score_key]
-    improved = score > fit.best
+    # A tie goes to the lower validation loss: on a few validation images F1 or the oracle Dice often ties
+    # exactly across epochs (5 images give few distinct F1 values), and the first epoch would keep it forever.
+    loss = m_val.get("loss")
+    loss = np.inf if loss is None else float(loss)
+    improved = score > fit.best or (score == fit.best and loss < fit.best_loss)
     if improved:
-        fit.best = score
+        fit.best, fit.best_loss = score, loss
     return record, score, improved
 
 
 def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distributed.Dist, say,
-           nhwc: bool = False) -> None:
+           nhwc: bool = False, warnings: list[str] | None = None) -> None:
     """The best epoch's weights, decision parameters tuned on validation, metrics on every split, curves."""
     distributed.barrier(d)  # every process reads the best weights rank 0 wrote (one machine, one folder)
     fit.model.load_state_dict(read_model_file(run_dir)["state_dict"])
     metrics = finish(fit.model, task, eval_loaders, device, d, nhwc)
     if d.main:
         update_model_params(run_dir, thresholds=metrics.get("thresholds"), postprocess=metrics.get("postprocess"))
+        if warnings:  # what the splits could not bear (data/splits.py split_warnings), kept with the scores
+            metrics["split_warnings"] = warnings
         write_json(run_dir / METRICS_FILE, metrics)
         from steelinspect.train.curves import plot_curves  # matplotlib: imported only when a run finishes
 

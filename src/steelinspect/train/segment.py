@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
-from steelinspect.data.seg_dataset import SegAugment, SegmentDataset, samples_from_master
+from steelinspect.data.seg_dataset import SEG_AUGMENT_PRESETS, SegAugment, SegmentDataset, samples_from_master
 from steelinspect.data.transforms import Preprocess
 from steelinspect.metrics.dice import DiceCounts, DiceReport, mask_counts
 from steelinspect.postprocess.grid import PostprocessGrid
@@ -188,9 +188,10 @@ class SegmentTask:
     loss_name = "bce_dice"  # --loss: bce_dice | lovasz (BCE + Lovasz hinge)
 
     def configure(self, config) -> None:
-        """Settings from the TrainConfig: the crop widths and the loss."""
+        """Settings from the TrainConfig: the crop widths, the loss and the augmentation preset."""
         self.crop_widths = tuple(config.crop_width) if config.crop_width else None
         self.loss_name = config.loss
+        self.augment = SEG_AUGMENT_PRESETS[config.augment_preset]
 
     @staticmethod
     def param_fields(params: dict) -> dict:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from steelinspect.constants import NUM_CLASSES
-from steelinspect.data.dataset import Augment, ImageDataset
+from steelinspect.data.dataset import AUGMENT_PRESETS, Augment, ImageDataset
 from steelinspect.data.transforms import Preprocess
 from steelinspect.metrics.classification import (
     best_f1_threshold,
@@ -97,9 +97,9 @@ class ClassificationTask:
             from steelinspect.data.tile_dataset import TileDataset
 
             return TileDataset(images_dir, frame, self.targets(frame), preprocess, self.name, self.tile_width,
-                               Augment(), seed, self.tile_positive)
+                               self.augmentation, seed, self.tile_positive)
         return ImageDataset(images_dir, frame.ImageId.tolist(), self.targets(frame), preprocess,
-                            Augment() if augment else None, seed)
+                            self.augmentation if augment else None, seed)
 
     def new_collector(self) -> Collector:
         return Collector()
@@ -112,9 +112,12 @@ class ClassificationTask:
     focal_gamma: float = FOCAL_GAMMA
     focal_alpha: float | None = FOCAL_ALPHA
 
+    augmentation: Augment = AUGMENT_PRESETS["standard"]
+
     def configure(self, config) -> None:
-        """Settings from the TrainConfig: the loss."""
+        """Settings from the TrainConfig: the loss and the augmentation preset."""
         self.loss_name = config.loss
+        self.augmentation = AUGMENT_PRESETS[config.augment_preset]
         self.focal_gamma, self.focal_alpha = config.focal_gamma, config.focal_alpha
         self.tile_width = config.tile_width
 
