@@ -98,7 +98,7 @@ def steel_texture(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE
     noise -= 0.5
     mottle = cv2.GaussianBlur(noise, (0, 0), sigmaX=rng.uniform(0.8, 1.5), sigmaY=rng.uniform(0.5, 0.9))
     # sqrt(12): unit variance for the uniform noise; + 1.0: the surface's mean reflectance.
-    surface = cv2.addWeighted(noise, np.sqrt(12.0) * rng.uniform(0.025, 0.055), mottle, np.sqrt(12.0) * rng.uniform(0.1, 0.22), 1.0)
+    surface = cv2.addWeighted(noise, np.sqrt(12.0) * rng.uniform(0.02, 0.05), mottle, np.sqrt(12.0) * rng.uniform(0.1, 0.22), 1.0)
     if rng.random() < 0.75:
         surface += _cross_grain(rng, shape) * rng.uniform(0.02, 0.07)
     # Rolling-direction grain and streaks: present, but weaker than the texture (see the docstring).
@@ -106,11 +106,11 @@ def steel_texture(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE
     grain *= rng.uniform(0.005, 0.02)
     # Roll marks and reflections that are not defects: a few lines the full height of the strip, a few pixels
     # wide, mostly bright (seen on clean parts of real plates). Added to the grain: no extra full-size pass.
-    if rng.random() < 0.3:
+    if rng.random() < 0.2:
         x = np.arange(width, dtype=np.float32)
         for _ in range(int(rng.integers(1, 4))):
             centre, half = rng.uniform(0, width), rng.uniform(1, 8)
-            strength = rng.uniform(0.1, 0.5) * (1.0 if rng.random() < 0.8 else -0.5)
+            strength = rng.uniform(0.08, 0.3) * (1.0 if rng.random() < 0.9 else -0.5)
             grain += strength * np.exp(-(((x - centre) / half) ** 2))[None, :]
     surface += grain
     smooth = _smooth_noise(rng, low, (int(rng.integers(3, 8)), int(rng.integers(80, 300))))
@@ -225,7 +225,7 @@ def draw_pits(image: np.ndarray, rng: np.random.Generator, cols: Columns) -> np.
     rows, box_cols = _box(drawn, 4)
     depth = np.zeros(image.shape, np.float32)
     depth[rows, box_cols] = cv2.GaussianBlur(drawn[rows, box_cols].astype(np.float32), (0, 0), 0.8)
-    shade(image, depth, rows, box_cols, _sign(rng, 0.6) * rng.uniform(0.35, 0.7), rng.uniform(0.03, 0.1))
+    shade(image, depth, rows, box_cols, _sign(rng, 0.8) * rng.uniform(0.5, 0.85), rng.uniform(0.03, 0.1))
     return coarse_polygon(drawn, rng, margin=int(rng.integers(11, 21)))
 
 
@@ -238,12 +238,12 @@ def draw_traces(image: np.ndarray, rng: np.random.Generator, cols: Columns) -> n
         length = int(rng.integers(height // 3, height + 1))
         y0 = int(rng.integers(0, height - length + 1))
         points = [(x + int(rng.normal(0, 2)), y) for y in range(y0, y0 + length, 16)] + [(x, y0 + length - 1)]
-        cv2.polylines(drawn, [np.array(points, np.int32)], False, 1, thickness=int(rng.integers(1, 4)))
+        cv2.polylines(drawn, [np.array(points, np.int32)], False, 1, thickness=int(rng.integers(2, 5)))
     rows, box_cols = _box(drawn, 4)
     depth = np.zeros(image.shape, np.float32)
     fade = 0.6 + 0.4 * _smooth_noise(rng, (rows.stop - rows.start, 1), (4, 1))  # intensity varies along it
     depth[rows, box_cols] = cv2.GaussianBlur(drawn[rows, box_cols].astype(np.float32), (0, 0), 0.7) * fade
-    shade(image, depth, rows, box_cols, _sign(rng, 0.7) * rng.uniform(0.4, 0.65), rng.uniform(0.0, 0.12))
+    shade(image, depth, rows, box_cols, _sign(rng, 0.85) * rng.uniform(0.55, 0.8), rng.uniform(0.0, 0.12))
     return coarse_polygon(drawn, rng, margin=int(rng.integers(9, 16)))
 
 
@@ -298,12 +298,14 @@ def draw_scratches(image: np.ndarray, rng: np.random.Generator, cols: Columns) -
         across = np.clip(1.2 - u * u, 0, 1)  # the abrasion fades at the band's sides
         streaky = cv2.GaussianBlur(rng.standard_normal((1, bw), np.float32), (0, 0), 0.8)  # lines along it
         fade = 0.6 + 0.4 * _smooth_noise(rng, (length, 1), (int(rng.integers(3, 8)), 1))
-        depth = across * (rng.uniform(0.05, 0.3) + rng.uniform(0.1, 0.3) * streaky) * fade
-        for _ in range(int(rng.integers(1, 4))):  # crisp scratches inside the band
+        depth = across * (rng.uniform(0.1, 0.3) + rng.uniform(0.1, 0.25) * streaky) * fade
+        for _ in range(int(rng.integers(2, 6))):  # crisp scratches inside the band
             c = int(rng.integers(0, bw))
             depth[:, c : c + int(rng.integers(1, 3))] += rng.uniform(0.2, 0.6) * fade
-        sign = _sign(rng, 0.75)
-        image[box] *= np.clip(1.0 - sign * depth, 0.05, 3.0)
+        sign = _sign(rng, 0.9)
+        # The band's walls catch the light from one side (a gouge, not a stain): a bright/dark edge pair.
+        relief = rng.uniform(0.03, 0.12) * cv2.Sobel(depth, cv2.CV_32F, 1, 0, ksize=3)
+        image[box] *= np.clip(1.0 - sign * depth - relief, 0.05, 3.0)
         cv2.fillPoly(label, [_band_polygon(rng, x0, x1, y0, y0 + length - 1, int(rng.integers(2, 9)))], 1)
     label[:, : cols[0]] = 0
     label[:, cols[1] :] = 0
@@ -356,8 +358,8 @@ def draw_region(image: np.ndarray, rng: np.random.Generator, cols: Columns) -> n
     fine = cv2.GaussianBlur(rng.standard_normal(region.shape, np.float32), (0, 0), 1.0)
     fine *= 1.0 / (fine.std() + 1e-6)
     depth = np.zeros(image.shape, np.float32)
-    depth[rows, box_cols] = plateau * (1.0 + rng.uniform(0.2, 0.5) * rough + rng.uniform(0.15, 0.4) * fine)
-    shade(image, depth, rows, box_cols, _sign(rng, 0.8) * rng.uniform(0.1, 0.35), rng.uniform(0.03, 0.1))
+    depth[rows, box_cols] = plateau * (1.0 + rng.uniform(0.25, 0.6) * rough + rng.uniform(0.2, 0.5) * fine)
+    shade(image, depth, rows, box_cols, _sign(rng, 0.8) * rng.uniform(0.05, 0.28), rng.uniform(0.03, 0.1))
     # The raised edge catches the light: a bright rim where the plateau rises (strongest half way up).
     rim = plateau * (1 - plateau) * 4
     image[rows, box_cols] *= 1.0 + rng.uniform(0.0, 0.4) * rim
