@@ -33,10 +33,16 @@ def cpu_flags() -> list[str]:
 
 
 def synthetic(images: int, seed: int = 0) -> Path:
-    """A synthetic dataset of `images` images, generated once and reused between benchmark runs."""
+    """A synthetic dataset of `images` images, generated once and reused between benchmark runs of the same
+    generator: the folder is named after a hash of the generator's source, so a changed generator never trains
+    on an older one's cached images."""
+    import hashlib
+
+    from steelinspect.data import synth, synth_draw
     from steelinspect.data.synth import generate
 
-    out = CACHE / f"synth-{images}-{seed}"
+    source = b"".join(Path(module.__file__).read_bytes() for module in (synth, synth_draw))
+    out = CACHE / f"synth-{images}-{seed}-{hashlib.blake2b(source, digest_size=4).hexdigest()}"
     if not (out / "train.csv").is_file():
         generate(out, images=images, seed=seed)
     return out

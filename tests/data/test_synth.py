@@ -98,10 +98,12 @@ def _indices_with(class_id, seed, count):
 
 @pytest.mark.parametrize(
     "class_id, low, high",
-    [(1, 1.8, 4.5), (2, 1.4, 3.8), (3, 3.0, 11.0), (4, 10.0, 17.0)],
+    [(1, 1.8, 4.5), (2, 1.4, 3.8), (3, 3.0, 11.0), (4, 5.0, 14.0)],
 )
 def test_area_fractions_are_plausible(class_id, low, high):
     # Mean label area in % of the image over 12 single-class images (capstone: ~3, ~2.5, median ~6, ~12-17).
+    # Class 4 is drawn between the capstone's figure and the real sample's 19 class-4 masks (mean 5.9%, median
+    # 4.5%: ../shared/severstal-sample, measured by bench/realism.py), hence its wider range.
     areas = []
     for index in _indices_with(class_id, seed=4, count=12):
         _, masks = render(4, index)

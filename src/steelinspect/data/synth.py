@@ -7,10 +7,12 @@ number of workers.
 What it imitates (see synth_draw for the look of the steel and the defects):
 - class sets sampled from the real label-combination frequencies of the 12,568 Kaggle training images (47%
   clean, class 3 dominant, ~6% of defect images with two or more classes), shipped below as a constant;
-- defect signatures: class 1 clusters of small pits, class 2 sparse thin vertical traces, class 3 concentrated
-  vertical (some horizontal) scratches of widely varying extent, class 4 large rounded rough regions;
-- labels as coarse polygons around the drawn defect, classes never overlapping.
-Contrast is kept modest so that a classifier has to learn something.
+- defect signatures: class 1 clusters of small pits, class 2 sparse thin vertical traces, class 3 a few
+  separate scratches and abraded bands along the rolling direction (half of them the image's full height) or
+  a field of short marks, class 4 one to a few nearby raised rough scabs with bright rims;
+- labels as coarse polygons around the drawn defect (one per band for class 3, one around near marks),
+  classes never overlapping.
+bench/realism.py measures how close the images and masks come to real ones.
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ def render(seed: int, index: int, shape: tuple[int, int] = IMAGE_SHAPE) -> tuple
     if band is not None:
         paint_band(image, rng, band)
     # The camera's soft knee: highlights compress instead of clipping flat (real bright strips keep detail).
-    image = np.where(image > KNEE, KNEE + (image - KNEE) * 0.35, image)
-    return np.clip(image, 0, 255).astype(np.uint8), masks
+    np.minimum(image, image * 0.35 + KNEE * 0.65, out=image)  # = KNEE + (image - KNEE) * 0.35 above the knee
+    np.clip(image, 0, 255, out=image)
+    return image.astype(np.uint8), masks
 
 
 def _write_one(args: tuple[int, int, Path, int]) -> tuple[str, dict[int, str]]:
