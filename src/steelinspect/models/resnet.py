@@ -39,6 +39,13 @@ ENCODERS = {
 DEPTHS = {18: "resnet18", 34: "resnet34", 50: "resnet50"}
 
 
+def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential | None:
+    """torchvision's projection shortcut (1x1 conv + BN, keys downsample.0/.1) where the shape changes; else None."""
+    if stride == 1 and c_in == c_out:
+        return None
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -50,9 +57,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.downsample = _shortcut(c_in, c_out, stride)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -81,9 +86,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, c_out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.downsample = _shortcut(c_in, c_out, stride)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
