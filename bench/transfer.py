@@ -18,6 +18,7 @@ Every model number here comes from models trained on synthetic data only; the sc
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -45,12 +46,13 @@ def train_runs(args, out: Path) -> dict[str, Path]:
     size = tuple(int(v) for v in args.size.split("x"))
     seg_size = tuple(int(v) for v in args.seg_size.split("x"))
     runs = {}
+    workers = {} if args.workers is None else {"workers": args.workers}
     for task, epochs, image_size in (("binary", args.epochs, size), ("multiclass", args.epochs, size),
                                      ("segment", args.seg_epochs, seg_size)):
         print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
         with timer() as t:
-            runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs,
-                                           image_size=image_size, seed=args.seed), progress=False)
+            runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
+                                           seed=args.seed, device=args.device, **workers), progress=False)
         print(f"  {t['seconds']:.0f} s", flush=True)
     return runs
 
@@ -124,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--margin", type=int, default=MARGIN, help="px between a clean span and any mask")
     parser.add_argument("--min-width", type=int, default=MIN_WIDTH, help="narrowest clean span used (px)")
+    parser.add_argument("--device", default="cpu", help="where the runs train (cpu, cuda; the scores do not depend "
+                        "on it beyond floating-point noise)")
+    parser.add_argument("--workers", type=int, default=None, help="data-loading processes per run")
     parser.add_argument("--out", help="keep the trained runs here (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, help="also write the scores here")
     args = parser.parse_args(argv)
     real = Path(args.real)
     if not (real / "train.csv").is_file():
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'step 2 classes named per image (mean)':<38} {result['step2_classes_named_mean']:6.2f}")
     for c, (mean, count) in sorted(result["dice"].items()):
         print(f"  segmenter Dice, class {c} ({count:2d} images)        {mean:6.3f}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **result}, indent=1))
     return 0
 
 

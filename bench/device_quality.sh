@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The quality measurements that need more training than two CPU cores give in a session, in one script sized for
+# a short GPU lease (about 8 minutes on one H200 with 16 CPU cores; the same commands run on a CPU, for hours):
+#   1. step 2 (issue 16): natural vs balanced sampling (bce) and balanced + focal, 16 epochs, run seeds 0, 1, 2,
+#      each scored on the same held-out synthetic set; then the three seeds' balanced runs as one ensemble;
+#   2. the segmenter: natural vs balanced sampling, bce_dice vs lovasz, 12 epochs, run seeds 0 and 1;
+#   3. transfer (issue 13) at the issue's budget: 2,000 synthetic images, classifiers 6 epochs at 128x416,
+#      segmenter 3 epochs at 128x800, scored on the real sample (../shared/severstal-sample) when it is there.
+# Processes run side by side (the models are small; data loading is what takes the time). Every number here is
+# measured on synthetic data except transfer's scores, which are on real images. Logs and JSON go to OUT_DIR.
+#
+#     bash bench/device_quality.sh OUT_DIR [DEVICE]     (DEVICE: cuda by default; PYTHON=... for the interpreter,
+#                                                       REAL=... for the real set, QUICK=1 for a tiny smoke run)
+set -u
+out=${1:-/tmp/steelinspect-device-quality}
+device=${2:-cuda}
+real=${REAL:-../shared/severstal-sample}
+if [ "${QUICK:-0}" = 1 ]; then n=120 e2=1 es=1 nt=120 et=1 ets=1; else n=1200 e2=16 es=12 nt=2000 et=6 ets=3; fi
+mkdir -p "$out"
+export PYTHONPATH="$PWD/src:$PWD/bench${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# Six processes share the CPU: two threads each for the parts that run there (JPEG decoding has its own workers).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+py=${PYTHON:-python3}
+runs=$out/runs
+t0=$SECONDS
+
+{ lscpu | grep -E "Model name|^CPU\(s\)"; nvidia-smi -L 2>/dev/null
+  "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$out/machine.txt"
+
+# The synthetic sets, generated once here (all cores) so the parallel runs below never race on bench's cache.
+"$py" -c "
+from common import synthetic
+for images, seed in (($n, 0), ($n, 1), ($nt, 0)):
+    print(synthetic(images, seed))" > "$out/sets.log" 2>&1 || { cat "$out/sets.log"; exit 1; }
+echo "sets generated after $((SECONDS - t0)) s"
+
+rare() {  # rare NAME ARGS...: one bench/rare_classes.py process, its log and JSON under OUT_DIR
+  local name=$1
+  shift
+  timeout 420 "$py" bench/rare_classes.py --device "$device" --out "$runs/$name" --json "$out/$name.json" "$@" \
+    > "$out/$name.log" 2>&1
+  echo "$name: exit $? after $((SECONDS - t0)) s"
+}
+
+step2="--images $n --holdout $n --size 128x416 --epochs $e2 --workers 3"
+for seed in 0 1 2; do
+  rare "step2-seed$seed" $step2 --run-seed $seed --variants natural:bce balanced:bce balanced:focal &
+done
+for seed in 0 1; do
+  rare "segment-seed$seed" --images $n --holdout $n --epochs 0 --variants --run-seed $seed --segment \
+    --seg-images $n --seg-holdout $((n / 4)) --seg-size 128x800 --seg-epochs $es --seg-batch 16 --workers 3 &
+done
+if [ -f "$real/train.csv" ]; then
+  ( timeout 420 "$py" bench/transfer.py --real "$real" --images $nt --epochs $et --seg-epochs $ets --device "$device" \
+      --workers 3 \
+      --out "$runs/transfer" --json "$out/transfer.json" > "$out/transfer.log" 2>&1
+    echo "transfer: exit $? after $((SECONDS - t0)) s" ) &
+else
+  echo "transfer: skipped, no real set at $real (REAL=...)"
+fi
+wait
+
+# The three seeds' balanced step 2 runs averaged as one ensemble, on the same held-out set.
+timeout 60 "$py" -c "
+import json, sys
+from common import synthetic
+from steelinspect.train.api import evaluate
+members = ['$runs/step2-seed%d/multiclass-balanced-bce' % s for s in (0, 1, 2)]
+held = evaluate(members, synthetic($n, 1), device='$device', workers=3)['all']
+f1 = {c: held['per_class'][c]['f1'] for c in '1234'}
+print('ensemble of 3 seeds, balanced:bce: macro F1 %.3f' % (sum(f1.values()) / 4), {c: round(v, 3) for c, v in f1.items()})
+json.dump({'members': members, 'per_class': f1}, open('$out/ensemble.json', 'w'), indent=1)
+" > "$out/ensemble.log" 2>&1
+echo "ensemble: exit $?"
+
+for log in "$out"/step2-seed*.log "$out"/segment-seed*.log; do
+  echo "== $log"
+  sed -n '/^step 2 F1\|^segmenter Dice/,$p' "$log" | grep -v "^total"
+done
+tail -n 12 "$out/transfer.log" "$out/ensemble.log" 2>/dev/null
+echo "total $((SECONDS - t0)) s"
