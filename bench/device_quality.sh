@@ -21,7 +21,7 @@ export PYTHONPATH="$PWD/src:$PWD/bench${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFE
 # Six processes share the CPU: two threads each for the parts that run there (JPEG decoding has its own workers).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 py=${PYTHON:-python3}
-runs=$out/runs
+runs=${RUNS:-$out/runs}  # the trained runs (RUNS=... to keep them out of OUT_DIR)
 t0=$SECONDS
 
 { lscpu | grep -E "Model name|^CPU\(s\)"; nvidia-smi -L 2>/dev/null
