@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The quality measurements that need more training than two CPU cores give in a session, in one script sized for
 # a short GPU lease (about 8 minutes on one H200 with 16 CPU cores; the same commands run on a CPU, for hours):
-#   1. step 2 (issue 16): natural vs balanced sampling (bce) and balanced + focal, 16 epochs, run seeds 0, 1, 2,
-#      each scored on the same held-out synthetic set; then the three seeds' balanced runs as one ensemble;
+#   1. step 2 (issue 16): natural vs balanced sampling, bce vs focal, 16 epochs, run seeds 0, 1, 2,
+#      each scored on the same held-out synthetic set; then the three seeds' balanced + focal runs as one ensemble;
 #   2. the segmenter: natural vs balanced sampling, bce_dice vs lovasz, 12 epochs, run seeds 0 and 1;
 #   3. transfer (issue 13) at the issue's budget: 2,000 synthetic images, classifiers 6 epochs at 128x416,
 #      segmenter 3 epochs at 128x800, scored on the real sample (../shared/severstal-sample) when it is there.
 # Processes run side by side (the models are small; data loading is what takes the time). Every number here is
-# measured on synthetic data except transfer's scores, which are on real images. Logs and JSON go to OUT_DIR.
+# measured on synthetic data except transfer's scores, which are on real images. Logs and JSON go to OUT_DIR (about
+# 20 files: where a lease returns only a few, pack them, e.g. `tar czf "$OUT/quality.tgz" -C OUT_DIR .`).
 #
 #     bash bench/device_quality.sh OUT_DIR [DEVICE]     (DEVICE: cuda by default; PYTHON=... for the interpreter,
 #                                                       REAL=... for the real set, QUICK=1 for a tiny smoke run)
@@ -18,8 +19,8 @@ real=${REAL:-../shared/severstal-sample}
 if [ "${QUICK:-0}" = 1 ]; then n=120 e2=1 es=1 nt=120 et=1 ets=1; else n=1200 e2=16 es=12 nt=2000 et=6 ets=3; fi
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src:$PWD/bench${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-# Six processes share the CPU: two threads each for the parts that run there (JPEG decoding has its own workers).
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# A dozen processes share the CPU: one thread each for the parts that run there (JPEG decoding has its own workers).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 py=${PYTHON:-python3}
 runs=${RUNS:-$out/runs}  # the trained runs (RUNS=... to keep them out of OUT_DIR)
 t0=$SECONDS
@@ -44,11 +45,15 @@ rare() {  # rare NAME ARGS...: one bench/rare_classes.py process, its log and JS
 
 step2="--images $n --holdout $n --size 128x416 --epochs $e2 --workers 3"
 for seed in 0 1 2; do
-  rare "step2-seed$seed" $step2 --run-seed $seed --variants natural:bce balanced:bce balanced:focal &
+  rare "step2-seed$seed" $step2 --run-seed $seed --variants natural:bce natural:focal balanced:bce balanced:focal &
 done
+# One process per segmenter variant and seed: four in a row outlast a short lease.
 for seed in 0 1; do
-  rare "segment-seed$seed" --images $n --holdout $n --epochs 0 --variants --run-seed $seed --segment \
-    --seg-images $n --seg-holdout $((n / 4)) --seg-size 128x800 --seg-epochs $es --seg-batch 16 --workers 3 &
+  for variant in natural:bce_dice balanced:bce_dice natural:lovasz balanced:lovasz; do
+    rare "segment-seed$seed-${variant/:/-}" --images $n --holdout $n --epochs 0 --variants --run-seed $seed \
+      --segment --seg-variants $variant --seg-images $n --seg-holdout $((n / 4)) --seg-size 128x800 \
+      --seg-epochs $es --seg-batch 16 --workers 2 &
+  done
 done
 if [ -f "$real/train.csv" ]; then
   ( timeout 420 "$py" bench/transfer.py --real "$real" --images $nt --epochs $et --seg-epochs $ets --device "$device" \
@@ -60,15 +65,15 @@ else
 fi
 wait
 
-# The three seeds' balanced step 2 runs averaged as one ensemble, on the same held-out set.
+# The three seeds' balanced + focal step 2 runs averaged as one ensemble, on the same held-out set.
 timeout 60 "$py" -c "
 import json, sys
 from common import synthetic
 from steelinspect.train.api import evaluate
-members = ['$runs/step2-seed%d/multiclass-balanced-bce' % s for s in (0, 1, 2)]
+members = ['$runs/step2-seed%d/multiclass-balanced-focal' % s for s in (0, 1, 2)]
 held = evaluate(members, synthetic($n, 1), device='$device', workers=3)['all']
 f1 = {c: held['per_class'][c]['f1'] for c in '1234'}
-print('ensemble of 3 seeds, balanced:bce: macro F1 %.3f' % (sum(f1.values()) / 4), {c: round(v, 3) for c, v in f1.items()})
+print('ensemble of 3 seeds, balanced:focal: macro F1 %.3f' % (sum(f1.values()) / 4), {c: round(v, 3) for c, v in f1.items()})
 json.dump({'members': members, 'per_class': f1}, open('$out/ensemble.json', 'w'), indent=1)
 " > "$out/ensemble.log" 2>&1
 echo "ensemble: exit $?"

@@ -34,3 +34,14 @@ def test_step_2_draws_class_balanced_unless_seed_protocol_or_pseudo_labels():
     assert sampler("multiclass", protocol="seed") == "natural"  # N images per class are balanced already
     assert sampler("multiclass", pseudo=Path("p"), teacher=Path("t")) == "natural"
     assert sampler("multiclass", sampler="natural") == "natural"  # an explicit choice wins
+
+
+def test_step_2_trains_with_the_focal_loss_unless_seed_protocol():
+    def loss(task, **options):
+        return TrainConfig(task=task, data=Path("d"), out=Path("o"), **options).loss
+
+    assert loss("multiclass") == "focal"
+    assert loss("binary") == "bce" and loss("segment") == "bce_dice"
+    assert loss("multiclass", protocol="seed") == "bce"  # the capstone's softmax head keeps cross-entropy
+    assert loss("multiclass", pseudo=Path("p"), teacher=Path("t")) == "focal"
+    assert loss("multiclass", loss="bce") == "bce"  # an explicit choice wins
