@@ -58,12 +58,12 @@ def coils(log: InspectionLog, limit: int = 100) -> list[CoilSummary]:
     statement = (select(Inspection.coil, func.count(Inspection.id), func.min(Inspection.inspected_at),
                         func.max(Inspection.inspected_at), *band_sums)
                  .where(Inspection.coil.in_(names)).group_by(Inspection.coil))
-    found = {r[0]: r for r in log._rows(statement, "coils")}
+    found = {r[0]: r for r in log._all(statement, "coils", rows=True)}
     counts: dict[str, dict[int, int]] = {name: {c: 0 for c in CLASS_IDS} for name in names}
     per_class = (select(Inspection.coil, InspectionClass.class_id, func.count(InspectionClass.inspection_id))
                  .join(InspectionClass, InspectionClass.inspection_id == Inspection.id)
                  .where(Inspection.coil.in_(names)).group_by(Inspection.coil, InspectionClass.class_id))
-    for coil, class_id, n in log._rows(per_class, "coil counts"):
+    for coil, class_id, n in log._all(per_class, "coil counts", rows=True):
         counts[coil][int(class_id)] = int(n)
     return [CoilSummary(name, int(found[name][1]), found[name][2], found[name][3], counts[name],
                         {band: int(n or 0) for band, n in zip(BANDS, found[name][4:])})
@@ -80,7 +80,7 @@ def _newest_coils(log: InspectionLog, limit: int, chunk: int = 5000, most: int =
         statement = select(Inspection.id, Inspection.coil).where(Inspection.coil.is_not(None))
         if before is not None:
             statement = statement.where(Inspection.id < before)
-        rows = log._rows(statement.order_by(Inspection.id.desc()).limit(chunk), "coils")
+        rows = log._all(statement.order_by(Inspection.id.desc()).limit(chunk), "coils", rows=True)
         for _, coil in rows:
             names.setdefault(coil)
             if len(names) == limit:
@@ -90,7 +90,7 @@ def _newest_coils(log: InspectionLog, limit: int, chunk: int = 5000, most: int =
         before = rows[-1][0]
     grouped = (select(Inspection.coil).where(Inspection.coil.is_not(None)).group_by(Inspection.coil)
                .order_by(func.max(Inspection.id).desc()).limit(limit))
-    return [r[0] for r in log._rows(grouped, "coils")]
+    return [r[0] for r in log._all(grouped, "coils", rows=True)]
 
 
 def coil_frames(log: InspectionLog, coil: str) -> list[CoilFrame]:

@@ -334,7 +334,7 @@ class InspectionLog:
 
     def problems(self, limit: int = 100) -> list[Problem]:
         """The newest problems first."""
-        return self._all(select(Problem).order_by(Problem.id.desc()).limit(limit), "read the problems")
+        return self._all(select(Problem).order_by(Problem.id.desc()).limit(limit), "problems")
 
     # --- what a folder watcher needs (indexed look-ups by path) ---------------------------------------------
 
@@ -421,10 +421,12 @@ class InspectionLog:
         except SQLAlchemyError as exc:
             raise self._fail("count the log", exc) from exc
 
-    def _all(self, statement, what: str) -> list:
+    def _all(self, statement, what: str, rows: bool = False) -> list:
+        """Every result of a read: ORM objects (or single values), or, with rows, tuples of the selected columns."""
         try:
             with self._session(write=False) as session:
-                return list(session.scalars(statement).all())
+                result = session.execute(statement) if rows else session.scalars(statement)
+                return list(result.all())
         except SQLAlchemyError as exc:
             raise self._fail(f"read the {what}", exc) from exc
 
@@ -461,14 +463,6 @@ class InspectionLog:
             last = rows[-1].id
 
     # --- the inspection station (serve's /api/log) ------------------------------------------------------------
-
-    def _rows(self, statement, what: str) -> list:
-        """Every row (tuples, not ORM objects) of a read."""
-        try:
-            with self._session(write=False) as session:
-                return list(session.execute(statement).all())
-        except SQLAlchemyError as exc:
-            raise self._fail(f"read the {what}", exc) from exc
 
     def entry(self, inspection_id: int) -> Entry | None:
         """One inspection, or None when there is none with this id."""
