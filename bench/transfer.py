@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         result = score(runs["binary"], runs["multiclass"], runs["segment"], list(dataset_items(real)), args.margin,
                        args.min_width)
     print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
-          f"(margin {args.margin} px, spans >= {args.min_width} px, mirrored to 1600)")
+          f"(margin {args.margin} px, spans >= {args.min_width} px of steel, mirrored to 1600, any band kept once)")
     rows = [("step 1 flags a real defect image", result["step1_flagged"]),
             ("step 1 passes a real clean frame", result["clean_frames_passed"]),
             ("step 2 names a class that is there", result["step2_names_a_true_class"]),
@@ -225,7 +225,7 @@ def step1_main(args, real: Path) -> int:
                   f"{args.size}, --augment {args.augment}")
         result = score_step1(binary, list(dataset_items(real)), args.margin, args.min_width)
     print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
-          f"(margin {args.margin} px, spans >= {args.min_width} px, mirrored to 1600); "
+          f"(margin {args.margin} px, spans >= {args.min_width} px of steel, mirrored to 1600, any band kept once); "
           f"step 1 threshold {result['threshold']:.3f}")
     print(f"  {'step 1 flags a real defect image':<38} {result['step1_flagged']:6.1%}")
     print(f"  {'step 1 passes a real clean frame':<38} {result['clean_frames_passed']:6.1%}")
