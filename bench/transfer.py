@@ -5,6 +5,7 @@ cut from its defect-free columns (steelinspect.data.real_clean).
     python bench/transfer.py                                   # train at the stated budget, then score
     python bench/transfer.py --images 2000 --epochs 6 --seg-epochs 3
     python bench/transfer.py --binary RUN --multiclass RUN --segment RUN    # score runs you already have
+    python bench/transfer.py --step1-only [--binary RUN]       # step 1 alone: train (or take) a binary run only
     python bench/transfer.py --real DATA_DIR                   # any Kaggle-layout set with masks (a plant's own)
 
 Prints, for the real defect images: the share step 1 flags, the share where step 2 (alone, with its tuned
@@ -12,6 +13,10 @@ thresholds) names at least one class that is really there (and how many it names
 top class is one, the cascade's
 end-to-end share (flagged and a right class), the segmenter's Dice per class (alone, without the classifiers'
 gate; mean over the images that have the class) and, for the real clean frames, the share step 1 passes.
+Step 1 is also scored without its threshold: the ROC AUC of its probability between the real defect images and
+the real clean frames (the ranking), and the share of clean frames it would pass at the threshold that still
+flags 80% of the defect images (what the best threshold could do): a low pass share with a good AUC is a
+threshold tuned on synthetic validation that does not fit real steel, a low AUC is a model that cannot tell.
 Every model number here comes from models trained on synthetic data only; the scores are on real images.
 """
 
@@ -47,14 +52,52 @@ def train_runs(args, out: Path) -> dict[str, Path]:
     seg_size = tuple(int(v) for v in args.seg_size.split("x"))
     runs = {}
     workers = {} if args.workers is None else {"workers": args.workers}
-    for task, epochs, image_size in (("binary", args.epochs, size), ("multiclass", args.epochs, size),
-                                     ("segment", args.seg_epochs, seg_size)):
+    tasks = (("binary", args.epochs, size), ("multiclass", args.epochs, size), ("segment", args.seg_epochs, seg_size))
+    for task, epochs, image_size in tasks[:1] if args.step1_only else tasks:
         print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
         with timer() as t:
             runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
-                                           seed=args.seed, device=args.device, **workers), progress=False)
+                                           seed=args.seed, augment_preset=args.augment, device=args.device,
+                                           **workers), progress=False)
         print(f"  {t['seconds']:.0f} s", flush=True)
     return runs
+
+
+def step1_ranking(p_defect: list[float], p_clean: list[float], flag_share: float = 0.8) -> dict:
+    """Step 1 without its threshold: ROC AUC between the defect images (positive) and the clean frames, and the
+    share of clean frames passed at the highest threshold that still flags `flag_share` of the defect images."""
+    pos, neg = np.asarray(p_defect, dtype=float), np.asarray(p_clean, dtype=float)
+    if not len(pos) or not len(neg):
+        return {"step1_auc": float("nan"), "clean_passed_at_flag_share": float("nan"), "flag_share": flag_share}
+    # Mann-Whitney: P(defect scored above clean), ties counted half.
+    auc = float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
+    # the k-th lowest, k = the defect images it may miss (1e-9: 0.2 * 30 is 5.999... in floating point)
+    threshold = np.sort(pos)[int(np.floor((1 - flag_share) * len(pos) + 1e-9))]
+    return {"step1_auc": auc, "clean_passed_at_flag_share": float((neg < threshold).mean()), "flag_share": flag_share}
+
+
+def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
+    """Step 1 alone (a binary run, no step 2): the share of real defect images it flags and of real clean frames
+    it passes at its tuned threshold, and its threshold-free ranking (step1_ranking)."""
+    from steelinspect.infer.engines import make_engine
+    from steelinspect.runs.ensemble import load_model
+    from steelinspect.postprocess.activations import sigmoid
+
+    run = load_model(binary)
+    if run.head != "binary":
+        raise SystemExit(f"--binary needs a binary run, {binary} is {run.head!r}")
+    engine = make_engine(run, PredictConfig(batch_size=1, workers=1, engine="torch"))
+    threshold = run.thresholds[0] if run.thresholds else 0.5
+
+    def p_defect(image: np.ndarray) -> float:
+        return float(sigmoid(engine(run.preprocess(image)[None]))[0, 0])
+
+    pos = [p_defect(image) for _, image, masks in items if masks]
+    neg = [p_defect(frame) for _, frame in clean_frames(items, margin, min_width)]
+    return {"defect_images": len(pos), "clean_frames": len(neg), "threshold": threshold,
+            "step1_flagged": float(np.mean(np.asarray(pos) >= threshold)),
+            "clean_frames_passed": float(np.mean(np.asarray(neg) < threshold)) if neg else float("nan"),
+            **step1_ranking(pos, neg), "per_image": {"p_defect": pos, "p_defect_clean": neg}}
 
 
 def score(binary: Path, multiclass: Path, segment: Path | None, items: list, margin: int, min_width: int) -> dict:
@@ -109,6 +152,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
         "clean_frames_passed": passed / total_clean if total_clean else float("nan"),
         "dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v},
         "step2_recall": {c: (k / n_c, n_c) for c, (k, n_c) in named_per_class.items() if n_c},
+        **step1_ranking(per_image["p_defect"], per_image["p_defect_clean"]),
         "per_image": per_image,
     }
 
@@ -131,12 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes per run")
     parser.add_argument("--out", help="keep the trained runs here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="also write the scores here")
+    parser.add_argument("--step1-only", action="store_true",
+                        help="train (or, with --binary alone, take) a binary run only and score step 1 alone")
+    parser.add_argument("--augment", default="standard", choices=("standard", "strong"),
+                        help="the training augmentation preset of the runs trained here")
     args = parser.parse_args(argv)
     real = Path(args.real)
     if not (real / "train.csv").is_file():
         print(f"no labelled real set at {real} (train.csv + train_images/): pass --real DATA_DIR", file=sys.stderr)
         return 2
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set: {real}")
+    if args.step1_only or (args.binary and not args.multiclass):
+        return step1_main(args, real)
     with tempfile.TemporaryDirectory() as tmp:
         if args.binary and args.multiclass:
             runs = {"binary": Path(args.binary), "multiclass": Path(args.multiclass),
@@ -149,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         result = score(runs["binary"], runs["multiclass"], runs["segment"], list(dataset_items(real)), args.margin,
                        args.min_width)
     print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
-          f"(margin {args.margin} px, spans >= {args.min_width} px, mirrored to 1600)")
+          f"(margin {args.margin} px, spans >= {args.min_width} px of steel, mirrored to 1600, any band kept once)")
     rows = [("step 1 flags a real defect image", result["step1_flagged"]),
             ("step 1 passes a real clean frame", result["clean_frames_passed"]),
             ("step 2 names a class that is there", result["step2_names_a_true_class"]),
@@ -157,12 +207,37 @@ def main(argv: list[str] | None = None) -> int:
             ("cascade: flagged and a true class", result["cascade_flagged_and_true_class"])]
     for label, value in rows:
         print(f"  {label:<38} {value:6.1%}")
+    print_ranking(result)
     # Naming every class would make "names a class that is there" 100%: how many it names is printed beside it.
     print(f"  {'step 2 classes named per image (mean)':<38} {result['step2_classes_named_mean']:6.2f}")
     for c, (mean, count) in sorted(result["dice"].items()):
         print(f"  segmenter Dice, class {c} ({count:2d} images)        {mean:6.3f}")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **result}, indent=1))
+    return 0
+
+
+def print_ranking(result: dict) -> None:
+    print(f"  {'step 1 ROC AUC, defect vs clean frames':<38} {result['step1_auc']:6.3f}")
+    print(f"  {'clean passed where 80% are flagged':<38} {result['clean_passed_at_flag_share']:6.1%}")
+
+
+def step1_main(args, real: Path) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.binary:
+            binary = Path(args.binary)
+            print("budget: the run given")
+        else:
+            binary = train_runs(args, Path(args.out or tmp))["binary"]
+            print(f"budget: {args.images} synthetic images (seed {args.seed}); step 1 {args.epochs} epochs at "
+                  f"{args.size}, --augment {args.augment}")
+        result = score_step1(binary, list(dataset_items(real)), args.margin, args.min_width)
+    print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
+          f"(margin {args.margin} px, spans >= {args.min_width} px of steel, mirrored to 1600, any band kept once); "
+          f"step 1 threshold {result['threshold']:.3f}")
+    print(f"  {'step 1 flags a real defect image':<38} {result['step1_flagged']:6.1%}")
+    print(f"  {'step 1 passes a real clean frame':<38} {result['clean_frames_passed']:6.1%}")
+    print_ranking(result)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steelinspect.data.real_clean import clean_frames, clean_spans, mirror_to_width
+from steelinspect.data.real_clean import clean_frames, clean_spans, mirror_to_width, span_frame
 
 
 def test_spans_keep_the_margin_from_every_mask_column():
@@ -43,3 +43,19 @@ def test_real_sample_frames_come_only_from_unmarked_columns(real_sample):
         # every column of the frame is a column of the clean span
         source = {image[:, x].tobytes() for x in range(span.x0, span.x1)}
         assert all(frame[:, x].tobytes() in source for x in range(0, frame.shape[1], 97))
+
+
+def test_a_span_reaching_into_the_band_keeps_the_band_once_at_its_side():
+    image = np.full((8, 100), 120, np.uint8)
+    image[:, 70:] = 3  # out-of-strip band at the right
+    frame = span_frame(image, 10, 100, min_width=20)
+    assert frame.shape == image.shape
+    # steel columns only left of the band, and the band's columns once at the right (its soft edge counted in)
+    dark = np.flatnonzero(np.median(frame, axis=0) < 25)
+    assert dark.min() > 50 and dark.max() == 99 and len(dark) == 30
+    # too little steel for a frame: none
+    assert span_frame(image, 60, 100, min_width=20) is None
+    # an all-steel span is mirrored as before
+    np.testing.assert_array_equal(span_frame(image, 0, 40, min_width=20), mirror_to_width(image[:, :40], 100))
+    left = image[:, ::-1].copy()  # the band at the left stays at the left
+    assert np.median(span_frame(left, 0, 90, min_width=20)[:, :30]) < 25

@@ -189,3 +189,17 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path):
     (stale / "train_images" / "half.jpg").write_bytes(b"\xff\xd8")
     generate(tmp_path / "out", images=2, seed=0, workers=1)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.csv", "train_images"]
+
+
+def test_steel_carries_sharp_marks_that_are_not_defects():
+    # Real clean steel is full of crisp blotches, lines and specks; without them on synthetic steel a classifier
+    # learns "any crisp mark is a defect" and flags most real clean plates (bench/transfer.py --step1-only).
+    from steelinspect.data.synth_draw import _crisp_marks
+
+    fields = [_crisp_marks(np.random.default_rng([seed, 9]), (256, 1600)) for seed in range(40)]
+    sharp = [float(np.abs(f - cv2.GaussianBlur(f, (0, 0), 2)).max()) for f in fields]
+    assert np.mean(np.array(sharp) > 0.04) >= 0.5, np.round(sharp, 3)  # most images carry some
+    assert min(sharp) == 0.0  # and some carry none
+    assert all(0.3 < f.min() and f.max() < 3.0 for f in fields)  # marks, not holes or flares
+    again = _crisp_marks(np.random.default_rng([3, 9]), (256, 1600))
+    np.testing.assert_array_equal(again, fields[3])

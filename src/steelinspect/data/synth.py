@@ -10,6 +10,8 @@ What it imitates (see synth_draw for the look of the steel and the defects):
 - defect signatures: class 1 clusters of small pits, class 2 sparse thin vertical traces, class 3 a few
   separate scratches and abraded bands along the rolling direction (half of them the image's full height) or
   a field of short marks, class 4 one to a few nearby raised rough scabs with bright rims;
+- sharp-edged marks that are not defects on many images, clean or not (blotches, single thin lines, bright
+  specks, as on the clean parts of real plates), so that a classifier learns to leave them alone;
 - labels as coarse polygons around the drawn defect (one per band for class 3, one around near marks),
   classes never overlapping.
 bench/realism.py measures how close the images and masks come to real ones.

@@ -9,7 +9,8 @@ Tuned against the 30 real images in the Severstal sample with bench/realism.py (
 brightness level and spread, the light falling from the bottom rows to the top ones and from the middle of
 the camera's width to its edges, an about isotropic fine texture with fine lines across the strip (real
 plates carry as much gradient energy across the rolling direction as along it), sparse streaks and stains
-along it, and a black band on about a third of the images (mostly at the right).
+along it, sharp-edged marks that are not defects (blotches, single thin lines, bright specks), and a black band
+on about a third of the images (mostly at the right).
 """
 
 from __future__ import annotations
@@ -130,7 +131,50 @@ def steel_texture(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE
     smooth *= light
     surface *= _up(light, shape)
     surface += _up(smooth, shape)
+    surface *= _crisp_marks(rng, shape)
     return surface
+
+
+def _crisp_marks(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Multiplicative field of sharp-edged marks that are not defects, as on the clean parts of real plates:
+    smooth dark blotches stretched along the rolling direction, single thin lines along it (fainter than a class 2
+    crack, and alone, where class 3 draws several inside an abraded band) and sparse bright specks.
+    Without them the only crisp marks on synthetic steel are the defects, and a classifier trained on it flags
+    most real clean steel, which is full of them. Each is kept unlike the defects it could be taken for:
+    blotches have no rough inside or bright rim (class 4), specks are bright and spread (class 1 pits are dark
+    and clustered)."""
+    height, width = shape
+    field = np.ones(shape, np.float32)
+    if rng.random() < 0.5:  # blotches: a thresholded medium-scale field, edges kept sharp, smooth inside
+        half = (height // 2, width // 2)  # built at half size: the edges stay about a pixel wide once upsampled
+        blot = _smooth_noise(rng, half, (int(rng.integers(4, 9)), int(rng.integers(60, 200))))
+        zones = np.clip(_smooth_noise(rng, (1, half[1]), (1, int(rng.integers(3, 9))))[0] + rng.uniform(-0.2, 0.5), 0, 1)
+        blot *= zones[None, :]
+        blot -= rng.uniform(0.5, 0.85)
+        blot *= rng.uniform(8, 30)
+        np.clip(blot, 0, 1, out=blot)
+        blot *= rng.uniform(0.08, 0.3)
+        field -= _up(blot, shape)
+    if rng.random() < 0.5:  # single thin lines along the strip, some the full height
+        x = np.arange(width, dtype=np.float32)
+        profile = np.zeros(width, np.float32)
+        for _ in range(int(rng.integers(1, 6))):
+            centre, half = rng.uniform(0, width), rng.uniform(0.6, 2.0)
+            profile += rng.uniform(0.06, 0.25) * (1.0 if rng.random() < 0.6 else -1.0) * np.exp(-(((x - centre) / half) ** 2))
+        along = np.clip(_smooth_noise(rng, (height, 1), (int(rng.integers(2, 5)), 1))[:, 0] + rng.uniform(0.2, 1.0), 0, 1)
+        near = np.flatnonzero(np.abs(profile) > 1e-3)  # only the columns the lines touch
+        field[:, near] -= along[:, None] * profile[None, near]
+    if rng.random() < 0.35:  # specks: sparse bright specular points over a wide zone
+        zone = _smooth_noise(rng, (height // 8, width // 8), (int(rng.integers(2, 4)), int(rng.integers(3, 8))))
+        count = int(rng.uniform(0.0005, 0.003) * height * width)
+        ys, xs = rng.integers(0, height, count), rng.integers(0, width, count)
+        keep = zone[ys // 8, xs // 8] > rng.uniform(0.0, 0.5)
+        ys, xs = ys[keep], xs[keep]
+        amp = np.float32(rng.uniform(0.3, 0.8))  # the centre pixel; its 4 neighbours get 40% of it
+        np.add.at(field, (ys, xs), amp)
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            np.add.at(field, (np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)), 0.4 * amp)
+    return field
 
 
 def black_band(rng: np.random.Generator, width: int = IMAGE_SHAPE[1]) -> tuple[str, int] | None:

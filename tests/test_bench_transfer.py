@@ -1,0 +1,28 @@
+"""bench/transfer.py's threshold-free step 1 scores (the bench itself trains and needs the real sample)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from transfer import step1_ranking  # noqa: E402
+
+
+def test_step1_ranking_auc_and_pass_share_at_the_flagging_threshold():
+    defects = [0.9, 0.8, 0.7, 0.6, 0.1]  # flagging 80% (4 of 5) needs a threshold of 0.6
+    clean = [0.05, 0.2, 0.65, 0.95]
+    result = step1_ranking(defects, clean, flag_share=0.8)
+    # pairs (defect above clean): 0.9 beats 3, 0.8 beats 3, 0.7 beats 3, 0.6 beats 2, 0.1 beats 1 -> 12 of 20
+    assert result["step1_auc"] == pytest.approx(12 / 20)
+    assert result["clean_passed_at_flag_share"] == pytest.approx(2 / 4)  # 0.05 and 0.2 fall below 0.6
+
+
+def test_step1_ranking_counts_ties_half_and_handles_the_float_edge():
+    # 30 defect images, 80%: the 7th lowest is the threshold (0.2 * 30 is 5.999... in floating point)
+    defects = list(np.linspace(0.01, 0.3, 30))
+    result = step1_ranking(defects, [defects[6] - 1e-6, defects[6]], flag_share=0.8)
+    assert result["clean_passed_at_flag_share"] == pytest.approx(0.5)
+    assert step1_ranking([0.5], [0.5])["step1_auc"] == pytest.approx(0.5)
+    assert np.isnan(step1_ranking([], [0.1])["step1_auc"])
