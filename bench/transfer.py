@@ -212,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'step 2 classes named per image (mean)':<38} {result['step2_classes_named_mean']:6.2f}")
     for c, (mean, count) in sorted(result["dice"].items()):
         print(f"  segmenter Dice, class {c} ({count:2d} images)        {mean:6.3f}")
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **result}, indent=1))
+    write_json(args, result)
     return 0
 
 
@@ -238,7 +237,14 @@ def step1_main(args, real: Path) -> int:
     print(f"  {'step 1 flags a real defect image':<38} {result['step1_flagged']:6.1%}")
     print(f"  {'step 1 passes a real clean frame':<38} {result['clean_frames_passed']:6.1%}")
     print_ranking(result)
+    write_json(args, result)
     return 0
+
+
+def write_json(args, result: dict) -> None:
+    """--json: the scores, per-image probabilities included, with the arguments that produced them."""
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **result}, indent=1))
 
 
 if __name__ == "__main__":
