@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from common import cpu_model
-from transfer import REAL, score
+from transfer import REAL, score, step1_ranking
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.labels import read_labels
@@ -154,7 +154,7 @@ class Pool:
         out: dict = {}
         pos, neg = self.per_image["p_defect"], self.per_image["p_defect_clean"]
         if pos and neg:
-            out["step1_auc"] = float(roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg))
+            out["step1_auc"] = step1_ranking(pos, neg)["step1_auc"]
         probs, truth, named = (np.array(self.per_image["p_class"]), self.per_image["truth"],
                                self.per_image["named"])
         out["auc"], out["precision"] = {}, {}

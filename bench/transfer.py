@@ -30,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from common import cpu_model, synthetic, timer
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.real_clean import MARGIN, MIN_WIDTH, clean_frames
 from steelinspect.data.realism import dataset_items
-from steelinspect.infer.cascade import decide_classes
+from steelinspect.infer.cascade import decide_classes, defect_threshold
 from steelinspect.infer.config import PredictConfig
 from steelinspect.infer.inspect import Inspector
 from steelinspect.metrics.dice import dice_masks
@@ -69,8 +70,8 @@ def step1_ranking(p_defect: list[float], p_clean: list[float], flag_share: float
     pos, neg = np.asarray(p_defect, dtype=float), np.asarray(p_clean, dtype=float)
     if not len(pos) or not len(neg):
         return {"step1_auc": float("nan"), "clean_passed_at_flag_share": float("nan"), "flag_share": flag_share}
-    # Mann-Whitney: P(defect scored above clean), ties counted half.
-    auc = float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
+    # P(a defect image scored above a clean frame), ties counted half.
+    auc = float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
     # the k-th lowest, k = the defect images it may miss (1e-9: 0.2 * 30 is 5.999... in floating point)
     threshold = np.sort(pos)[int(np.floor((1 - flag_share) * len(pos) + 1e-9))]
     return {"step1_auc": auc, "clean_passed_at_flag_share": float((neg < threshold).mean()), "flag_share": flag_share}
@@ -87,7 +88,7 @@ def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
     if run.head != "binary":
         raise SystemExit(f"--binary needs a binary run, {binary} is {run.head!r}")
     engine = make_engine(run, PredictConfig(batch_size=1, workers=1, engine="torch"))
-    threshold = run.thresholds[0] if run.thresholds else 0.5
+    threshold = defect_threshold(run)
 
     def p_defect(image: np.ndarray) -> float:
         return float(sigmoid(engine(run.preprocess(image)[None]))[0, 0])

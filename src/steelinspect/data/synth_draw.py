@@ -40,6 +40,12 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple
 LOW = (64, 800)  # the smooth fields (light, streaks, stains) are built at this size and upsampled once
 
 
+def _envelope(rng: np.random.Generator, length: int, cells: int, low: float, high: float) -> np.ndarray:
+    """A slow 1-D weight in [0, 1] over `length` px: smooth noise over `cells` cells raised by an offset drawn in
+    [low, high) and clipped, so a mark fades out along parts of its line and is at full strength along others."""
+    return np.clip(_smooth_noise(rng, (1, length), (1, cells))[0] + rng.uniform(low, high), 0, 1)
+
+
 def _up(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(field, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
@@ -80,8 +86,8 @@ def _cross_grain(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     rows = (np.arange(height, dtype=np.int32)[:, None] + bend.astype(np.int32)[None, :]) % period
     lines = profile[rows]
     # Fades in and out: a separable envelope (an outer product is far cheaper than a full-size noise field).
-    along = np.clip(_smooth_noise(rng, (1, width), (1, int(rng.integers(3, 9))))[0] + rng.uniform(-0.1, 0.6), 0, 1)
-    down = np.clip(_smooth_noise(rng, (height, 1), (2, 1))[:, 0] + rng.uniform(0.3, 1.0), 0, 1)
+    along = _envelope(rng, width, int(rng.integers(3, 9)), -0.1, 0.6)
+    down = _envelope(rng, height, 2, 0.3, 1.0)
     lines *= down[:, None] * along[None, :]
     return lines
 
@@ -120,7 +126,7 @@ def steel_texture(rng: np.random.Generator, shape: tuple[int, int] = IMAGE_SHAPE
     # strips carry them too, so a classifier cannot call every dark mark a defect.
     stains = _smooth_noise(rng, low, (int(rng.integers(4, 9)), int(rng.integers(60, 200))))
     stains += 0.5 * _smooth_noise(rng, low, (int(rng.integers(8, 20)), int(rng.integers(150, 400))))
-    zones = np.clip(_smooth_noise(rng, (1, low[1]), (1, int(rng.integers(3, 9)))) + rng.uniform(-0.3, 0.5), 0, 1)
+    zones = _envelope(rng, low[1], int(rng.integers(3, 9)), -0.3, 0.5)
     stains -= rng.uniform(0.3, 0.9)
     np.maximum(stains, 0, out=stains)
     stains *= zones * rng.uniform(0.4, 1.5)
@@ -148,7 +154,7 @@ def _crisp_marks(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     if rng.random() < 0.5:  # blotches: a thresholded medium-scale field, edges kept sharp, smooth inside
         half = (height // 2, width // 2)  # built at half size: the edges stay about a pixel wide once upsampled
         blot = _smooth_noise(rng, half, (int(rng.integers(4, 9)), int(rng.integers(60, 200))))
-        zones = np.clip(_smooth_noise(rng, (1, half[1]), (1, int(rng.integers(3, 9))))[0] + rng.uniform(-0.2, 0.5), 0, 1)
+        zones = _envelope(rng, half[1], int(rng.integers(3, 9)), -0.2, 0.5)
         blot *= zones[None, :]
         blot -= rng.uniform(0.5, 0.85)
         blot *= rng.uniform(8, 30)
@@ -161,7 +167,7 @@ def _crisp_marks(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
         for _ in range(int(rng.integers(1, 6))):
             centre, half = rng.uniform(0, width), rng.uniform(0.6, 2.0)
             profile += rng.uniform(0.06, 0.25) * (1.0 if rng.random() < 0.6 else -1.0) * np.exp(-(((x - centre) / half) ** 2))
-        along = np.clip(_smooth_noise(rng, (height, 1), (int(rng.integers(2, 5)), 1))[:, 0] + rng.uniform(0.2, 1.0), 0, 1)
+        along = _envelope(rng, height, int(rng.integers(2, 5)), 0.2, 1.0)
         near = np.flatnonzero(np.abs(profile) > 1e-3)  # only the columns the lines touch
         field[:, near] -= along[:, None] * profile[None, near]
     if rng.random() < 0.35:  # specks: sparse bright specular points over a wide zone

@@ -38,6 +38,11 @@ def decide_classes(task: str, probs: np.ndarray, thresholds: list[float]) -> lis
     return [CLASS_IDS[int(np.argmax(probs))]]
 
 
+def defect_threshold(binary: LoadedRun) -> float:
+    """Step 1's decision threshold: the one tuned on validation, 0.5 for a run that has none."""
+    return binary.thresholds[0] if binary.thresholds else 0.5
+
+
 def row_classes(row: dict) -> list[int]:
     """The class ids of a prediction row's "classes" field ("1 3" -> [1, 3]; "" when clean -> [])."""
     return [int(c) for c in str(row["classes"]).split()]
@@ -72,7 +77,7 @@ class Cascade:
         p_defect = sigmoid(self.binary_engine(batch.input(self.binary.preprocess)))[:, 0]
         logits = self.multi_engine(batch.input(self.multiclass.preprocess))
         p_class = softmax(logits) if self.multiclass.head == "multiclass" else sigmoid(logits)
-        threshold = self.binary.thresholds[0] if self.binary.thresholds else 0.5
+        threshold = defect_threshold(self.binary)
         rows = []
         for image_id, path, pd_, pc in zip(batch.image_ids, batch.paths, p_defect, p_class):
             has_defect = bool(pd_ >= threshold)
