@@ -91,6 +91,7 @@ def _summary(task: str, variant: str, held: dict, in_split: dict, seconds: float
                 "split_test_dice_kaggle": in_split["dice_kaggle"], "train_seconds": round(seconds)}
     per_class = {c: held["per_class"][c]["f1"] for c in "1234"}
     return {"variant": variant, "per_class": per_class, "macro": sum(per_class.values()) / 4,
+            "roc_auc": {c: held["per_class"][c]["roc_auc"] for c in "1234"},
             "support": {c: held["per_class"][c]["support"] for c in "1234"},
             "split_test_per_class": {c: in_split["per_class"][c]["f1"] for c in "1234"},
             "thresholds": held["thresholds"], "train_seconds": round(seconds)}
@@ -104,6 +105,18 @@ def table(title: str, rows: list[dict], metric: str) -> str:
         extra = r.get("dice_kaggle")
         extra = f"{extra:12.3f}" if extra is not None else f"{sum(r['split_test_per_class'].values()) / 4:12.3f}"
         lines.append(f"  {r['variant']:<30} {cells} {r['macro']:8.3f} {extra} {r['train_seconds']:8d}")
+    return "\n".join(lines)
+
+
+def auc_table(rows: list[dict]) -> str:
+    """Step 2's held-out ROC AUC per class: near 0.5 the model cannot rank the class at all (more data or a
+    better look is needed); high with a low F1 it ranks the class but its tuned threshold misses."""
+    lines = ["step 2 ROC AUC per class on the held-out set (0.5: no better than chance)",
+             f"  {'variant':<30} {'class 1':>8} {'class 2':>8} {'class 3':>8} {'class 4':>8}"]
+    for r in rows:
+        auc = r.get("roc_auc") or {}  # results cached by an older bench have none
+        lines.append(f"  {r['variant']:<30} " + " ".join(
+            "       –" if auc.get(c) is None else f"{auc[c]:8.3f}" for c in "1234"))
     return "\n".join(lines)
 
 
@@ -185,6 +198,7 @@ def main() -> None:
     print()
     print(header)
     print(table("step 2 F1 on the held-out set (in-split test macro F1 beside)", results["step2"], "split macro"))
+    print(auc_table(results["step2"]))
     if results["segment"]:
         print(table("segmenter Dice on held-out images having the class (Kaggle Dice beside)", results["segment"],
                     "kaggle dice"))

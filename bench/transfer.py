@@ -6,6 +6,7 @@ cut from its defect-free columns (steelinspect.data.real_clean).
     python bench/transfer.py --images 2000 --epochs 6 --seg-epochs 3
     python bench/transfer.py --binary RUN --multiclass RUN --segment RUN    # score runs you already have
     python bench/transfer.py --step1-only [--binary RUN]       # step 1 alone: train (or take) a binary run only
+    python bench/transfer.py --segment-only [--segment RUN]    # the segmenter alone: its Dice on the real masks
     python bench/transfer.py --real DATA_DIR                   # any Kaggle-layout set with masks (a plant's own)
 
 Prints, for the real defect images: the share step 1 flags, the share where step 2 (alone, with its tuned
@@ -54,12 +55,15 @@ def train_runs(args, out: Path) -> dict[str, Path]:
     runs = {}
     workers = {} if args.workers is None else {"workers": args.workers}
     tasks = (("binary", args.epochs, size), ("multiclass", args.epochs, size), ("segment", args.seg_epochs, seg_size))
-    for task, epochs, image_size in tasks[:1] if args.step1_only else tasks:
+    tasks = tasks[:1] if args.step1_only else tasks[2:] if args.segment_only else tasks
+    for task, epochs, image_size in tasks:
         print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
+        # --seg-sampler: the segmenter's only; the classifiers keep their task defaults.
+        sampler = {"sampler": args.seg_sampler} if task == "segment" and args.seg_sampler else {}
         with timer() as t:
             runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                                            seed=args.seed, augment_preset=args.augment, device=args.device,
-                                           **workers), progress=False)
+                                           **workers, **sampler), progress=False)
         print(f"  {t['seconds']:.0f} s", flush=True)
     return runs
 
@@ -101,6 +105,32 @@ def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
             **step1_ranking(pos, neg), "per_image": {"p_defect": pos, "p_defect_clean": neg}}
 
 
+def segment_dice(step, image: np.ndarray, masks: dict) -> dict[int, float]:
+    """The segmenter alone (no rows, so no gate) on one grey image: Dice per class that is really there."""
+    seg = step(step.preprocess(image)[None])[0]
+    truth_masks = np.zeros_like(seg.masks)
+    for c, m in masks.items():
+        truth_masks[c - 1] = m
+    per_class = dice_masks(seg.masks, truth_masks)
+    return {c: float(per_class[c - 1]) for c in masks}
+
+
+def score_segment(segment: Path, items: list) -> dict:
+    """The segmenter alone (a segment run, no classifiers): its Dice on the real masks, per class, mean over
+    the images that have the class."""
+    from steelinspect.infer.engines import make_engine
+    from steelinspect.infer.segment_predict import SegmentOptions, SegmentStep
+    from steelinspect.runs.ensemble import load_model
+
+    run = load_model(segment)
+    step = SegmentStep(run, SegmentOptions(), make_engine(run, PredictConfig(batch_size=1, workers=1, engine="torch")))
+    dice: dict[int, list[float]] = {c: [] for c in CLASS_IDS}
+    for _, image, masks in items:
+        for c, value in segment_dice(step, image, masks).items():
+            dice[c].append(value)
+    return {"dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v}}
+
+
 def score(binary: Path, multiclass: Path, segment: Path | None, items: list, margin: int, min_width: int) -> dict:
     """The transfer scores on (image id, grey image, {class: mask}) items (data.realism.dataset_items); the clean
     frames are cut from these same items."""
@@ -131,14 +161,8 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
         top_right += int(np.argmax(p_class)) + 1 in truth
         end_to_end += result.has_defect and bool(set(result.classes) & truth)
         if inspector.segment is not None:
-            batch_input = inspector.segment.preprocess(result.image)[None]
-            seg = inspector.segment(batch_input)[0]  # alone: no rows, so no gate
-            truth_masks = np.zeros_like(seg.masks)
-            for c, m in masks.items():
-                truth_masks[c - 1] = m
-            per_class = dice_masks(seg.masks, truth_masks)
-            for c in truth:
-                dice[c].append(float(per_class[c - 1]))
+            for c, value in segment_dice(inspector.segment, result.image, masks).items():
+                dice[c].append(value)
     passed = total_clean = 0
     for span, frame in clean_frames(items, margin, min_width):
         total_clean += 1
@@ -178,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the scores here")
     parser.add_argument("--step1-only", action="store_true",
                         help="train (or, with --binary alone, take) a binary run only and score step 1 alone")
+    parser.add_argument("--segment-only", action="store_true",
+                        help="train (or, with --segment alone, take) a segment run only and score its Dice alone")
+    parser.add_argument("--seg-sampler", choices=("natural", "balanced"), help="the segmenter's --sampler "
+                        "(default: the task's)")
     parser.add_argument("--augment", default="standard", choices=("standard", "strong"),
                         help="the training augmentation preset of the runs trained here")
     args = parser.parse_args(argv)
@@ -188,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; real set: {real}")
     if args.step1_only or (args.binary and not args.multiclass):
         return step1_main(args, real)
+    if args.segment_only or (args.segment and not args.binary):
+        return segment_main(args, real)
     with tempfile.TemporaryDirectory() as tmp:
         if args.binary and args.multiclass:
             runs = {"binary": Path(args.binary), "multiclass": Path(args.multiclass),
@@ -211,8 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print_ranking(result)
     # Naming every class would make "names a class that is there" 100%: how many it names is printed beside it.
     print(f"  {'step 2 classes named per image (mean)':<38} {result['step2_classes_named_mean']:6.2f}")
-    for c, (mean, count) in sorted(result["dice"].items()):
-        print(f"  segmenter Dice, class {c} ({count:2d} images)        {mean:6.3f}")
+    print_dice(result)
     write_json(args, result)
     return 0
 
@@ -238,6 +267,27 @@ def step1_main(args, real: Path) -> int:
     print(f"  {'step 1 flags a real defect image':<38} {result['step1_flagged']:6.1%}")
     print(f"  {'step 1 passes a real clean frame':<38} {result['clean_frames_passed']:6.1%}")
     print_ranking(result)
+    write_json(args, result)
+    return 0
+
+
+def print_dice(result: dict) -> None:
+    for c, (mean, count) in sorted(result["dice"].items()):
+        print(f"  segmenter Dice, class {c} ({count:2d} images)        {mean:6.3f}")
+
+
+def segment_main(args, real: Path) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.segment:
+            segment = Path(args.segment)
+            print("budget: the run given")
+        else:
+            segment = train_runs(args, Path(args.out or tmp))["segment"]
+            print(f"budget: {args.images} synthetic images (seed {args.seed}); segmenter {args.seg_epochs} epochs at "
+                  f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}")
+        result = score_segment(segment, [item for item in dataset_items(real) if item[2]])
+    print(f"\nreal masks scored: {sum(count for _, count in result['dice'].values())}")
+    print_dice(result)
     write_json(args, result)
     return 0
 

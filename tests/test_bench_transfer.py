@@ -26,3 +26,19 @@ def test_step1_ranking_counts_ties_half_and_handles_the_float_edge():
     assert result["clean_passed_at_flag_share"] == pytest.approx(0.5)
     assert step1_ranking([0.5], [0.5])["step1_auc"] == pytest.approx(0.5)
     assert np.isnan(step1_ranking([], [0.1])["step1_auc"])
+
+
+def test_segment_only_scores_the_segmenter_on_every_mask(tiny_segment_run, tiny_seg_data, tmp_path, capsys):
+    """`--segment RUN` alone: the segmenter's Dice per class, one entry per image having the class."""
+    import json
+
+    import transfer
+    from steelinspect.data.labels import read_labels
+
+    out = tmp_path / "scores.json"
+    assert transfer.main(["--segment", str(tiny_segment_run), "--real", str(tiny_seg_data), "--json", str(out)]) == 0
+    dice = json.loads(out.read_text())["dice"]
+    labels = read_labels(tiny_seg_data / "train.csv")
+    assert {int(c): n for c, (_, n) in dice.items()} == labels.ClassId.value_counts().to_dict()
+    assert all(0 <= mean <= 1 for mean, _ in dice.values())
+    assert "segmenter Dice, class" in capsys.readouterr().out
