@@ -251,15 +251,20 @@ def print_ranking(result: dict) -> None:
     print(f"  {'clean passed where 80% are flagged':<38} {result['clean_passed_at_flag_share']:6.1%}")
 
 
+def single_run(args, task: str, given: str | None, tmp: Path, budget: str) -> Path:
+    """The run a one-model mode scores: the one given, or one trained here (its budget printed)."""
+    if given:
+        print("budget: the run given")
+        return Path(given)
+    run = train_runs(args, Path(args.out or tmp))[task]
+    print(f"budget: {args.images} synthetic images (seed {args.seed}); {budget}")
+    return run
+
+
 def step1_main(args, real: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        if args.binary:
-            binary = Path(args.binary)
-            print("budget: the run given")
-        else:
-            binary = train_runs(args, Path(args.out or tmp))["binary"]
-            print(f"budget: {args.images} synthetic images (seed {args.seed}); step 1 {args.epochs} epochs at "
-                  f"{args.size}, --augment {args.augment}")
+        binary = single_run(args, "binary", args.binary, Path(tmp),
+                            f"step 1 {args.epochs} epochs at {args.size}, --augment {args.augment}")
         result = score_step1(binary, list(dataset_items(real)), args.margin, args.min_width)
     print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
           f"(margin {args.margin} px, spans >= {args.min_width} px of steel, mirrored to 1600, any band kept once); "
@@ -278,13 +283,8 @@ def print_dice(result: dict) -> None:
 
 def segment_main(args, real: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        if args.segment:
-            segment = Path(args.segment)
-            print("budget: the run given")
-        else:
-            segment = train_runs(args, Path(args.out or tmp))["segment"]
-            print(f"budget: {args.images} synthetic images (seed {args.seed}); segmenter {args.seg_epochs} epochs at "
-                  f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}")
+        segment = single_run(args, "segment", args.segment, Path(tmp), f"segmenter {args.seg_epochs} epochs at "
+                             f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}")
         result = score_segment(segment, [item for item in dataset_items(real) if item[2]])
     print(f"\nreal masks scored: {sum(count for _, count in result['dice'].values())}")
     print_dice(result)

@@ -42,3 +42,18 @@ def test_segment_only_scores_the_segmenter_on_every_mask(tiny_segment_run, tiny_
     assert {int(c): n for c, (_, n) in dice.items()} == labels.ClassId.value_counts().to_dict()
     assert all(0 <= mean <= 1 for mean, _ in dice.values())
     assert "segmenter Dice, class" in capsys.readouterr().out
+
+
+def test_step1_only_scores_the_given_run_on_defect_images_and_clean_frames(tiny_runs, tiny_seg_data, tmp_path):
+    import json
+
+    import transfer
+    from steelinspect.data.labels import read_labels
+
+    out = tmp_path / "step1.json"
+    assert transfer.main(["--binary", str(tiny_runs["binary"]), "--real", str(tiny_seg_data), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["defect_images"] == read_labels(tiny_seg_data / "train.csv").ImageId.nunique()
+    assert len(result["per_image"]["p_defect"]) == result["defect_images"]
+    assert len(result["per_image"]["p_defect_clean"]) == result["clean_frames"]
+    assert 0 <= result["step1_flagged"] <= 1
