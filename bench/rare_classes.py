@@ -2,7 +2,7 @@
 
     python bench/rare_classes.py [--images 1200] [--holdout 1200] [--size 128x416] [--epochs 4]
                                  [--variants natural:bce balanced:bce natural:focal balanced:focal
-                                             natural:bce:tile256@256x1600 balanced:focal:cp50 ...]
+                                             natural:bce:tile256@256x1600 ...]
                                  [--segment] [--seg-images 400] [--seg-size 128x800] [--seg-epochs 3]
                                  [--json out.json]
 
@@ -59,18 +59,12 @@ def defect_subset(source: Path, out: Path, limit: int) -> Path:
 
 def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, **settings) -> dict:
     """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
-    SAMPLER:LOSS, optionally with :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size)
-    and :cpP (step 2: --copy-paste P/100)."""
-    sampler, loss, *extras = variant.split(":")
-    out = root / "-".join([task, sampler, loss, *extras])
-    for extra in extras:
-        if extra.startswith("tile"):
-            width, size = extra.removeprefix("tile").split("@")
-            settings = {**settings, "tile_width": int(width), "image_size": parse_size(size)}
-        elif extra.startswith("cp"):
-            settings = {**settings, "copy_paste": int(extra.removeprefix("cp")) / 100}
-        else:
-            raise SystemExit(f"variant {variant!r}: {extra!r} is neither tileW@HxW nor cpP")
+    SAMPLER:LOSS, optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size)."""
+    sampler, loss, *tiles = variant.split(":")
+    out = root / "-".join([task, sampler, loss, *tiles])
+    if tiles:
+        width, size = tiles[0].removeprefix("tile").split("@")
+        settings = {**settings, "tile_width": int(width), "image_size": parse_size(size)}
     scored = out / "holdout.json"
     if scored.is_file():
         return json.loads(scored.read_text())
@@ -153,7 +147,7 @@ def main() -> None:
                         "initialisation); default --seed")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the runs' --device)")
-    parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW][:cpP] for step 2 "
+    parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW] for step 2 "
                         "(tiles: --tile-width W at --image-size HxW)")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")
     parser.add_argument("--seg-variants", nargs="*", default=SEGMENT_VARIANTS)

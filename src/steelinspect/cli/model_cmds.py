@@ -125,10 +125,6 @@ def _classifier(task: str):
                                        " a multiple of 32), labelled from the masks inside them; score an image as "
                                        "the largest output over its tiles. Keeps thin defects at a large "
                                        "--image-size (e.g. 256x1600 with 256) for the cost of a small one."),
-        copy_paste: float = typer.Option(default("copy_paste", task), "--copy-paste", help="Step 2 (multi-label, "
-                                         "--protocol full): the probability that a training draw gets one defect of "
-                                         "a rare class pasted in from another training image (its label gains the "
-                                         "class). 0: never."),
         augment: str = AUGMENT,
         freeze_encoder_epochs: int = FREEZE,
         precision: str = PRECISION,
@@ -136,7 +132,6 @@ def _classifier(task: str):
         compile_: bool = COMPILE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, per_class=per_class,
-                          copy_paste=copy_paste,
                           epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,

@@ -88,9 +88,7 @@ class ImageDataset(Dataset):
         preprocess: Preprocess,
         augment: Augment | None = None,
         seed: int = 0,
-        paste=None,
     ):
-        """`paste`: a data.copy_paste.CopyPaste applied to training draws (with `augment`) before the crop."""
         if len(image_ids) != len(targets):
             raise ValueError(f"{len(image_ids)} images but {len(targets)} targets")
         self.images_dir = Path(images_dir)
@@ -98,7 +96,6 @@ class ImageDataset(Dataset):
         self.targets = targets
         self.preprocess = preprocess
         self.augment = augment
-        self.paste = paste if augment is not None else None
         self.seed = seed
         self.epoch = 0
 
@@ -114,8 +111,7 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The grey image (augmented for training) and its target, which copy-paste may give a class."""
+    def load(self, index: int) -> np.ndarray:
         # A repeated draw of data.sampling.BalancedSampler is index + k * len(self): the same image, its own
         # augmentation. A training image is decoded at 1/2 or 1/4 scale where it shrinks that much anyway, keeping
         # enough pixels for its smallest crop to be resized down, not up. An evaluation image is decoded whole, as
@@ -125,17 +121,15 @@ class ImageDataset(Dataset):
             size = self.preprocess.size
             if self.augment.crop < 1:
                 size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
-        item = index % len(self.image_ids)
-        gray, target = read_gray(self.images_dir / self.image_ids[item], at_least=size), self.targets[item]
-        if self.paste is not None:  # its own RNG stream: the augmentation draws what it drew without it
-            gray, target = self.paste(gray, target, np.random.default_rng([self.seed, self.epoch, index, 1]))
+        gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)], at_least=size)
         if self.augment is not None:
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
-        return gray, target
+        return gray
 
     def __getitem__(self, index: int):
-        gray, target = self.load(index)
-        return torch.from_numpy(self.preprocess(gray)), torch.as_tensor(target), index % len(self.image_ids)
+        x = torch.from_numpy(self.preprocess(self.load(index)))
+        item = index % len(self.image_ids)
+        return x, torch.as_tensor(self.targets[item]), item
 
 
 class EpochSampler(Sampler[int]):

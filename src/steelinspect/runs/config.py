@@ -62,9 +62,6 @@ class TrainConfig:
     # Classifiers: train on tiles this wide (px of image_size), labelled from the masks inside them, and score a
     # whole image as the largest logit over its tiles (models/tiling.py). None: whole images.
     tile_width: int | None = None
-    # Step 2 (multi-label head): the probability that a training draw gets one rare-class defect from another
-    # training image pasted in (data/copy_paste.py). 0: never.
-    copy_paste: float = 0.0
     # K-fold training (train/folds.py): folds > 1 makes `out` a parent of K runs fold_1..fold_K; in fold run k,
     # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
     folds: int = 1
@@ -145,11 +142,6 @@ class TrainConfig:
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
         self._validate_tiles()
-        if not 0 <= self.copy_paste < 1:
-            raise ConfigError(f"--copy-paste must lie in [0, 1), got {self.copy_paste}")
-        if self.copy_paste and (self.head != "multilabel" or self.tile_width is not None or not self.augment):
-            raise ConfigError("--copy-paste is for step 2's multi-label head (train multiclass, --protocol full) on "
-                              "whole images with augmentation on")
 
     def _validate_tiles(self) -> None:
         if self.tile_width is None:

@@ -98,13 +98,8 @@ class ClassificationTask:
 
             return TileDataset(images_dir, frame, self.targets(frame), preprocess, self.name, self.tile_width,
                                self.augmentation, seed, self.tile_positive)
-        paste = None
-        if augment and self.copy_paste:
-            from steelinspect.data.copy_paste import CopyPaste
-
-            paste = CopyPaste(images_dir, frame, self.copy_paste, margin=1 - self.augmentation.crop)
         return ImageDataset(images_dir, frame.ImageId.tolist(), self.targets(frame), preprocess,
-                            self.augmentation if augment else None, seed, paste)
+                            self.augmentation if augment else None, seed)
 
     def new_collector(self) -> Collector:
         return Collector()
@@ -118,7 +113,6 @@ class ClassificationTask:
     focal_alpha: float | None = FOCAL_ALPHA
 
     augmentation: Augment = AUGMENT_PRESETS["standard"]
-    copy_paste = 0.0  # --copy-paste: probability that a training draw gets a rare-class defect pasted in
 
     def configure(self, config) -> None:
         """Settings from the TrainConfig: the loss and the augmentation preset."""
@@ -126,7 +120,6 @@ class ClassificationTask:
         self.augmentation = AUGMENT_PRESETS[config.augment_preset]
         self.focal_gamma, self.focal_alpha = config.focal_gamma, config.focal_alpha
         self.tile_width = config.tile_width
-        self.copy_paste = config.copy_paste
 
     def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
         """Class-imbalance weights from the training targets (called once before training). `sample_weights`:
