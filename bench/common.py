@@ -44,7 +44,14 @@ def synthetic(images: int, seed: int = 0) -> Path:
     source = b"".join(Path(module.__file__).read_bytes() for module in (synth, synth_draw))
     out = CACHE / f"synth-{images}-{seed}-{hashlib.blake2b(source, digest_size=4).hexdigest()}"
     if not (out / "train.csv").is_file():
-        generate(out, images=images, seed=seed)
+        # Benchmarks started side by side may want the same set: one generates it, the others wait for it.
+        import fcntl
+
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with open(out.with_name(out.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (out / "train.csv").is_file():
+                generate(out, images=images, seed=seed)
     return out
 
 
