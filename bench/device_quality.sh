@@ -7,7 +7,9 @@
 #   3. the whole pipeline's Kaggle Dice on the held-out set, the seed-0 segmenter gated (tune-gate) by a step 1 run
 #      and by step 2 at the old default (natural + bce) and at the new one (balanced + focal);
 #   4. transfer (issue 13) at the issue's budget: 2,000 synthetic images, classifiers 6 epochs at 128x416,
-#      segmenter 3 epochs at 128x800, scored on the real sample (../shared/severstal-sample) when it is there.
+#      segmenter 3 epochs at 128x800, scored on the real sample (../shared/severstal-sample) when it is there; then
+#      the segmenter alone (`--segment-only`) with the balanced sampler at 3 epochs and with each sampler at 12;
+#   5. class 2 at full resolution: step 2's default on 256-wide tiles of 256x1600 images, run seeds 0, 1, 2.
 # Processes run side by side (the models are small; data loading is what takes the time). Every number here is
 # measured on synthetic data except transfer's scores, which are on real images. Logs and JSON go to OUT_DIR (about
 # 20 files: where a lease returns only a few, pack them, e.g. `tar czf "$OUT/quality.tgz" -C OUT_DIR .`).
@@ -72,9 +74,22 @@ if [ -f "$real/train.csv" ]; then
   ( timeout "$limit" "$py" bench/transfer.py --real "$real" --images $nt --epochs $et --seg-epochs $ets \
       --device "$device" --workers 3 --out "$runs/transfer" --json "$out/transfer.json" > "$out/transfer.log" 2>&1
     echo "transfer: exit $? after $((SECONDS - t0)) s" ) &
+  # Class 4 on real steel (issue 13): the segmenter alone at the issue's budget with the balanced sampler (on the
+  # CPU at 400 images it was the only one to find real class 4), and at 12 epochs with each sampler.
+  for seg in "3 balanced" "12 natural" "12 balanced"; do
+    read -r seg_epochs seg_sampler <<< "$seg"
+    ( timeout "$limit" "$py" bench/transfer.py --segment-only --real "$real" --images $nt --seg-epochs $((seg_epochs * ets / 3)) \
+        --seg-sampler $seg_sampler --device "$device" --workers 2 --out "$runs/transfer-seg-$seg_epochs-$seg_sampler" \
+        --json "$out/transfer-seg-$seg_epochs-$seg_sampler.json" > "$out/transfer-seg-$seg_epochs-$seg_sampler.log" 2>&1
+      echo "transfer segmenter $seg_epochs epochs $seg_sampler: exit $? after $((SECONDS - t0)) s" ) &
+  done
 else
   echo "transfer: skipped, no real set at $real (REAL=...)"
 fi
+# Class 2 at full resolution (issue 16): step 2's default on 256-wide tiles of 256x1600 images, three run seeds.
+for seed in $seeds2; do
+  rare "step2-tiles-seed$seed" $step2 --run-seed $seed --variants balanced:focal:tile256@256x1600 &
+done
 wait
 
 # The seeds' balanced + focal step 2 runs averaged as one ensemble, on the same held-out set.
@@ -110,10 +125,10 @@ for step2_run in natural-bce balanced-focal; do
   echo "gated by step 2 $step2_run: exit $?"
 done
 
-for log in "$out"/step2-seed*.log "$out"/segment-seed*.log; do
+for log in "$out"/step2-seed*.log "$out"/step2-tiles-seed*.log "$out"/segment-seed*.log; do
   echo "== $log"
   sed -n '/^step 2 F1\|^segmenter Dice/,$p' "$log" | grep -v "^total"
 done
-tail -n 12 "$out/transfer.log" "$out/ensemble.log" 2>/dev/null
+tail -n 12 "$out/transfer.log" "$out"/transfer-seg-*.log "$out/ensemble.log" 2>/dev/null
 for log in "$out"/gated-*.log; do echo "== $log"; grep -i -E "mean|all-empty|dice|class" "$log" | tail -n 12; done
 echo "total $((SECONDS - t0)) s"
