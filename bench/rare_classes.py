@@ -197,8 +197,9 @@ def main() -> None:
     results["seconds"] = round(time.perf_counter() - start)
     print()
     print(header)
-    print(table("step 2 F1 on the held-out set (in-split test macro F1 beside)", results["step2"], "split macro"))
-    print(auc_table(results["step2"]))
+    if results["step2"]:
+        print(table("step 2 F1 on the held-out set (in-split test macro F1 beside)", results["step2"], "split macro"))
+        print(auc_table(results["step2"]))
     if results["segment"]:
         print(table("segmenter Dice on held-out images having the class (Kaggle Dice beside)", results["segment"],
                     "kaggle dice"))
