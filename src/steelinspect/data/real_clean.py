@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from steelinspect.constants import IMAGE_SHAPE
-from steelinspect.data.realism import steel_columns
+from steelinspect.data.realism import steel_columns, widest_run
 
 MARGIN = 32  # px kept between a clean span and the nearest mask column
 MIN_WIDTH = 160  # px: narrower spans would be mirrored ten times over
@@ -73,23 +73,19 @@ def mirror_to_width(strip: np.ndarray, width: int = IMAGE_SHAPE[1]) -> np.ndarra
     return np.pad(strip, ((0, 0), (0, width - w)), mode="symmetric")
 
 
-def span_frame(image: np.ndarray, x0: int, x1: int, min_width: int = MIN_WIDTH) -> np.ndarray | None:
+def span_frame(image: np.ndarray, x0: int, x1: int, min_width: int = MIN_WIDTH,
+               steel: np.ndarray | None = None) -> np.ndarray | None:
     """The full-width frame of the clean span [x0, x1) of `image`: its steel mirrored out, any out-of-strip band
     in it kept once at its side (left when the band lies left of the steel); None when the span holds less
-    than `min_width` columns of steel."""
+    than `min_width` columns of steel. `steel`: the image's steel_columns, when the caller has them."""
     width = image.shape[1]
-    steel = steel_columns(image)[x0:x1]
+    steel = (steel_columns(image) if steel is None else steel)[x0:x1]
     if steel.all():
         return mirror_to_width(image[:, x0:x1], width)
-    # The widest run of steel columns in the span (a span holds one strip edge at most in practice).
-    edges = np.flatnonzero(np.diff(np.r_[0, steel.astype(np.int8), 0]))
-    starts, stops = edges[::2], edges[1::2]
-    if not len(starts):
+    run = widest_run(steel)  # a span holds one strip edge at most in practice
+    if run is None or run[1] - run[0] < min_width:
         return None
-    k = int(np.argmax(stops - starts))
-    s0, s1 = x0 + int(starts[k]), x0 + int(stops[k])
-    if s1 - s0 < min_width:
-        return None
+    s0, s1 = x0 + run[0], x0 + run[1]
     left, right = image[:, x0:s0], image[:, s1:x1]  # band (and its soft edge) beside the steel, if any
     band = left if left.shape[1] >= right.shape[1] else right
     steel_frame = mirror_to_width(image[:, s0:s1], width - band.shape[1])
@@ -104,7 +100,8 @@ def clean_frames(items: Iterable[tuple[str, np.ndarray, dict[int, np.ndarray]]],
     skipped (span_frame)."""
     for image_id, image, masks in items:
         stacked = np.stack(list(masks.values())) if masks else np.zeros((1, *image.shape), dtype=bool)
+        steel = steel_columns(image)
         for x0, x1 in clean_spans(stacked, margin, min_width):
-            frame = span_frame(image, x0, x1, min_width)
+            frame = span_frame(image, x0, x1, min_width, steel)
             if frame is not None:
                 yield CleanSpan(image_id, x0, x1), frame

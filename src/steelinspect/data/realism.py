@@ -74,6 +74,17 @@ def steel_columns(image: np.ndarray) -> np.ndarray:
     return ~dark
 
 
+def widest_run(columns: np.ndarray) -> tuple[int, int] | None:
+    """(start, stop) of the widest run of True in a bool vector (the first of equal ones), None when it has none:
+    the one contiguous strip of steel columns, with no seam where a band was cut out."""
+    edges = np.flatnonzero(np.diff(np.r_[0, columns.astype(np.int8), 0]))
+    starts, stops = edges[::2], edges[1::2]
+    if not len(starts):
+        return None
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k])
+
+
 def _rms(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))) if values.size else float("nan")
 
@@ -84,11 +95,8 @@ def image_stats(image: np.ndarray) -> dict[str, float]:
     band = 100.0 * (1 - steel.mean())
     if steel.sum() < 16:
         return {**{k: float("nan") for k in IMAGE_STATS}, "band_fraction": band}
-    # The widest run of steel columns: statistics of one contiguous strip, no seam where the band was cut out.
-    edges = np.flatnonzero(np.diff(np.r_[0, steel.astype(np.int8), 0]))
-    starts, stops = edges[::2], edges[1::2]
-    k = int(np.argmax(stops - starts))
-    strip = image[:, starts[k] : stops[k]].astype(np.float32)
+    lo, hi = widest_run(steel)  # statistics of one contiguous strip
+    strip = image[:, lo:hi].astype(np.float32)
     mean = float(strip.mean())
     scale = max(mean, 1.0)
     p1, p50, p99 = np.percentile(strip, [1, 50, 99])
@@ -122,13 +130,10 @@ def image_stats(image: np.ndarray) -> dict[str, float]:
 def patch_stats(image: np.ndarray, seed: int, count: int = PATCHES_PER_IMAGE, size: int = PATCH) -> list[dict[str, float]]:
     """PATCH_STATS of `count` random size x size steel patches of the image (none when the strip is narrower
     than a patch); the positions depend only on `seed`."""
-    steel = steel_columns(image)
-    edges = np.flatnonzero(np.diff(np.r_[0, steel.astype(np.int8), 0]))
-    starts, stops = edges[::2], edges[1::2]
-    if not len(starts) or image.shape[0] < size:
+    run = widest_run(steel_columns(image))
+    if run is None or image.shape[0] < size:
         return []
-    k = int(np.argmax(stops - starts))
-    lo, hi = int(starts[k]), int(stops[k])
+    lo, hi = run
     if hi - lo < size:
         return []
     rng = np.random.default_rng(seed)
