@@ -61,7 +61,9 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
     """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
     SAMPLER:LOSS, optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size)."""
     sampler, loss, *tiles = variant.split(":")
-    out = root / "-".join([task, sampler, loss, *tiles])
+    arch = settings.get("arch")
+    other_arch = [arch] if arch not in (None, "vgg", "unet_resnet18") else []  # the defaults keep their old folders
+    out = root / "-".join([task, sampler, loss, *tiles, *other_arch])
     if tiles:
         width, size = tiles[0].removeprefix("tile").split("@")
         settings = {**settings, "tile_width": int(width), "image_size": parse_size(size)}
@@ -77,7 +79,7 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
         train(config, progress=False)
     seconds = time.perf_counter() - start
     held = evaluate(out, holdout, device=settings.get("device", "cpu"), workers=settings.get("workers", 0))["all"]
-    result = _summary(task, variant, held, json.loads((out / "metrics.json").read_text())["test"], seconds)
+    result = _summary(task, ":".join([variant, *other_arch]), held, json.loads((out / "metrics.json").read_text())["test"], seconds)
     scored.write_text(json.dumps(result, indent=1))
     return result
 
@@ -147,6 +149,7 @@ def main() -> None:
                         "initialisation); default --seed")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the runs' --device)")
+    parser.add_argument("--arch", default="vgg", help="step 2's --arch (vgg, resnet18, resnet34, resnet50, resnext50)")
     parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW] for step 2 "
                         "(tiles: --tile-width W at --image-size HxW)")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")
@@ -172,10 +175,10 @@ def main() -> None:
 
     train_dir, holdout_dir = synthetic(args.images, args.seed), synthetic(args.holdout, args.seed + 1)
     step2 = dict(epochs=args.epochs, batch_size=args.batch, lr=args.lr, image_size=parse_size(args.size),
-                 arch="vgg", seed=args.seed if args.run_seed is None else args.run_seed, workers=args.workers,
+                 arch=args.arch, seed=args.seed if args.run_seed is None else args.run_seed, workers=args.workers,
                  device=args.device)
     print(f"step 2: {args.images} synthetic images (seed {args.seed}), held-out {args.holdout} (seed "
-          f"{args.seed + 1}); vgg at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
+          f"{args.seed + 1}); {args.arch} at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
     run_variants("multiclass", args.variants, train_dir, holdout_dir, root, "macro F1", results["step2"],
                  lambda: args.json and args.json.write_text(json.dumps(results, indent=1)), start, **step2)
 

@@ -81,6 +81,29 @@ def step1_ranking(p_defect: list[float], p_clean: list[float], flag_share: float
     return {"step1_auc": auc, "clean_passed_at_flag_share": float((neg < threshold).mean()), "flag_share": flag_share}
 
 
+def step1_reviewed(per_image: dict, recalls=(0.8, 0.9), folds: int = 5) -> dict:
+    """Step 1 with its OK band's T1 tuned on a plant's reviewed real frames (`tune-bands --data REVIEWED`, the same
+    rule: t1_for_recall), measured without scoring a frame T1 was tuned on: the real images are split into `folds`
+    folds by image (a clean frame goes with the image it was cut from); each fold's T1 comes from the defect images
+    of the other folds; the shares of the fold's defect images flagged (p >= T1) and clean frames passed (p < T1)
+    are pooled over folds. The weights stay the synthetic-only ones: only the threshold sees real images."""
+    from steelinspect.tuning.bands import t1_for_recall
+
+    ids = sorted(set(per_image["ids"]) | set(per_image["clean_ids"]))
+    fold_of = {image_id: i % folds for i, image_id in enumerate(ids)}
+    pos, pos_fold = np.asarray(per_image["p_defect"]), np.array([fold_of[i] for i in per_image["ids"]])
+    neg, neg_fold = np.asarray(per_image["p_defect_clean"]), np.array([fold_of[i] for i in per_image["clean_ids"]])
+    out = {}
+    for recall in recalls:
+        flagged = passed = 0
+        for k in range(folds):
+            t1 = t1_for_recall(pos[pos_fold != k], recall)
+            flagged += int((pos[pos_fold == k] >= t1).sum())
+            passed += int((neg[neg_fold == k] < t1).sum())
+        out[str(recall)] = {"flagged": flagged / len(pos), "passed": passed / len(neg) if len(neg) else float("nan")}
+    return {"reviewed_t1": out, "reviewed_folds": folds}
+
+
 def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
     """Step 1 alone (a binary run, no step 2): the share of real defect images it flags and of real clean frames
     it passes at its tuned threshold, and its threshold-free ranking (step1_ranking)."""
@@ -98,11 +121,14 @@ def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
         return float(sigmoid(engine(run.preprocess(image)[None]))[0, 0])
 
     pos = [p_defect(image) for _, image, masks in items if masks]
-    neg = [p_defect(frame) for _, frame in clean_frames(items, margin, min_width)]
+    spans = list(clean_frames(items, margin, min_width))
+    neg = [p_defect(frame) for _, frame in spans]
+    per_image = {"p_defect": pos, "p_defect_clean": neg, "ids": [image_id for image_id, _, masks in items if masks],
+                 "clean_ids": [span.image_id for span, _ in spans]}
     return {"defect_images": len(pos), "clean_frames": len(neg), "threshold": threshold,
             "step1_flagged": float(np.mean(np.asarray(pos) >= threshold)),
             "clean_frames_passed": float(np.mean(np.asarray(neg) < threshold)) if neg else float("nan"),
-            **step1_ranking(pos, neg), "per_image": {"p_defect": pos, "p_defect_clean": neg}}
+            **step1_ranking(pos, neg), **step1_reviewed(per_image), "per_image": per_image}
 
 
 def segment_dice(step, image: np.ndarray, masks: dict) -> dict[int, float]:
@@ -142,9 +168,11 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
     defect_items = [item for item in items if item[2]]
     # Per image, for threshold-free scores pooled over folds (bench/fewshot.py): step 1's probability on the defect
     # images and on the clean frames, step 2's probabilities, the classes it names and the true ones.
-    per_image = {"p_defect": [], "p_defect_clean": [], "p_class": [], "named": [], "truth": []}
+    per_image = {"p_defect": [], "p_defect_clean": [], "p_class": [], "named": [], "truth": [], "ids": [],
+                 "clean_ids": []}
     for image_id, image, masks in defect_items:
         result = inspector.inspect(image, image_id)
+        per_image["ids"].append(image_id)
         truth = set(masks)
         p_class = np.array([result.p_class[str(c)] for c in CLASS_IDS])
         alone = set(decide_classes(head, p_class, thresholds))
@@ -169,6 +197,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
         clean_result = inspector.inspect(frame, span.name)
         passed += not clean_result.has_defect
         per_image["p_defect_clean"].append(float(clean_result.p_defect))
+        per_image["clean_ids"].append(span.image_id)
     n = len(defect_items)
     return {
         "defect_images": n, "clean_frames": total_clean,
@@ -177,7 +206,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
         "clean_frames_passed": passed / total_clean if total_clean else float("nan"),
         "dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v},
         "step2_recall": {c: (k / n_c, n_c) for c, (k, n_c) in named_per_class.items() if n_c},
-        **step1_ranking(per_image["p_defect"], per_image["p_defect_clean"]),
+        **step1_ranking(per_image["p_defect"], per_image["p_defect_clean"]), **step1_reviewed(per_image),
         "per_image": per_image,
     }
 
@@ -249,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
 def print_ranking(result: dict) -> None:
     print(f"  {'step 1 ROC AUC, defect vs clean frames':<38} {result['step1_auc']:6.3f}")
     print(f"  {'clean passed where 80% are flagged':<38} {result['clean_passed_at_flag_share']:6.1%}")
+    folds = result["reviewed_folds"]
+    for recall, r in result["reviewed_t1"].items():
+        print(f"  T1 tuned on reviewed real frames (target recall {float(recall):.0%}, {folds} folds by image): "
+              f"flags {r['flagged']:.1%} of held-out defect images, passes {r['passed']:.1%} of clean frames")
 
 
 def single_run(args, task: str, given: str | None, tmp: Path, budget: str) -> Path:

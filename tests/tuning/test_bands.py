@@ -159,3 +159,30 @@ def test_tune_bands_command_writes_both_runs(tiny_runs, synth_dir, tmp_path):
     write_bands(runs["multiclass"], {**content, "weights_id": "0" * 64})
     (note,) = stale_notes(loaded)
     assert "multiclass run's bands.json was tuned for other weights" in note and "tune-bands again" in note
+
+
+@pytest.mark.slow
+def test_tune_bands_on_another_labelled_set_uses_all_its_images(tiny_runs, tiny_seg_data, tmp_path):
+    """A plant's reviewed frames are not what the runs were trained on: every image of them is tuned on (step 1)
+    and every defect image (the classes), and bands.json says so."""
+    import shutil
+
+    from steelinspect.data.master import build_master
+    from tests.cli_runner import run_cli
+
+    runs = {name: shutil.copytree(src, tmp_path / name) for name, src in tiny_runs.items()}
+    proc = run_cli("tune-bands", "--binary", runs["binary"], "--multiclass", runs["multiclass"], "--data",
+                   tiny_seg_data, "--device", "cpu", "--workers", "1", "--target-recall", "1.0",
+                   "--review-rate", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert f"Bands tuned on {tiny_seg_data}" in " ".join(proc.stdout.split())
+    master = build_master(tiny_seg_data)
+    step1, classes = read_bands(runs["binary"]), read_bands(runs["multiclass"])
+    assert step1["tuned"]["split"] == "all" and classes["tuned"]["split"] == "all"
+    assert step1["step1"]["cost"]["images"] == len(master) == 12
+    assert step1["step1"]["cost"]["positives"] == int(master.Defect.sum())
+    assert classes["tuned"]["images"] == int(master.Defect.sum())
+    assert step1["tuned"]["data"] == str(tiny_seg_data.resolve())
+    for c, d in classes["classes"].items():  # each banded class was tuned on the defect images of this set
+        assert d["cost"]["images"] == int(master.Defect.sum())
+        assert d["cost"]["positives"] == int(master.ClassIds.map(lambda ids: int(c) in ids).sum())

@@ -265,7 +265,9 @@ def tune_gate(
 def tune_bands(
     binary: Path = typer.Option(..., "--binary", help="Run directory of the step 1 model (step 1's bands go here)."),
     multiclass: Path = typer.Option(..., "--multiclass", help="Run directory of the step 2 model (the classes' bands go here)."),
-    data: Path = typer.Option(..., "--data", help="The DATA_DIR the runs were trained on (their validation splits are used)."),
+    data: Path = typer.Option(..., "--data", help="The DATA_DIR the runs were trained on (their validation splits "
+                              "are used), or any other labelled DATA_DIR, e.g. the plant's reviewed frames from "
+                              "export-reviewed (all its images are used)."),
     target_recall: float = typer.Option(0.99, "--target-recall", help="Share of the true positives T1 must send out of OK."),
     target_precision: float = typer.Option(None, "--target-precision", help="T2: the smallest threshold whose NG band reaches this precision (default 0.95)."),
     review_rate: float = typer.Option(None, "--review-rate", help="T2 instead: the threshold that puts at most this share of the images into REVIEW."),
@@ -274,8 +276,9 @@ def tune_bands(
     batch_size: int = typer.Option(16, "--batch-size"),
     workers: int = typer.Option(4, "--workers", help="Threads decoding images ahead of the model."),
 ) -> None:
-    """Tune the OK / REVIEW / NG thresholds (T1, T2) of step 1 and of each class on the runs' validation splits;
-    write bands.json and bands.png into both runs (predict --db, serve --db and watch use them)."""
+    """Tune the OK / REVIEW / NG thresholds (T1, T2) of step 1 and of each class on the runs' validation splits,
+    or on another labelled set (the plant's reviewed frames); write bands.json and bands.png into both runs
+    (predict --db, serve --db and watch use them)."""
     from steelinspect.cli.progress import progress_bar
     from steelinspect.infer.cascade import PredictConfig
     from steelinspect.tuning.bands import BandTargets, tune_bands as run_tuning
@@ -285,9 +288,10 @@ def tune_bands(
     targets = BandTargets(recall=target_recall, precision=target_precision, review_rate=review_rate)
     targets.validate()  # before any model loads
     config = PredictConfig(batch_size=batch_size, workers=workers, device=device, engine=engine)
-    with progress_bar("scoring validation", None) as advance:
+    with progress_bar("scoring the images to tune on", None) as advance:
         result = run_tuning(binary, multiclass, data, targets, config, on_image=advance)
-    table = Table(title="Bands tuned on validation (OK: p < T1, NG: p > T2, REVIEW between)")
+    on = "validation" if result.step1_split == "val" else str(data)
+    table = Table(title=f"Bands tuned on {on} (OK: p < T1, NG: p > T2, REVIEW between)")
     table.add_column("decision", no_wrap=True)
     for col in ("T1", "T2", "images", "OK", "REVIEW", "NG", "recall", "NG precision", "missed"):
         table.add_column(col, justify="right")

@@ -1,4 +1,10 @@
-"""OK / REVIEW / NG thresholds tuned on the runs' validation splits (`steelinspect tune-bands`).
+"""OK / REVIEW / NG thresholds tuned on the runs' validation splits, or on any other labelled set such as a
+plant's reviewed inspections (`steelinspect tune-bands`).
+
+On the data a run was trained on, its validation split is used; on any other DATA_DIR every image the decision
+applies to (step 1: all images, the classes: the defect images), as `evaluate` scores another dataset. That is how
+runs trained on synthetic steel get bands that fit the plant's own frames: `export-reviewed` writes what the
+reviewers said as a DATA_DIR, and tuning on it moves T1 to where the real clean frames lie, without retraining.
 
 Per decision (step 1's p_defect on the binary run's validation images; each class's p_class_c on the multiclass
 run's) with scores s and truth y:
@@ -76,6 +82,7 @@ class BandTuning:
     classes: dict[int, DecisionBands]
     skipped: dict[int, str] = field(default_factory=dict)  # class -> why it has no bands
     files: list[Path] = field(default_factory=list)
+    step1_split: str = "val"  # "val": the binary run's validation split; "all": every image of another DATA_DIR
 
 
 def pr_curve(scores: np.ndarray, truth: np.ndarray, points: int = CURVE_POINTS) -> dict:
@@ -113,6 +120,13 @@ def band_cost(scores: np.ndarray, truth: np.ndarray, t1: float, t2: float) -> di
             "missed": int((ok & truth).sum()), "clean_in_ng": int((ng & ~truth).sum())}
 
 
+def t1_for_recall(positive_scores, recall: float) -> float:
+    """T1: the largest threshold that still sends `recall` of the positives out of OK (p >= T1), the k-th
+    largest positive score with k = ceil(recall * positives)."""
+    positives = np.sort(np.asarray(positive_scores, float))[::-1]
+    return float(positives[math.ceil(recall * len(positives) - _EPS) - 1])
+
+
 def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> DecisionBands:
     """T1 and T2 of one decision (see the module's docstring); ConfigError when a target cannot be met."""
     targets.validate()
@@ -124,8 +138,7 @@ def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> D
     positives = np.sort(scores[truth])[::-1]
     if not len(positives):
         raise ConfigError(f"{what}: the validation split has no positive image, so no recall can be reached")
-    k = math.ceil(targets.recall * len(positives) - _EPS)
-    t1 = float(positives[k - 1])
+    t1 = t1_for_recall(positives, targets.recall)
     # T2 candidates: T1 and every distinct score above it (NG is p > T2, so T2 at a score keeps it in REVIEW).
     candidates = np.unique(np.concatenate([[t1], scores[scores >= t1]]))
     ordered, ordered_pos = np.sort(scores), np.sort(positives)
@@ -151,7 +164,16 @@ def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> D
     return DecisionBands(t1, t2, pr_curve(scores, truth), band_cost(scores, truth, t1, t2))
 
 
-def _validation(run_dir: Path, master, what: str) -> list[str]:
+def _tuning_images(run, master, data: Path, what: str) -> tuple[list[str], str]:
+    """(image ids, split name): the run's validation split on the data it was trained on, else every image of
+    `data` the decision applies to (split "all")."""
+    run_dir = run.run_dir
+    if Path(run.config.data).resolve() != data.resolve():
+        frame = master if what == "binary" else master[master.Defect]
+        if frame.empty:
+            raise ConfigError(f"{data}: no {'image' if what == 'binary' else 'defect image'} to tune the {what} "
+                              f"run's bands on")
+        return sorted(frame.ImageId), "all"
     splits_file = run_dir / SPLITS_FILE
     if not splits_file.is_file():
         raise RunError(f"the {what} run has no {SPLITS_FILE}: its validation split is unknown", run_dir)
@@ -161,15 +183,15 @@ def _validation(run_dir: Path, master, what: str) -> list[str]:
     missing = sorted(set(ids) - set(master.ImageId))
     if missing:
         raise RunError(f"{len(missing)} validation image(s) of the {what} run are not in the data, e.g. "
-                       f"{missing[0]}: give the DATA_DIR it was trained on", run_dir)
-    return ids
+                       f"{missing[0]}: give the DATA_DIR it was trained on, or another labelled one", run_dir)
+    return ids, "val"
 
 
 def _scores(cascade: Cascade, paths: list[Path], config: PredictConfig, on_image) -> dict[str, dict]:
     stats = PredictStats()
     rows = {row["ImageId"]: row for row in predict(paths, cascade, config, stats, on_image=on_image)}
     if stats.skipped:
-        raise RunError(f"{len(stats.skipped)} validation image(s) could not be read, e.g. {stats.skipped[0]}",
+        raise RunError(f"{len(stats.skipped)} image(s) to tune on could not be read, e.g. {stats.skipped[0]}",
                        paths[0].parent)
     return rows
 
@@ -182,18 +204,21 @@ def tune_bands(
     config: PredictConfig | None = None,
     on_image: Callable[[int], None] | None = None,
 ) -> BandTuning:
-    """Tune step 1's bands on the binary run's validation split and each class's on the multiclass run's, and
-    write bands.json + bands.png into each run. Nothing is written when any decision is refused. A class with
-    no positive image in the split is left unbanded (BandTuning.skipped says so)."""
+    """Tune step 1's bands on the binary run's validation split and each class's on the multiclass run's (or,
+    when `data` is not what a run was trained on, on every image of `data` it applies to), and write bands.json +
+    bands.png into each run. Nothing is written when any decision is refused. A class with no positive image in
+    the split is left unbanded (BandTuning.skipped says so)."""
     from steelinspect.data.layout import data_dir
 
     targets.validate()
     config = config or PredictConfig()
-    binary, multiclass = Path(binary), Path(multiclass)
+    binary, multiclass, data = Path(binary), Path(multiclass), Path(data)
     master = build_master(data).set_index("ImageId", drop=False)
     images = data_dir(data).images
-    ids = {"binary": _validation(binary, master, "binary"), "multiclass": _validation(multiclass, master, "multiclass")}
     cascade = Cascade.from_runs(binary, multiclass, config)
+    chosen = {"binary": _tuning_images(cascade.binary, master, data, "binary"),
+              "multiclass": _tuning_images(cascade.multiclass, master, data, "multiclass")}
+    ids = {name: split for name, (split, _) in chosen.items()}
     rows = {name: _scores(cascade, [images / i for i in split], config, on_image) for name, split in ids.items()}
 
     step1_ids = ids["binary"]
@@ -204,17 +229,19 @@ def tune_bands(
     for c in CLASS_IDS:
         truth = [c in master.at[i, "ClassIds"] for i in class_ids]
         if not any(truth):
-            skipped[c] = "no image of this class in the multiclass run's validation split"
+            skipped[c] = ("no image of this class in the multiclass run's validation split"
+                          if chosen["multiclass"][1] == "val" else f"no image of this class in {data}")
             continue
         classes[c] = choose_bands([rows["multiclass"][i][f"p_class_{c}"] for i in class_ids], truth, targets,
                                   f"class {c}")
-    tuned = {"data": str(Path(data).resolve()), "split": "val", "targets": targets.to_dict(),
+    tuned = {"data": str(data.resolve()), "targets": targets.to_dict(),
              "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "engine": config.engine}
-    result = BandTuning(step1, classes, skipped)
+    result = BandTuning(step1, classes, skipped, step1_split=chosen["binary"][1])
     write_bands(binary, {"role": "step1", "weights_id": cascade.binary.weights_id,
-                         "tuned": {**tuned, "images": len(step1_ids)}, "step1": step1.to_dict()})
+                         "tuned": {**tuned, "split": chosen["binary"][1], "images": len(step1_ids)},
+                         "step1": step1.to_dict()})
     write_bands(multiclass, {"role": "classes", "weights_id": cascade.multiclass.weights_id,
-                             "tuned": {**tuned, "images": len(class_ids),
+                             "tuned": {**tuned, "split": chosen["multiclass"][1], "images": len(class_ids),
                                        "skipped": {str(c): why for c, why in skipped.items()}},
                              "classes": {str(c): d.to_dict() for c, d in classes.items()}})
     result.files = [bands_path(binary), bands_path(multiclass),
@@ -265,4 +292,4 @@ def plot_bands(decisions: dict[str, DecisionBands], path: Path) -> Path:
 
 
 __all__ = ["BANDS_FORMAT", "BandTargets", "BandTuning", "DecisionBands", "band_cost", "choose_bands", "plot_bands",
-           "pr_curve", "tune_bands"]
+           "pr_curve", "t1_for_recall", "tune_bands"]
