@@ -186,3 +186,20 @@ def test_tune_bands_on_another_labelled_set_uses_all_its_images(tiny_runs, tiny_
     for c, d in classes["classes"].items():  # each banded class was tuned on the defect images of this set
         assert d["cost"]["images"] == int(master.Defect.sum())
         assert d["cost"]["positives"] == int(master.ClassIds.map(lambda ids: int(c) in ids).sum())
+
+
+@pytest.mark.slow
+def test_tune_bands_on_a_moved_training_set_leaves_the_training_images_out(tiny_runs, synth_dir, tmp_path):
+    import shutil
+
+    from steelinspect.infer.cascade import PredictConfig
+    from steelinspect.tuning.bands import tune_bands
+
+    runs = {name: shutil.copytree(src, tmp_path / name) for name, src in tiny_runs.items()}
+    moved = shutil.copytree(synth_dir, tmp_path / "moved")  # the training set under another path
+    tune_bands(runs["binary"], runs["multiclass"], moved, BandTargets(recall=1.0, precision=None, review_rate=0.0),
+               PredictConfig(device="cpu", workers=1))
+    step1 = read_bands(runs["binary"])
+    splits = json.loads((runs["binary"] / "splits.json").read_text())
+    assert step1["tuned"]["split"] == "all"
+    assert step1["step1"]["cost"]["images"] == 64 - len(splits["train"]) == len(splits["val"]) + len(splits["test"])

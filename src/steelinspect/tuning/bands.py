@@ -134,10 +134,10 @@ def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> D
     if scores.shape != truth.shape or scores.ndim != 1:
         raise ConfigError(f"{what}: scores and truth must be two lists of one length")
     if not len(scores):
-        raise ConfigError(f"{what}: the validation split has no images to tune on")
+        raise ConfigError(f"{what}: there are no images to tune on")
     positives = np.sort(scores[truth])[::-1]
     if not len(positives):
-        raise ConfigError(f"{what}: the validation split has no positive image, so no recall can be reached")
+        raise ConfigError(f"{what}: the images tuned on include no positive image, so no recall can be reached")
     t1 = t1_for_recall(positives, targets.recall)
     # T2 candidates: T1 and every distinct score above it (NG is p > T2, so T2 at a score keeps it in REVIEW).
     candidates = np.unique(np.concatenate([[t1], scores[scores >= t1]]))
@@ -150,7 +150,7 @@ def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> D
         if not len(reached):
             best = np.nanmax(precision) if np.isfinite(precision).any() else float("nan")
             raise ConfigError(f"{what}: no T2 >= T1={t1:.4f} gives the NG band a precision of "
-                              f"{targets.precision:g} on validation (the best is {best:.3f}); lower "
+                              f"{targets.precision:g} on the images tuned on (the best is {best:.3f}); lower "
                               f"--target-precision or use --review-rate")
         t2 = float(candidates[reached[0]])
     else:
@@ -158,7 +158,7 @@ def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> D
                      - np.searchsorted(ordered, t1, side="left")) / len(scores)
         if in_review[-1] < targets.review_rate - _EPS:
             raise ConfigError(f"{what}: --review-rate {targets.review_rate:g} is impossible: only "
-                              f"{in_review[-1]:.3f} of the validation images reach T1={t1:.4f}")
+                              f"{in_review[-1]:.3f} of the images tuned on reach T1={t1:.4f}")
         fits = np.flatnonzero(in_review <= targets.review_rate + _EPS)
         t2 = float(candidates[fits[-1]]) if len(fits) else t1
     return DecisionBands(t1, t2, pr_curve(scores, truth), band_cost(scores, truth, t1, t2))
@@ -166,15 +166,18 @@ def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> D
 
 def _tuning_images(run, master, data: Path, what: str) -> tuple[list[str], str]:
     """(image ids, split name): the run's validation split on the data it was trained on, else every image of
-    `data` the decision applies to (split "all")."""
+    `data` the decision applies to (split "all") except any the run trained on (a moved or copied training set
+    keeps its image names: thresholds tuned on training images would be too optimistic)."""
     run_dir = run.run_dir
+    splits_file = run_dir / SPLITS_FILE
     if Path(run.config.data).resolve() != data.resolve():
         frame = master if what == "binary" else master[master.Defect]
+        if splits_file.is_file():
+            frame = frame[~frame.ImageId.isin(read_json(splits_file).get("train") or [])]
         if frame.empty:
             raise ConfigError(f"{data}: no {'image' if what == 'binary' else 'defect image'} to tune the {what} "
-                              f"run's bands on")
+                              f"run's bands on (images the run trained on are left out)")
         return sorted(frame.ImageId), "all"
-    splits_file = run_dir / SPLITS_FILE
     if not splits_file.is_file():
         raise RunError(f"the {what} run has no {SPLITS_FILE}: its validation split is unknown", run_dir)
     ids = list(read_json(splits_file).get("val") or [])
