@@ -18,6 +18,8 @@ Step 1 is also scored without its threshold: the ROC AUC of its probability betw
 the real clean frames (the ranking), and the share of clean frames it would pass at the threshold that still
 flags 80% of the defect images (what the best threshold could do): a low pass share with a good AUC is a
 threshold tuned on synthetic validation that does not fit real steel, a low AUC is a model that cannot tell.
+Then the remedy a plant has, measured without leakage: step 1's T1 tuned on reviewed real frames (`tune-bands
+--data`'s rule) in 5 folds by image, scored on the held-out fold (step1_reviewed).
 Every model number here comes from models trained on synthetic data only; the scores are on real images.
 """
 
@@ -89,6 +91,8 @@ def step1_reviewed(per_image: dict, recalls=(0.8, 0.9), folds: int = 5) -> dict:
     are pooled over folds. The weights stay the synthetic-only ones: only the threshold sees real images."""
     from steelinspect.tuning.bands import t1_for_recall
 
+    if len(per_image["ids"]) < folds:  # too few defect images to hold any out
+        return {"reviewed_t1": {}, "reviewed_folds": folds}
     ids = sorted(set(per_image["ids"]) | set(per_image["clean_ids"]))
     fold_of = {image_id: i % folds for i, image_id in enumerate(ids)}
     pos, pos_fold = np.asarray(per_image["p_defect"]), np.array([fold_of[i] for i in per_image["ids"]])
