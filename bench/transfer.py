@@ -124,10 +124,10 @@ def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
     def p_defect(image: np.ndarray) -> float:
         return float(sigmoid(engine(run.preprocess(image)[None]))[0, 0])
 
-    pos = [p_defect(image) for _, image, masks in items if masks]
+    defects = [(image_id, image) for image_id, image, masks in items if masks]
     spans = list(clean_frames(items, margin, min_width))
-    neg = [p_defect(frame) for _, frame in spans]
-    per_image = {"p_defect": pos, "p_defect_clean": neg, "ids": [image_id for image_id, _, masks in items if masks],
+    pos, neg = [p_defect(image) for _, image in defects], [p_defect(frame) for _, frame in spans]
+    per_image = {"p_defect": pos, "p_defect_clean": neg, "ids": [image_id for image_id, _ in defects],
                  "clean_ids": [span.image_id for span, _ in spans]}
     return {"defect_images": len(pos), "clean_frames": len(neg), "threshold": threshold,
             "step1_flagged": float(np.mean(np.asarray(pos) >= threshold)),

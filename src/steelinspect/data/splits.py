@@ -55,6 +55,13 @@ def select_images(master: pd.DataFrame, task: str, protocol: str, per_class: int
     return frame.sort_values("ImageId").reset_index(drop=True)
 
 
+def scored_images(master: pd.DataFrame, head: str) -> pd.DataFrame:
+    """The images a head is scored on in a dataset it was not trained on: every image (binary, segment), the defect
+    images (multi-label), the single-class defect images (softmax), as its validation split would hold them."""
+    frame = select_images(master, head, "full", 0, 0)
+    return frame[frame.Defect_no == 1] if head == "multiclass" else frame
+
+
 def _pooled_keys(keys: pd.Series, min_count: int) -> pd.Series:
     counts = keys.value_counts()
     rare = counts[counts < min_count].index

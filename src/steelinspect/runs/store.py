@@ -49,6 +49,10 @@ class LoadedRun:
     onnx_export: dict | None = None  # {"sha256", "weights_id"} of the model.onnx exported from this run
     int8_export: dict | None = None  # the same for model.int8.onnx, with the accuracy guard's numbers
 
+    def trained_on(self, data: str | Path) -> bool:
+        """Whether `data` is the DATA_DIR this run was trained on (so its stored splits name images there)."""
+        return Path(self.config.data).resolve() == Path(data).resolve()
+
 
 def _save(obj: dict, path: Path) -> None:
     with atomic_write(path) as tmp:

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from steelinspect.data.images import opencv_single_threaded
 from steelinspect.data.layout import data_dir
 from steelinspect.data.master import build_master
-from steelinspect.data.splits import frames_from_ids, select_images
+from steelinspect.data.splits import frames_from_ids, scored_images
 from steelinspect.device import resolve_device
 from steelinspect.io import read_json
 from steelinspect.runs.files import SPLITS_FILE
@@ -37,15 +37,11 @@ def evaluate(run_dir: str | Path | list, data: str | Path, device: str = "auto",
     task.set_loss_weights(run.loss_weights)
     # Run directories given together have no splits of their own: scored on every image, like another dataset.
     together = isinstance(run, Ensemble) and run.parent is None
-    same_data = (Path(run.config.data).resolve() == data.resolve() and (run_dir / SPLITS_FILE).is_file()
-                 and not together)
+    same_data = run.trained_on(data) and (run_dir / SPLITS_FILE).is_file() and not together
     if same_data:
         frames = frames_from_ids(master, read_json(run_dir / SPLITS_FILE))
     else:
-        # Every image the head applies to: all (binary), defect images (multi-label), single-class (softmax).
-        frames = {"all": select_images(master, run.head, "full", 0, 0)}
-        if run.head == "multiclass":
-            frames["all"] = frames["all"][frames["all"].Defect_no == 1]
+        frames = {"all": scored_images(master, run.head)}
     params = run.thresholds if run.postprocess is None else run.postprocess
     out = {}
     for name, frame in frames.items():

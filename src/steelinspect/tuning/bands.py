@@ -2,7 +2,8 @@
 plant's reviewed inspections (`steelinspect tune-bands`).
 
 On the data a run was trained on, its validation split is used; on any other DATA_DIR every image the decision
-applies to (step 1: all images, the classes: the defect images), as `evaluate` scores another dataset. That is how
+applies to (step 1: all images; the classes: the defect images, single-class ones for a softmax head), as
+`evaluate` scores another dataset (data.splits.scored_images). That is how
 runs trained on synthetic steel get bands that fit the plant's own frames: `export-reviewed` writes what the
 reviewers said as a DATA_DIR, and tuning on it moves T1 to where the real clean frames lie, without retraining.
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.master import build_master
+from steelinspect.data.splits import scored_images
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.cascade import Cascade, PredictConfig, PredictStats, predict
 from steelinspect.io import atomic_write, read_json
@@ -165,13 +167,16 @@ def choose_bands(scores, truth, targets: BandTargets, what: str = "step 1") -> D
 
 
 def _tuning_images(run, master, data: Path, what: str) -> tuple[list[str], str]:
-    """(image ids, split name): the run's validation split on the data it was trained on, else every image of
-    `data` the decision applies to (split "all") except any the run trained on (a moved or copied training set
-    keeps its image names: thresholds tuned on training images would be too optimistic)."""
+    """(image ids, split name): the run's validation split on the data it was trained on, else the images of
+    `data` its head is scored on (split "all", data.splits.scored_images) except any the run trained on (a moved
+    or copied training set keeps its image names: thresholds tuned on training images would be too optimistic)."""
     run_dir = run.run_dir
     splits_file = run_dir / SPLITS_FILE
-    if Path(run.config.data).resolve() != data.resolve():
-        frame = master if what == "binary" else master[master.Defect]
+    if not run.trained_on(data):
+        try:
+            frame = scored_images(master, run.head)
+        except ConfigError as error:  # no image of the kind the head needs: name the set
+            raise ConfigError(f"{data}: {error}") from None
         if splits_file.is_file():
             frame = frame[~frame.ImageId.isin(read_json(splits_file).get("train") or [])]
         if frame.empty:
@@ -216,11 +221,12 @@ def tune_bands(
     targets.validate()
     config = config or PredictConfig()
     binary, multiclass, data = Path(binary), Path(multiclass), Path(data)
-    master = build_master(data).set_index("ImageId", drop=False)
+    table = build_master(data)  # one row per image; `master` is the same indexed by ImageId for lookups
+    master = table.set_index("ImageId", drop=False)
     images = data_dir(data).images
     cascade = Cascade.from_runs(binary, multiclass, config)
-    chosen = {"binary": _tuning_images(cascade.binary, master, data, "binary"),
-              "multiclass": _tuning_images(cascade.multiclass, master, data, "multiclass")}
+    chosen = {"binary": _tuning_images(cascade.binary, table, data, "binary"),
+              "multiclass": _tuning_images(cascade.multiclass, table, data, "multiclass")}
     ids = {name: split for name, (split, _) in chosen.items()}
     rows = {name: _scores(cascade, [images / i for i in split], config, on_image) for name, split in ids.items()}
 
