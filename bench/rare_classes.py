@@ -3,6 +3,7 @@
     python bench/rare_classes.py [--images 1200] [--holdout 1200] [--size 128x416] [--epochs 4]
                                  [--variants natural:bce balanced:bce natural:focal balanced:focal
                                              natural:bce:tile256@256x1600 ...]
+                                 [--ensembles balanced:focal+balanced:focal:tile256@256x1600 ...]
                                  [--segment] [--seg-images 400] [--seg-size 128x800] [--seg-epochs 3]
                                  [--json out.json]
 
@@ -10,7 +11,9 @@ Every variant trains on the same synthetic set (data/synth.py, the real label mi
 epochs and image size, tunes its decision parameters on its own validation split as `train` does, and is scored
 on a held-out synthetic set generated with another seed (1): per class step 2 F1 and macro F1 (on the held-out
 defect images), and, with --segment, the segmenter's Dice on the held-out images having each class (with the
-post-processing tuned on validation) and their macro. These are synthetic-data numbers: they say which setting
+post-processing tuned on validation) and their macro. --ensembles combines step 2 variants (`steelinspect
+ensemble`: probabilities averaged, thresholds tuned on the validation split they share) and scores the ensemble
+the same way; its members are trained here or found finished under --out. These are synthetic-data numbers: they say which setting
 helps rare classes here, not what the real Severstal set would score.
 """
 
@@ -57,13 +60,17 @@ def defect_subset(source: Path, out: Path, limit: int) -> Path:
     return out
 
 
+def variant_dir(task: str, variant: str, root: Path, arch: str | None) -> tuple[Path, list[str]]:
+    """Where a variant's run goes under --out (the default archs keep their old folders), and the arch suffix."""
+    other_arch = [arch] if arch not in (None, "vgg", "unet_resnet18") else []
+    return root / "-".join([task, *variant.split(":"), *other_arch]), other_arch
+
+
 def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, **settings) -> dict:
     """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
     SAMPLER:LOSS, optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size)."""
     sampler, loss, *tiles = variant.split(":")
-    arch = settings.get("arch")
-    other_arch = [arch] if arch not in (None, "vgg", "unet_resnet18") else []  # the defaults keep their old folders
-    out = root / "-".join([task, sampler, loss, *tiles, *other_arch])
+    out, other_arch = variant_dir(task, variant, root, settings.get("arch"))
     if tiles:
         width, size = tiles[0].removeprefix("tile").split("@")
         settings = {**settings, "tile_width": int(width), "image_size": parse_size(size)}
@@ -80,6 +87,29 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
     seconds = time.perf_counter() - start
     held = evaluate(out, holdout, device=settings.get("device", "cpu"), workers=settings.get("workers", 0))["all"]
     result = _summary(task, ":".join([variant, *other_arch]), held, json.loads((out / "metrics.json").read_text())["test"], seconds)
+    scored.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def run_ensemble(members: list[str], holdout: Path, root: Path, **settings) -> dict | None:
+    """Step 2 variants made one ensemble folder (tuning/ensemble.py) and scored on the held-out set like a variant;
+    None while a member is unfinished."""
+    from steelinspect.tuning.ensemble import combine_runs
+
+    name = "+".join(members)
+    dirs = [variant_dir("multiclass", m, root, settings.get("arch"))[0] for m in members]
+    out = root / ("ensemble-" + name.replace(":", "-").replace("+", "_"))
+    scored = out / "holdout.json"
+    if scored.is_file():
+        return json.loads(scored.read_text())
+    if not all((d / "metrics.json").is_file() for d in dirs):
+        return None
+    device, workers = settings.get("device", "cpu"), settings.get("workers", 0)
+    start = time.perf_counter()
+    combine_runs(dirs, out, device=device, workers=workers)
+    held = evaluate(out, holdout, device=device, workers=workers)["all"]
+    seconds = time.perf_counter() - start  # combining and scoring; the members' training is in their rows
+    result = _summary("multiclass", name, held, json.loads((out / "metrics.json").read_text())["test"], seconds)
     scored.write_text(json.dumps(result, indent=1))
     return result
 
@@ -152,6 +182,8 @@ def main() -> None:
     parser.add_argument("--arch", default="vgg", help="step 2's --arch (vgg, resnet18, resnet34, resnet50, resnext50)")
     parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW] for step 2 "
                         "(tiles: --tile-width W at --image-size HxW)")
+    parser.add_argument("--ensembles", nargs="*", default=[], help="VARIANT+VARIANT[+...]: step 2 variants combined "
+                        "by `steelinspect ensemble` (trained here or finished under --out) and scored as one")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")
     parser.add_argument("--seg-variants", nargs="*", default=SEGMENT_VARIANTS)
     parser.add_argument("--seg-images", type=int, default=400, help="segmenter training set (seed 0)")
@@ -181,6 +213,17 @@ def main() -> None:
           f"{args.seed + 1}); {args.arch} at {args.size}, {args.epochs} epochs, batch {args.batch}", flush=True)
     run_variants("multiclass", args.variants, train_dir, holdout_dir, root, "macro F1", results["step2"],
                  lambda: args.json and args.json.write_text(json.dumps(results, indent=1)), start, **step2)
+
+    for name in args.ensembles:
+        result = run_ensemble(name.split("+"), holdout_dir, root, **step2)
+        if result is None:
+            print(f"  ensemble {name}: a member is not finished under {root}, skipped", flush=True)
+            continue
+        results["step2"].append(result)
+        print(f"  ensemble {name}: macro F1 {result['macro']:.3f} {result['per_class']} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
 
     if args.segment:
         from steelinspect.train.segment import parse_crop_widths

@@ -80,3 +80,15 @@ def test_round_trip_and_validation():
         PostProcess(gate="maybe")
     with pytest.raises(ValueError, match=r"\(4, H, W\)"):
         PostProcess()(np.zeros((3, 8, 8)))
+
+
+def test_sigmoid_of_extreme_logits_is_exact_and_silent():
+    import warnings
+
+    from steelinspect.postprocess.activations import sigmoid
+
+    logits = np.array([-1000.0, -89.0, 0.0, 89.0, 1000.0], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow in exp would raise here
+        got = sigmoid(logits)
+    assert got[0] == got[1] < 1e-37 and got[2] == 0.5 and got[3] == got[4] == 1.0

@@ -59,6 +59,26 @@ def test_load_run_and_evaluate_reproduce_metrics(binary_run, synth_dir):
         assert again[split]["f1"] == pytest.approx(stored[split]["f1"])
 
 
+def test_evaluate_on_a_moved_training_set_leaves_the_training_images_out(binary_run, synth_dir, tmp_path):
+    import shutil
+
+    moved = shutil.copytree(synth_dir, tmp_path / "moved")  # the training set under another path
+    got = evaluate(binary_run, moved, device="cpu", workers=0)
+    splits = json.loads((binary_run / "splits.json").read_text())
+    assert set(got) >= {"all", "trained_left_out"} and got["trained_left_out"] == len(splits["train"])
+    assert got["all"]["n"] == len(splits["val"]) + len(splits["test"])  # the images the run never trained on
+    # Another set with none of its images: everything is scored, nothing is said to be left out.
+    other = tmp_path / "other"
+    from steelinspect.data.synth import generate
+
+    generate(other, images=12, seed=7, workers=1)
+    got = evaluate(binary_run, other, device="cpu", workers=0)
+    assert got["all"]["n"] == 12 and "trained_left_out" not in got
+    code, stdout, err = run_main("evaluate", binary_run, "--data", moved, "--out", tmp_path / "e.json", "--device",
+                                 "cpu", "--workers", "0")
+    assert code == 0 and f"left out {len(splits['train'])} image(s) the run trained on" in stdout, err
+
+
 def test_refuses_to_overwrite_a_run(binary_run, synth_dir):
     with pytest.raises(ConfigError, match="already holds a run"):
         train(TrainConfig(task="binary", data=synth_dir, out=binary_run, **SMALL), progress=False)

@@ -224,6 +224,8 @@ def evaluate(
         if isinstance(m, dict) and "n" in m or (isinstance(m, dict) and "loss" in m):
             table.add_row(split, *("–" if m.get(k) is None else f"{m[k]:.4f}" for k in keys))
     out.print(table)
+    if metrics.get("trained_left_out"):
+        out.print(f"left out {metrics['trained_left_out']} image(s) the run trained on (matched by name)")
     out.print(f"wrote {target}")
 
 
@@ -310,6 +312,36 @@ def tune_bands(
     out.print("wrote " + ", ".join(map(str, result.files)))
 
 
+def ensemble(
+    run_dirs: list[Path] = typer.Argument(..., help="Two or more classifier run directories trained on one DATA_DIR "
+                                          "with one split (same --seed and --protocol); --arch, --image-size and "
+                                          "--tile-width may differ."),
+    out_dir: Path = typer.Option(..., "--out", help="The ensemble folder to create (members are referred to by "
+                                 "relative paths: move it with them)."),
+    device: str = DEVICE,
+    workers: int = WORKERS,
+    batch_size: int = typer.Option(16, "--batch-size"),
+) -> None:
+    """Make several classifier runs one model: probabilities averaged, thresholds tuned on the validation split
+    they share, scored on their test split. Every command that takes a run takes the folder."""
+    from steelinspect.io import read_json
+    from steelinspect.runs.files import METRICS_FILE
+    from steelinspect.tuning.ensemble import combine_runs
+
+    parent = combine_runs(run_dirs, out_dir, device=device, batch_size=batch_size, workers=workers, say=out.print)
+    metrics = read_json(parent / METRICS_FILE)
+    if metrics.get("test"):
+        key, members = next(iter(metrics["members_test"].items()))
+        table = Table(title=f"test split {key}")
+        table.add_column("model")
+        table.add_column(key, justify="right")
+        for member, value in members.items():
+            table.add_row(member, "–" if value is None else f"{value:.4f}")
+        table.add_row("the ensemble", f"{metrics['test'][key]:.4f}")
+        out.print(table)
+    out.print(f"ensemble folder: {parent}")
+
+
 def runs_arg(paths: list[Path]) -> Path | list[Path]:
     """What a repeatable run option means to the library: one run directory (or fold parent) as itself, several as
     the list (an ensemble)."""
@@ -321,3 +353,4 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command("tune-gate")(tune_gate)
     app.command("tune-bands")(tune_bands)
+    app.command()(ensemble)

@@ -6,8 +6,10 @@ A run stores its image size and normalisation, so whatever loads the run preproc
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
+import torch
 
 from steelinspect.data.images import resize
 
@@ -63,6 +65,28 @@ class Preprocess:
             x -= self.mean
             x *= 1.0 / self.std
         return x[None]
+
+
+@lru_cache(maxsize=16)
+def _area_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in): each output pixel the mean of the input interval it covers, fractional pixels by their
+    share, which is what OpenCV's INTER_AREA computes when shrinking."""
+    scale = n_in / n_out
+    weights = np.zeros((n_out, n_in), dtype=np.float64)
+    for j in range(n_out):
+        lo, hi = j * scale, (j + 1) * scale
+        for i in range(int(lo), min(int(np.ceil(hi)), n_in)):
+            weights[j, i] = max(0.0, min(hi, i + 1) - max(lo, i)) / scale
+    return torch.from_numpy(weights).float()
+
+
+def area_shrink(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(..., H, W) -> (..., h, w), h <= H and w <= W: resize()'s INTER_AREA as two matrix products, on tensors
+    already preprocessed (matches OpenCV's float result to 1e-4; torch's own "area" mode is an adaptive pool,
+    which differs when the sizes are not multiples)."""
+    rows = _area_weights(int(x.shape[-2]), size[0]).to(x.device, x.dtype)
+    cols = _area_weights(int(x.shape[-1]), size[1]).to(x.device, x.dtype)
+    return rows @ x @ cols.T
 
 
 def parse_size(text: str) -> tuple[int, int]:

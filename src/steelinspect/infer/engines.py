@@ -23,7 +23,7 @@ import torch
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.infer.config import PredictConfig
 from steelinspect.runs.files import MODEL_FILE
-from steelinspect.runs.ensemble import Ensemble, average_as_logits
+from steelinspect.runs.ensemble import Ensemble, average_as_logits, member_input
 from steelinspect.runs.store import LoadedRun
 
 
@@ -107,7 +107,8 @@ def _onnxruntime() -> bool:
 
 class EnsembleEngine:
     """An ensemble's members, each on its own engine (as make_engine picks for it: an int8 or float export where
-    the member has an up-to-date one), on the same batch; returns logits whose activation is the members' mean
+    the member has an up-to-date one), on the same batch (shrunk for a member at a smaller size, as the ensemble's
+    own module does: runs/ensemble.member_input); returns logits whose activation is the members' mean
     probability (runs/ensemble.average_as_logits)."""
 
     def __init__(self, run: Ensemble, engines: list):
@@ -117,8 +118,14 @@ class EnsembleEngine:
                                             if e.note))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        logits = [torch.from_numpy(np.asarray(engine(batch), dtype=np.float32)) for engine in self.engines]
+        logits = [torch.from_numpy(np.asarray(engine(self._input(batch, member.preprocess)), dtype=np.float32))
+                  for member, engine in zip(self.run.members, self.engines)]
         return average_as_logits(logits, self.run.head).numpy()
+
+    def _input(self, batch: np.ndarray, preprocess) -> np.ndarray:
+        if preprocess == self.run.preprocess:
+            return batch
+        return member_input(torch.from_numpy(batch), self.run.preprocess, preprocess).numpy()
 
 
 def make_engine(run: LoadedRun, config: PredictConfig):

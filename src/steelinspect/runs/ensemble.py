@@ -5,8 +5,17 @@ and holds the ensemble's decision parameters, tuned on the out-of-fold predictio
 given together for one step (their decision parameters are then averaged element-wise: nothing was tuned for the
 ensemble itself; a fold parent is the better-founded way).
 
+A third kind of parent is written by `steelinspect ensemble` (tuning/ensemble.py): classifier runs trained on one
+DATA_DIR with one split (same --seed), possibly at different resolutions, whose thresholds are tuned on the
+validation split they share.
+
 `load_model` returns a LoadedRun for one run and an Ensemble (a LoadedRun whose `model` averages its members) for
-several, so every path that takes a run takes an ensemble. Averaging is in probability space (after the sigmoid or
+several, so every path that takes a run takes an ensemble.
+
+Classifier members may differ in image size (a whole strip at 128x416 beside tiles of the full 256x1600 strip): the
+ensemble's input is its largest member's, and each smaller member gets it shrunk inside the ensemble
+(`member_input`: area interpolation, then normalised again as its own preprocessing would). Members must share
+their normalisation; segmenters must share their working size too, as their masks are averaged pixel by pixel. Averaging is in probability space (after the sigmoid or
 softmax), and the result is handed on as logits whose sigmoid / softmax *is* the mean probability
 (`average_as_logits`): every consumer (engines, TTA, tasks, post-processing) applies its activation as for one
 model and gets the mean, with no second code path.
@@ -22,6 +31,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from steelinspect.data.transforms import Preprocess, area_shrink
 from steelinspect.errors import RunError
 from steelinspect.io import read_json, write_json
 from steelinspect.runs.config import TrainConfig
@@ -46,22 +56,51 @@ def average_as_logits(logits: Sequence[torch.Tensor], head: str) -> torch.Tensor
     return torch.logit(probs).clamp(-LOGIT_LIMIT, LOGIT_LIMIT).float()
 
 
-class EnsembleModule(nn.Module):
-    """The members run one after the other on the same batch; out come average_as_logits' logits."""
+def member_input(x: torch.Tensor, ensemble: Preprocess, member: Preprocess) -> torch.Tensor:
+    """A batch preprocessed for the ensemble (N, 1, H, W) -> as `member` would have preprocessed it.
 
-    def __init__(self, members: Sequence[nn.Module], head: str):
+    Shrinking commutes with the affine normalisation, so the member's own INTER_AREA shrink applied to the
+    normalised batch (area_shrink) equals its preprocessing of the raw image but for the 8-bit rounding that
+    OpenCV applies after resizing; "image" normalisation then standardises each image again, because shrinking
+    lowers its spread."""
+    if member.size == ensemble.size:
+        return x
+    x = area_shrink(x, member.size)
+    if member.norm == "image":
+        flat = x.reshape(x.shape[0], -1)
+        mean = flat.mean(dim=1).reshape(-1, 1, 1, 1)
+        std = flat.std(dim=1, unbiased=False).clamp_min(1e-3).reshape(-1, 1, 1, 1)
+        x = (x - mean) / std
+    return x
+
+
+class EnsembleModule(nn.Module):
+    """The members run one after the other on the same batch (each shrunk to its own size where it is smaller
+    than the ensemble's); out come average_as_logits' logits."""
+
+    def __init__(self, members: Sequence[nn.Module], head: str, preprocess: Preprocess | None = None,
+                 member_preprocess: Sequence[Preprocess] | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.head = head
+        self.preprocess = preprocess
+        self.member_preprocess = list(member_preprocess or [])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return average_as_logits([m(x) for m in self.members], self.head)
+        if not self.member_preprocess:
+            return average_as_logits([m(x) for m in self.members], self.head)
+        return average_as_logits([m(member_input(x, self.preprocess, p))
+                                  for m, p in zip(self.members, self.member_preprocess)], self.head)
 
 
 @dataclass
 class Ensemble(LoadedRun):
     members: list[LoadedRun] = field(default_factory=list)
     parent: Path | None = None  # the K-fold parent holding ensemble.json; None for run directories given together
+
+    def trained_ids(self) -> set[str]:
+        """Every image some member trained on."""
+        return set().union(*(m.trained_ids() for m in self.members))
 
 
 def is_parent(path: str | Path) -> bool:
@@ -131,9 +170,7 @@ def load_model(paths: str | Path | Sequence[str | Path], device: str | torch.dev
         if run.head != first.head:
             raise RunError(f"an ensemble's members must share one head: {run.head} beside {first.head} "
                            f"({first.run_dir})", run.run_dir)
-        if run.preprocess != first.preprocess:
-            raise RunError(f"an ensemble's members must share their preprocessing: {run.preprocess} beside "
-                           f"{first.preprocess} ({first.run_dir})", run.run_dir)
+    preprocess = ensemble_preprocess(runs)
     if parent is not None:
         stored = read_ensemble(parent)
         thresholds, postprocess = list(stored.get("thresholds") or []), stored.get("postprocess")
@@ -142,10 +179,12 @@ def load_model(paths: str | Path | Sequence[str | Path], device: str | torch.dev
         thresholds, postprocess = _averaged_params(runs)
         config = first.config
     archs = list(dict.fromkeys(r.arch for r in runs))
+    mixed = any(r.preprocess != preprocess for r in runs)
     return Ensemble(
-        model=EnsembleModule([r.model for r in runs], first.head).eval(),
+        model=EnsembleModule([r.model for r in runs], first.head, preprocess,
+                             [r.preprocess for r in runs] if mixed else None).eval(),
         head=first.head,
-        preprocess=first.preprocess,
+        preprocess=preprocess,
         thresholds=thresholds,
         class_ids=first.class_ids,
         config=config,
@@ -157,6 +196,27 @@ def load_model(paths: str | Path | Sequence[str | Path], device: str | torch.dev
         members=runs,
         parent=parent,
     )
+
+
+def ensemble_preprocess(runs: Sequence[LoadedRun]) -> Preprocess:
+    """The ensemble's input: its largest member's preprocessing, which every other member's must fit inside
+    (one normalisation, no side larger); segmenters must all share it."""
+    largest = max(runs, key=lambda r: r.preprocess.height * r.preprocess.width)
+    big = largest.preprocess
+    for run in runs:
+        p = run.preprocess
+        if run.head == "segment" and p != big:
+            raise RunError(f"an ensemble's segmenters must share their preprocessing (their masks are averaged "
+                           f"pixel by pixel): {p} beside {big} ({largest.run_dir})", run.run_dir)
+        if (p.norm, p.mean, p.std) != (big.norm, big.mean, big.std):
+            raise RunError(f"an ensemble's members must share their normalisation: {p.norm} (mean {p.mean}, std "
+                           f"{p.std}) beside {big.norm} (mean {big.mean}, std {big.std}) ({largest.run_dir})",
+                           run.run_dir)
+        if p.height > big.height or p.width > big.width:
+            raise RunError(f"an ensemble's members must fit inside its largest input: {p.height}x{p.width} beside "
+                           f"{big.height}x{big.width} ({largest.run_dir}); give them one aspect ratio or one side",
+                           run.run_dir)
+    return big
 
 
 def _averaged_params(runs: list[LoadedRun]) -> tuple[list[float], dict | None]:

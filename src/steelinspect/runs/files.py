@@ -25,6 +25,13 @@ PARENT/
   oof.npz          segmenter: per image the Dice of every post-processing candidate (not the masks)
   ensemble.json    the members and the ensemble's decision parameters, tuned on the out-of-fold predictions
   metrics.json     out-of-fold and test metrics of the ensemble
+
+An ensemble folder (`steelinspect ensemble RUN RUN ...`, tuning/ensemble.py) holds no runs of its own:
+PARENT/
+  ensemble.json    the members as paths relative to PARENT, and the thresholds tuned on their shared validation split
+  config.json      the first member's TrainConfig
+  splits.json      "train": every image some member trained on; "val", "test": the split the members share
+  metrics.json     validation and test metrics of the ensemble, each member's test score beside
 """
 
 CONFIG_FILE = "config.json"

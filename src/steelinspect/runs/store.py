@@ -53,6 +53,13 @@ class LoadedRun:
         """Whether `data` is the DATA_DIR this run was trained on (so its stored splits name images there)."""
         return Path(self.config.data).resolve() == Path(data).resolve()
 
+    def trained_ids(self) -> set[str]:
+        """The images this run trained on (splits.json's "train"; empty when it has none). Matched by name in
+        another DATA_DIR: a moved or copied training set keeps its image names, and scores or thresholds taken on
+        training images would look better than they are."""
+        splits = self.run_dir / SPLITS_FILE
+        return set(read_json(splits).get("train") or []) if splits.is_file() else set()
+
 
 def _save(obj: dict, path: Path) -> None:
     with atomic_write(path) as tmp:

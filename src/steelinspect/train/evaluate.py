@@ -1,7 +1,9 @@
 """`steelinspect evaluate`: recompute a run's metrics on a labelled dataset.
 
 On the run's own dataset the stored splits are scored again ({"train", "val", "test", "thresholds"}, like
-metrics.json); on any other dataset every image the task applies to is scored as one split, "all".
+metrics.json); on any other dataset every image the task applies to is scored as one split, "all", except the
+images the run (any member of an ensemble) trained on, matched by name ("trained_left_out" counts them), so a
+moved or copied training set is scored on its validation and test images only.
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ def evaluate(run_dir: str | Path | list, data: str | Path, device: str = "auto",
     # Run directories given together have no splits of their own: scored on every image, like another dataset.
     together = isinstance(run, Ensemble) and run.parent is None
     same_data = run.trained_on(data) and (run_dir / SPLITS_FILE).is_file() and not together
+    left_out = 0
     if same_data:
         frames = frames_from_ids(master, read_json(run_dir / SPLITS_FILE))
     else:
-        frames = {"all": scored_images(master, run.head)}
+        frame = scored_images(master, run.head)
+        unseen = frame[~frame.ImageId.isin(run.trained_ids())]
+        frames, left_out = {"all": unseen}, len(frame) - len(unseen)
     params = run.thresholds if run.postprocess is None else run.postprocess
-    out = {}
+    out: dict = {"trained_left_out": left_out} if left_out else {}
     for name, frame in frames.items():
         if frame.empty:
             out[name] = None

@@ -177,8 +177,7 @@ def _tuning_images(run, master, data: Path, what: str) -> tuple[list[str], str]:
             frame = scored_images(master, run.head)
         except ConfigError as error:  # no image of the kind the head needs: name the set
             raise ConfigError(f"{data}: {error}") from None
-        if splits_file.is_file():
-            frame = frame[~frame.ImageId.isin(read_json(splits_file).get("train") or [])]
+        frame = frame[~frame.ImageId.isin(run.trained_ids())]
         if frame.empty:
             raise ConfigError(f"{data}: no {'image' if what == 'binary' else 'defect image'} to tune the {what} "
                               f"run's bands on (images the run trained on are left out)")
