@@ -71,9 +71,23 @@ def test_members_at_different_sizes_are_each_fed_their_own(tiny_runs, tiled_run,
         got = torch.sigmoid(ensemble.model(x))
     want = torch.sigmoid(average_as_logits(alone, "multilabel"))
     assert torch.allclose(got, want, atol=0.02)  # 8-bit rounding apart, each member sees its own input
-    # Every engine feeds the members the same way (a member on ONNX Runtime included).
+    # Every engine feeds the members the same way, a member on ONNX Runtime included.
     engine = make_engine(ensemble, PredictConfig(device="cpu", engine="torch"))
     assert np.allclose(torch.sigmoid(torch.from_numpy(engine(x.numpy()))), got, atol=1e-5)
+
+
+def test_an_ensemble_at_two_sizes_runs_on_onnx_runtime(tiny_runs, tiled_run, synth_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    runs = [shutil.copytree(tiny_runs["multiclass"], tmp_path / "strip"), shutil.copytree(tiled_run, tmp_path / "tiles")]
+    for run in runs:
+        code, _, err = run_main("export", run, "--format", "onnx")
+        assert code == 0, err
+    ensemble = load_model(runs)
+    x = np.stack([ensemble.preprocess(read_gray(p)) for p in sorted((synth_dir / "train_images").iterdir())[:4]])
+    torch_engine = make_engine(ensemble, PredictConfig(device="cpu", engine="torch"))
+    onnx_engine = make_engine(ensemble, PredictConfig(device="cpu", engine="onnx"))
+    assert onnx_engine.name == "onnx"
+    assert np.allclose(torch_engine(x), onnx_engine(x), atol=1e-4)
 
 
 def test_members_that_cannot_share_an_input_are_refused_in_one_line(tiny_runs, tiled_run, synth_dir, tmp_path):
