@@ -14,11 +14,12 @@ several, so every path that takes a run takes an ensemble.
 
 Classifier members may differ in image size (a whole strip at 128x416 beside tiles of the full 256x1600 strip): the
 ensemble's input is its largest member's, and each smaller member gets it shrunk inside the ensemble
-(`member_input`: area interpolation, then normalised again as its own preprocessing would). Members must share
-their normalisation; segmenters must share their working size too, as their masks are averaged pixel by pixel. Averaging is in probability space (after the sigmoid or
-softmax), and the result is handed on as logits whose sigmoid / softmax *is* the mean probability
-(`average_as_logits`): every consumer (engines, TTA, tasks, post-processing) applies its activation as for one
-model and gets the mean, with no second code path.
+(`member_input`: OpenCV's area rule, then normalised again as its own preprocessing would). Members must share
+their normalisation; segmenters must share their working size too, as their masks are averaged pixel by pixel.
+
+Averaging is in probability space (after the sigmoid or softmax), and the result is handed on as logits whose
+sigmoid / softmax *is* the mean probability (`average_as_logits`): every consumer (engines, TTA, tasks,
+post-processing) applies its activation as for one model and gets the mean, with no second code path.
 """
 
 from __future__ import annotations
