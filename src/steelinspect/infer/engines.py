@@ -118,14 +118,11 @@ class EnsembleEngine:
                                             if e.note))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        logits = [torch.from_numpy(np.asarray(engine(self._input(batch, member.preprocess)), dtype=np.float32))
+        x = torch.from_numpy(batch)  # shares the array's memory; a member at the ensemble's size gets it as is
+        logits = [torch.from_numpy(np.asarray(engine(member_input(x, self.run.preprocess, member.preprocess).numpy()),
+                                              dtype=np.float32))
                   for member, engine in zip(self.run.members, self.engines)]
         return average_as_logits(logits, self.run.head).numpy()
-
-    def _input(self, batch: np.ndarray, preprocess) -> np.ndarray:
-        if preprocess == self.run.preprocess:
-            return batch
-        return member_input(torch.from_numpy(batch), self.run.preprocess, preprocess).numpy()
 
 
 def make_engine(run: LoadedRun, config: PredictConfig):

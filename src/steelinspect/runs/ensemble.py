@@ -79,17 +79,15 @@ class EnsembleModule(nn.Module):
     """The members run one after the other on the same batch (each shrunk to its own size where it is smaller
     than the ensemble's); out come average_as_logits' logits."""
 
-    def __init__(self, members: Sequence[nn.Module], head: str, preprocess: Preprocess | None = None,
-                 member_preprocess: Sequence[Preprocess] | None = None):
+    def __init__(self, members: Sequence[nn.Module], head: str, preprocess: Preprocess,
+                 member_preprocess: Sequence[Preprocess]):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.head = head
         self.preprocess = preprocess
-        self.member_preprocess = list(member_preprocess or [])
+        self.member_preprocess = list(member_preprocess)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.member_preprocess:
-            return average_as_logits([m(x) for m in self.members], self.head)
         return average_as_logits([m(member_input(x, self.preprocess, p))
                                   for m, p in zip(self.members, self.member_preprocess)], self.head)
 
@@ -180,10 +178,8 @@ def load_model(paths: str | Path | Sequence[str | Path], device: str | torch.dev
         thresholds, postprocess = _averaged_params(runs)
         config = first.config
     archs = list(dict.fromkeys(r.arch for r in runs))
-    mixed = any(r.preprocess != preprocess for r in runs)
     return Ensemble(
-        model=EnsembleModule([r.model for r in runs], first.head, preprocess,
-                             [r.preprocess for r in runs] if mixed else None).eval(),
+        model=EnsembleModule([r.model for r in runs], first.head, preprocess, [r.preprocess for r in runs]).eval(),
         head=first.head,
         preprocess=preprocess,
         thresholds=thresholds,

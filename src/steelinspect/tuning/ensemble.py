@@ -94,7 +94,7 @@ def combine_runs(run_dirs: Sequence[str | Path], out: str | Path, device: str = 
     key = task.score_key
     metrics["members_test"] = {key: {str(m.run_dir): (read_metrics(m.run_dir).get("test") or {}).get(key)
                                      for m in ensemble.members}}
-    trained = sorted({i for m in ensemble.members for i in read_json(m.run_dir / SPLITS_FILE)["train"]})
+    trained = sorted(ensemble.trained_ids())
     with atomic_dir(out, what="ensemble folder") as tmp:
         members = [os.path.relpath(os.path.abspath(m.run_dir), out) for m in ensemble.members]
         write_json(tmp / CONFIG_FILE, replace(first.config, out=out).to_dict())
