@@ -13,8 +13,13 @@
 #             seed 0) tuned with tune-gate and gated by a step 1 run and by step 2 at the old default (natural +
 #             bce), the new one (balanced + focal) and, with tiles, the seed-0 ensemble of the two resolutions;
 #   transfer  (issue 13) at the issue's budget: 2,000 synthetic images, classifiers 6 epochs at 128x416,
-#             segmenter 3 epochs at 128x800, scored on the real sample (../shared/severstal-sample);
-#   transfer-seg  the segmenter alone (`--segment-only`) with each sampler at 12 epochs.
+#             segmenter 3 epochs at 128x800, scored on the real sample (../shared/severstal-sample); one run per
+#             seed in TRANSFER_SEEDS (default "0"; the seed picks data and runs);
+#   transfer-seg  the segmenter alone (`--segment-only`), scored on the real masks (both transfer steps train on
+#             TRANSFER_IMAGES synthetic images, default 2,000): TRANSFER_SEG lists
+#             EPOCHS:SAMPLER[:SEED] runs (default "12:natural 12:balanced", seed 0; the seed picks data and run);
+#   fewshot-seg  (issue 13) the k-fold few-real-images table's segmenter arm (bench/fewshot.py --tasks segment,
+#             5 folds, 8 epochs), pretrained on the first transfer-seg run once it has finished.
 # Processes run side by side (the models are small; data loading is what takes the time), each under LIMIT
 # seconds (the transfer runs under TRANSFER_LIMIT: nothing waits for them until the end). Every number is
 # measured on synthetic data except transfer's scores, which are on real images. Logs
@@ -22,6 +27,9 @@
 #
 #     bash bench/device_quality.sh OUT_DIR [DEVICE]     (DEVICE: cuda by default; STEPS="step2 tiles ...",
 #                                                       VARIANTS="natural:bce balanced:focal", LIMIT=seconds,
+#                                                       TILE_EPOCHS=N for the tiled runs (default step 2's),
+#                                                       ADAPT=1: transfer runs also scored adapted on unlabelled
+#                                                       real frames (bench/transfer.py --adapt),
 #                                                       PYTHON=... for the interpreter, REAL=... for the real
 #                                                       set, RUNS=... for the trained runs, QUICK=1 for a small
 #                                                       smoke run of every step)
@@ -33,10 +41,18 @@ steps=" ${STEPS:-step2 tiles segment gated transfer transfer-seg} "
 variants=${VARIANTS:-natural:bce natural:focal balanced:bce balanced:focal}
 if [ "${QUICK:-0}" = 1 ]; then
   n=120 e2=1 es=1 nt=120 et=1 ets=1 limit=${LIMIT:-1800} seeds2="0" seeds_seg="0" seg_variants="natural:bce_dice"
+  transfer_seg=${TRANSFER_SEG:-3:natural} fewshot_epochs=1
 else
-  n=1200 e2=16 es=12 nt=2000 et=6 ets=3 limit=${LIMIT:-420} seeds2="0 1 2" seeds_seg="0 1"
+  n=1200 e2=16 es=12 nt=${TRANSFER_IMAGES:-2000} et=6 ets=3 limit=${LIMIT:-420} seeds2="0 1 2" seeds_seg="0 1"
   seg_variants="natural:bce_dice balanced:bce_dice natural:lovasz balanced:lovasz"
+  transfer_seg=${TRANSFER_SEG:-12:natural 12:balanced} fewshot_epochs=8
 fi
+e_tiles=${TILE_EPOCHS:-$e2}
+# The transfer-seg runs' data seeds: their sets are generated with the others, before anything trains.
+transfer_seeds=${TRANSFER_SEEDS:-0}
+adapt=$([ "${ADAPT:-0}" = 1 ] && echo --adapt)
+more_sets=$(for run in $transfer_seg; do IFS=: read -r _ _ s <<< "$run"; printf '(%s, %s), ' "$nt" "${s:-0}"; done
+            for s in $transfer_seeds; do printf '(%s, %s), ' "$nt" "$s"; done)
 late_limit=${TRANSFER_LIMIT:-$limit}
 has() { [[ "$steps" == *" $1 "* ]]; }
 early=()  # the processes the ensembles and the gated pipeline wait for
@@ -55,7 +71,7 @@ echo "steps:$steps"
 # The synthetic sets, generated once here (all cores) so the parallel runs below never race on bench's cache.
 sets=$("$py" -c "
 from common import synthetic
-print(*(synthetic(images, seed) for images, seed in (($n, 0), ($n, 1), ($nt, 0))))" 2> "$out/sets.log") \
+print(*(synthetic(images, seed) for images, seed in (($n, 0), ($n, 1), ($nt, 0), $more_sets)))" 2> "$out/sets.log") \
   || { cat "$out/sets.log"; exit 1; }
 read -r train_set holdout_set _ <<< "$sets"
 echo "sets generated after $((SECONDS - t0)) s: $sets"
@@ -72,7 +88,7 @@ tiles=balanced:focal:tile256@256x1600
 # Each seed's step 2 runs (whole strip and tiles) share one --out, so the ensembles below find both.
 for seed in $seeds2; do
   if has step2; then rare "step2-seed$seed" $step2 --run-seed $seed --out "$runs/step2-seed$seed" --variants $variants & early+=($!); fi
-  if has tiles; then rare "step2-tiles-seed$seed" $step2 --run-seed $seed --out "$runs/step2-seed$seed" --variants $tiles & early+=($!); fi
+  if has tiles; then rare "step2-tiles-seed$seed" ${step2/--epochs $e2/--epochs $e_tiles} --run-seed $seed --out "$runs/step2-seed$seed" --variants $tiles & early+=($!); fi
 done
 # One process per segmenter variant and seed: four in a row outlast a short lease.
 if has segment; then
@@ -98,20 +114,37 @@ fi
 if has transfer || has transfer-seg; then
   if [ -f "$real/train.csv" ]; then
     if has transfer; then
-      ( timeout "$late_limit" "$py" bench/transfer.py --real "$real" --images $nt --epochs $et --seg-epochs $ets \
-          --device "$device" --workers 3 --out "$runs/transfer" --json "$out/transfer.json" > "$out/transfer.log" 2>&1
-        echo "transfer: exit $? after $((SECONDS - t0)) s" ) &
+      for seed in $transfer_seeds; do
+        name=transfer
+        [ "$seed" = 0 ] || name+="-seed$seed"
+        ( timeout "$late_limit" "$py" bench/transfer.py --real "$real" --images $nt --epochs $et --seg-epochs $ets \
+            --seed $seed $adapt --device "$device" --workers 3 --out "$runs/$name" --json "$out/$name.json" \
+            > "$out/$name.log" 2>&1
+          echo "$name: exit $? after $((SECONDS - t0)) s" ) &
+      done
     fi
     if has transfer-seg; then
-      # Class 4 on real steel (issue 13): the segmenter alone with each sampler at 12 epochs (at the issue's 3 on
-      # the CPU, balanced found real class 4 on two seeds of three, natural on none).
-      for seg in "12 natural" "12 balanced"; do
-        read -r seg_epochs seg_sampler <<< "$seg"
+      # Class 4 on real steel (issue 13): the segmenter alone, trained on synthetic steel, scored on the real masks.
+      first=1
+      for run in $transfer_seg; do
+        IFS=: read -r seg_epochs seg_sampler seg_seed <<< "$run"
+        seg_seed=${seg_seed:-0}
         name="transfer-seg-$seg_epochs-$seg_sampler"
-        ( timeout "$late_limit" "$py" bench/transfer.py --segment-only --real "$real" --images $nt \
-            --seg-epochs $((seg_epochs * ets / 3)) --seg-sampler $seg_sampler --device "$device" --workers 2 \
+        [ "$seg_seed" = 0 ] || name+="-seed$seg_seed"
+        fewshot=$(has fewshot-seg && [ $first = 1 ] && echo 1 || echo 0)
+        first=0
+        ( timeout "$late_limit" "$py" bench/transfer.py --segment-only --real "$real" --images $nt --seed $seg_seed \
+            --seg-epochs $((seg_epochs * ets / 3)) --seg-sampler $seg_sampler $adapt --device "$device" --workers 2 \
             --out "$runs/$name" --json "$out/$name.json" > "$out/$name.log" 2>&1
-          echo "transfer segmenter $seg_epochs epochs $seg_sampler: exit $? after $((SECONDS - t0)) s" ) &
+          echo "transfer segmenter $seg_epochs epochs $seg_sampler seed $seg_seed: exit $? after $((SECONDS - t0)) s"
+          if [ "$fewshot" = 1 ]; then
+            # The k-fold table's segmenter arm, pretrained on this run; the JSON is rewritten after every fold.
+            left=$((late_limit - (SECONDS - t0)))
+            timeout $((left > 1 ? left : 1)) "$py" bench/fewshot.py --pretrained "$runs/$name" --real "$real" \
+              --tasks segment --folds 5 --seg-epochs $fewshot_epochs --json "$out/fewshot-seg.json" \
+              > "$out/fewshot-seg.log" 2>&1
+            echo "fewshot segmenter arm on $name: exit $? after $((SECONDS - t0)) s"
+          fi ) &
       done
     fi
   else
@@ -177,7 +210,7 @@ for log in "$out"/step2-seed*.log "$out"/step2-tiles-seed*.log "$out"/ensemble-s
   echo "== $log"
   sed -n '/^step 2 F1\|^segmenter Dice/,$p' "$log" | grep -v "^total"
 done
-tail -n 12 "$out/transfer.log" "$out"/transfer-seg-*.log "$out/ensemble.log" 2>/dev/null
+tail -n 24 "$out"/transfer.log "$out"/transfer-seed*.log "$out"/transfer-seg-*.log "$out/fewshot-seg.log" "$out/ensemble.log" 2>/dev/null
 for log in "$out"/gated-*.log; do
   [ -f "$log" ] || continue
   echo "== $log"; grep -i -E "mean|all-empty|dice|class" "$log" | tail -n 12

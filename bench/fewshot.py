@@ -16,7 +16,9 @@ The fine-tune uses the small-data training options: --finetune-freeze N (the enc
 mode, for the first N epochs; default 2) and --finetune-augment strong (default). --compare-plain adds the same
 fine-tune without them (standard augmentation, nothing frozen) as a fourth variant; --real-augment strong gives
 real-only training the strong augmentation too. --tasks binary,multiclass (or segment) measures the classifiers
-(or the segmenter) alone, the segmenter being most of the time on a CPU.
+(or the segmenter) alone, the segmenter being most of the time on a CPU; with --tasks segment DIR needs only
+segment/ (bench/transfer.py --segment-only --out DIR) and the segmenter is scored alone, on the masks. Runs train
+where `train` would (--device auto: a GPU when there is one).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 
 from common import cpu_model
-from transfer import REAL, score, step1_ranking
+from transfer import REAL, score, score_segment, step1_ranking
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.labels import read_labels
@@ -102,6 +104,14 @@ def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None, augmen
     return runs
 
 
+def score_fold(runs: dict[str, Path], held_items: list, args) -> dict:
+    """One variant's runs on a fold's held-out images: transfer.py's scores, or the segmenter's Dice alone."""
+    if "binary" not in runs:
+        defect_items = [item for item in held_items if item[2]]
+        return {"defect_images": len(defect_items), "clean_frames": 0, **score_segment(runs["segment"], defect_items)}
+    return score(runs["binary"], runs["multiclass"], runs.get("segment"), held_items, args.margin, args.min_width)
+
+
 def write_table(path: Path, args, pools: dict, folds_done: int) -> None:
     from steelinspect.io import write_json
 
@@ -125,16 +135,17 @@ class Pool:
         self.n += n
         self.clean += clean
         for key in ("step1_flagged", "step2_names_a_true_class", "step2_classes_named_mean"):
-            self.sums[key] += result[key] * n
+            if key in result:  # not in a segmenter-alone result
+                self.sums[key] += result[key] * n
         if clean:
             self.sums["clean_frames_passed"] += result["clean_frames_passed"] * clean
-        for c, (mean, count) in result["dice"].items():
+        for c, (mean, count) in result.get("dice", {}).items():
             self.dice[c][0] += mean * count
             self.dice[c][1] += count
-        for c, (share, count) in result["step2_recall"].items():
+        for c, (share, count) in result.get("step2_recall", {}).items():
             self.recall[c][0] += share * count
             self.recall[c][1] += count
-        for key, values in result["per_image"].items():
+        for key, values in result.get("per_image", {}).items():
             self.per_image[key] += values
 
     def row(self) -> dict:
@@ -201,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if sorted(args.tasks) not in (["binary", "multiclass", "segment"], ["binary", "multiclass"], ["segment"]):
         parser.error("--tasks: binary,multiclass,segment or binary,multiclass or segment")
     real, pretrained = Path(args.real), Path(args.pretrained)
-    # Step 1 and step 2 are what the scorer runs: with --tasks segment the synthetic ones stand in (unscored).
-    needed = ("binary", "multiclass", *(("segment",) if "segment" in args.tasks else ()))
+    # --tasks segment scores the segmenter alone, so DIR needs only segment/ (bench/transfer.py --segment-only).
+    needed = tuple(args.tasks)
     synthetic = {task: pretrained / task for task in needed}
     missing = [str(p) for p in synthetic.values() if not (p / "model.pt").is_file()]
     if missing:
@@ -236,13 +247,11 @@ def main(argv: list[str] | None = None) -> int:
                         PLAIN: lambda: train_fold(data, Path(tmp) / "plain", args, synthetic)}
             runs = {v: synthetic if v == SYNTHETIC else trainers[v]() for v in variants}
             for variant, r in runs.items():
-                r = {**synthetic, **r}  # --tasks segment: the synthetic classifiers (their columns are not shown)
-                pools[variant].add(score(r["binary"], r["multiclass"], r.get("segment"), held_items, args.margin,
-                                         args.min_width))
+                pools[variant].add(score_fold(r, held_items, args))
         print(f"  fold {k + 1} done, {time.perf_counter() - started:.0f} s so far", flush=True)
         if args.json:
             write_table(Path(args.json), args, pools, k + 1)
-    present = sorted({c for p in pools.values() for c in p.row()["recall"]})
+    present = sorted({c for p in pools.values() for key in ("recall", "dice") for c in p.row()[key]})
     classifiers, dice = "binary" in args.tasks, "segment" in args.tasks
     header = (f"{'variant':<24}"
               + (f" {'AUC 1':>6} {'flags':>6} {'clean ok':>8} {'names':>6} "

@@ -19,7 +19,9 @@ the real clean frames (the ranking), and the share of clean frames it would pass
 flags 80% of the defect images (what the best threshold could do): a low pass share with a good AUC is a
 threshold tuned on synthetic validation that does not fit real steel, a low AUC is a model that cannot tell.
 Then the remedy a plant has, measured without leakage: step 1's T1 tuned on reviewed real frames (`tune-bands
---data`'s rule) in 5 folds by image, scored on the held-out fold (step1_reviewed).
+--data`'s rule) in 5 folds by image, scored on the held-out fold (step1_reviewed). --adapt adds the remedy that
+needs no label: every run's BatchNorm statistics re-estimated on unlabelled real frames (`steelinspect adapt`),
+cross-fitted in the same way (adapted on the frames of 4 folds, scored on the fifth; cross_fitted_adaptation).
 Every model number here comes from models trained on synthetic data only; the scores are on real images.
 """
 
@@ -106,6 +108,54 @@ def step1_reviewed(per_image: dict, recalls=(0.8, 0.9), folds: int = 5) -> dict:
             passed += int((neg[neg_fold == k] < t1).sum())
         out[str(recall)] = {"flagged": flagged / len(pos), "passed": passed / len(neg) if len(neg) else float("nan")}
     return {"reviewed_t1": out, "reviewed_folds": folds}
+
+
+ADAPT_FOLDS = 5
+
+
+def cross_fitted_adaptation(runs: dict[str, Path | None], items: list, args, scorer) -> dict:
+    """The runs adapted (tuning/adapt.py: BatchNorm statistics from unlabelled frames; weights and thresholds
+    unchanged) on real frames they are then not scored on. The real images go into ADAPT_FOLDS folds (stratified
+    by class set, seeded: bench/fewshot.py's folds); for fold k every run is adapted on the other folds' images
+    and the clean frames cut from them (a folder of unlabelled frames, as a plant's camera would give), and
+    `scorer(adapted runs, fold k's items)` scores it; the scores are pooled over the folds (fewshot.Pool)."""
+    import cv2
+
+    from fewshot import Pool, folds_of
+    from steelinspect.tuning.adapt import adapt_run
+
+    pool = Pool()
+    for k, held in enumerate(folds_of(items, ADAPT_FOLDS, args.seed)):
+        held = set(held)
+        rest = [item for item in items if item[0] not in held]
+        with tempfile.TemporaryDirectory() as tmp:
+            frames = Path(tmp) / "frames"
+            frames.mkdir()
+            for image_id, image, _masks in rest:
+                cv2.imwrite(str(frames / f"{Path(image_id).stem}.png"), image)
+            for span, frame in clean_frames(rest, args.margin, args.min_width):
+                cv2.imwrite(str(frames / f"{Path(span.name).stem}.png"), frame)
+            adapted = {task: adapt_run(run, frames, Path(tmp) / task, workers=1)
+                       for task, run in runs.items() if run is not None}
+            pool.add(scorer(adapted, [item for item in items if item[0] in held]))
+        print(f"  adapted and scored fold {k + 1}/{ADAPT_FOLDS}", flush=True)
+    return pool.row()
+
+
+def print_adapted(row: dict) -> None:
+    print(f"\nadapted on unlabelled real frames (BatchNorm statistics; {ADAPT_FOLDS} folds, scored on frames not "
+          "adapted on):")
+    for key, label in (("step1_flagged", "step 1 flags a real defect image"),
+                       ("clean_frames_passed", "step 1 passes a real clean frame"),
+                       ("step2_names_a_true_class", "step 2 names a class that is there")):
+        if key in row and row[key] == row[key]:  # not NaN
+            print(f"  {label:<38} {row[key]:6.1%}")
+    if "step1_auc" in row:
+        print(f"  {'step 1 ROC AUC, defect vs clean frames':<38} {row['step1_auc']:6.3f}")
+    if "step2_classes_named_mean" in row:
+        print(f"  {'step 2 classes named per image (mean)':<38} {row['step2_classes_named_mean']:6.2f}")
+    for c, mean in sorted(row.get("dice", {}).items()):
+        print(f"  segmenter Dice, class {c}                   {mean:6.3f}")
 
 
 def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
@@ -239,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="train (or, with --segment alone, take) a segment run only and score its Dice alone")
     parser.add_argument("--seg-sampler", choices=("natural", "balanced"), help="the segmenter's --sampler "
                         "(default: the task's)")
+    parser.add_argument("--adapt", action="store_true", help="also score every run adapted on unlabelled real "
+                        "frames (BatchNorm statistics, cross-fitted in 5 folds)")
     parser.add_argument("--augment", default="standard", choices=("standard", "strong"),
                         help="the training augmentation preset of the runs trained here")
     args = parser.parse_args(argv)
@@ -260,8 +312,11 @@ def main(argv: list[str] | None = None) -> int:
             runs = train_runs(args, Path(args.out or tmp))
             print(f"budget: {args.images} synthetic images (seed {args.seed}); classifiers {args.epochs} epochs at "
                   f"{args.size}, segmenter {args.seg_epochs} epochs at {args.seg_size}")
-        result = score(runs["binary"], runs["multiclass"], runs["segment"], list(dataset_items(real)), args.margin,
-                       args.min_width)
+        items = list(dataset_items(real))
+        result = score(runs["binary"], runs["multiclass"], runs["segment"], items, args.margin, args.min_width)
+        if args.adapt:
+            result["adapted"] = cross_fitted_adaptation(runs, items, args, lambda r, held: score(
+                r["binary"], r["multiclass"], r.get("segment"), held, args.margin, args.min_width))
     print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
           f"(margin {args.margin} px, spans >= {args.min_width} px of steel, mirrored to 1600, any band kept once)")
     rows = [("step 1 flags a real defect image", result["step1_flagged"]),
@@ -275,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     # Naming every class would make "names a class that is there" 100%: how many it names is printed beside it.
     print(f"  {'step 2 classes named per image (mean)':<38} {result['step2_classes_named_mean']:6.2f}")
     print_dice(result)
+    if args.adapt:
+        print_adapted(result["adapted"])
     write_json(args, result)
     return 0
 
@@ -302,13 +359,19 @@ def step1_main(args, real: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         binary = single_run(args, "binary", args.binary, Path(tmp),
                             f"step 1 {args.epochs} epochs at {args.size}, --augment {args.augment}")
-        result = score_step1(binary, list(dataset_items(real)), args.margin, args.min_width)
+        items = list(dataset_items(real))
+        result = score_step1(binary, items, args.margin, args.min_width)
+        if args.adapt:
+            result["adapted"] = cross_fitted_adaptation({"binary": binary}, items, args, lambda r, held: score_step1(
+                r["binary"], held, args.margin, args.min_width))
     print(f"\nreal defect images: {result['defect_images']}; real clean frames: {result['clean_frames']} "
           f"(margin {args.margin} px, spans >= {args.min_width} px of steel, mirrored to 1600, any band kept once); "
           f"step 1 threshold {result['threshold']:.3f}")
     print(f"  {'step 1 flags a real defect image':<38} {result['step1_flagged']:6.1%}")
     print(f"  {'step 1 passes a real clean frame':<38} {result['clean_frames_passed']:6.1%}")
     print_ranking(result)
+    if args.adapt:
+        print_adapted(result["adapted"])
     write_json(args, result)
     return 0
 
@@ -322,9 +385,16 @@ def segment_main(args, real: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         segment = single_run(args, "segment", args.segment, Path(tmp), f"segmenter {args.seg_epochs} epochs at "
                              f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}")
-        result = score_segment(segment, [item for item in dataset_items(real) if item[2]])
+        items = list(dataset_items(real))
+        result = score_segment(segment, [item for item in items if item[2]])
+        if args.adapt:
+            result["adapted"] = cross_fitted_adaptation({"segment": segment}, items, args, lambda r, held: {
+                "defect_images": sum(1 for item in held if item[2]), "clean_frames": 0,
+                **score_segment(r["segment"], [item for item in held if item[2]])})
     print(f"\nreal masks scored: {sum(count for _, count in result['dice'].values())}")
     print_dice(result)
+    if args.adapt:
+        print_adapted(result["adapted"])
     write_json(args, result)
     return 0
 

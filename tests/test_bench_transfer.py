@@ -57,3 +57,30 @@ def test_step1_only_scores_the_given_run_on_defect_images_and_clean_frames(tiny_
     assert len(result["per_image"]["p_defect"]) == result["defect_images"]
     assert len(result["per_image"]["p_defect_clean"]) == result["clean_frames"]
     assert 0 <= result["step1_flagged"] <= 1
+
+
+def test_adapted_runs_are_never_scored_on_a_frame_they_were_adapted_on(tiny_runs, synth_dir):
+    """--adapt: each fold's runs are adapted on the other folds' images and clean frames, and every image is scored
+    once, by the runs adapted without it."""
+    import argparse
+    import json
+
+    import transfer
+    from steelinspect.data.realism import dataset_items
+
+    items = list(dataset_items(synth_dir))
+    scored = []
+
+    def scorer(runs, held):
+        record = json.loads((runs["binary"] / "adapt.json").read_text())
+        frames = [p.stem for p in Path(record["frames"]).iterdir()]
+        held_stems = {Path(image_id).stem for image_id, _, _ in held}
+        assert record["frames_used"] == len(frames) and len(frames) >= 16
+        assert not any(f.split("_clean_")[0] in held_stems for f in frames)
+        scored.extend(image_id for image_id, _, _ in held)
+        return transfer.score_step1(runs["binary"], held, 32, 160)
+
+    args = argparse.Namespace(seed=0, margin=32, min_width=160)
+    row = transfer.cross_fitted_adaptation({"binary": tiny_runs["binary"]}, items, args, scorer)
+    assert sorted(scored) == sorted(image_id for image_id, _, _ in items)
+    assert 0 <= row["step1_flagged"] <= 1 and 0 <= row["clean_frames_passed"] <= 1 and "step1_auc" in row

@@ -342,6 +342,32 @@ def ensemble(
     out.print(f"ensemble folder: {parent}")
 
 
+def adapt(
+    run_dir: Path = typer.Argument(..., help="A run directory (binary, multiclass or segment) or an ensemble."),
+    images: list[Path] = typer.Option(..., "--images", help="Unlabelled frames of the plant's camera: a folder or "
+                                      "files (repeatable); clean frames included, as the model meets them."),
+    out_dir: Path = typer.Option(..., "--out", help="The adapted run directory to create (RUN is not changed)."),
+    max_frames: int = typer.Option(1000, "--max-frames", help="At most this many frames (a seeded sample of more)."),
+    seed: int = typer.Option(0, "--seed", help="Fixes which frames the sample takes."),
+    device: str = DEVICE,
+    workers: int = WORKERS,
+    batch_size: int = typer.Option(16, "--batch-size"),
+) -> None:
+    """Re-measure a run's BatchNorm statistics on unlabelled frames of the plant's own steel (AdaBN): no labels, no
+    weights trained, thresholds kept. For a run trained on synthetic steel meeting real steel. An ensemble (--folds
+    parent or `ensemble` folder) is adapted member by member into one new folder."""
+    from steelinspect.cli.progress import progress_bar
+    from steelinspect.data.images import list_images
+    from steelinspect.runs.ensemble import member_dirs
+    from steelinspect.tuning.adapt import adapt_run
+
+    frames = runs_arg(images)
+    members = len(member_dirs(run_dir))  # an ensemble reads the frames once per member
+    with progress_bar("adapting", members * min(len(list_images(frames)), max_frames)) as advance:
+        adapt_run(run_dir, frames, out_dir, max_frames=max_frames, seed=seed, batch_size=batch_size, device=device,
+                  workers=workers, say=out.print, on_image=advance)
+
+
 def runs_arg(paths: list[Path]) -> Path | list[Path]:
     """What a repeatable run option means to the library: one run directory (or fold parent) as itself, several as
     the list (an ensemble)."""
@@ -354,3 +380,4 @@ def register(app: typer.Typer) -> None:
     app.command("tune-gate")(tune_gate)
     app.command("tune-bands")(tune_bands)
     app.command()(ensemble)
+    app.command()(adapt)

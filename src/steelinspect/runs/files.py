@@ -15,6 +15,8 @@ RUN_DIR/
   bands.json       `steelinspect tune-bands`' OK / REVIEW / NG thresholds with their PR curves (runs/bands.py)
   bands.png        those PR curves with T1 / T2 marked
   pseudo.json      --pseudo: the teacher, the thresholds, every image kept (labels, confidence) or left out (why)
+  adapt.json       `steelinspect adapt`'s output run: the run it came from, the unlabelled frames its BatchNorm
+                   statistics were measured on (tuning/adapt.py)
 
 A K-fold parent (`train ... --folds K`, train/folds.py; an ensemble, runs/ensemble.py):
 PARENT/
@@ -51,3 +53,4 @@ OOF_CSV = "oof.csv"
 OOF_NPZ = "oof.npz"
 FOLD_PREFIX = "fold_"
 PSEUDO_FILE = "pseudo.json"
+ADAPT_FILE = "adapt.json"
