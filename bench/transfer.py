@@ -131,10 +131,13 @@ def cross_fitted_adaptation(runs: dict[str, Path | None], items: list, args, sco
         with tempfile.TemporaryDirectory() as tmp:
             frames = Path(tmp) / "frames"
             frames.mkdir()
-            for image_id, image, _masks in rest:
-                cv2.imwrite(str(frames / f"{Path(image_id).stem}.png"), image)
-            for span, frame in clean_frames(rest, args.margin, args.min_width):
-                cv2.imwrite(str(frames / f"{Path(span.name).stem}.png"), frame)
+            source = getattr(args, "adapt_on", "both")  # what the unlabelled frames are (how the mix matters)
+            if source != "clean-frames":
+                for image_id, image, _masks in rest:
+                    cv2.imwrite(str(frames / f"{Path(image_id).stem}.png"), image)
+            if source != "images":
+                for span, frame in clean_frames(rest, args.margin, args.min_width):
+                    cv2.imwrite(str(frames / f"{Path(span.name).stem}.png"), frame)
             adapted = {task: adapt_run(run, frames, Path(tmp) / task, workers=1)
                        for task, run in runs.items() if run is not None}
             pool.add(scorer(adapted, [item for item in items if item[0] in held]))
@@ -291,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the task's)")
     parser.add_argument("--adapt", action="store_true", help="also score every run adapted on unlabelled real "
                         "frames (BatchNorm statistics, cross-fitted in 5 folds)")
+    parser.add_argument("--adapt-on", default="both", choices=("both", "images", "clean-frames"),
+                        help="--adapt's unlabelled frames: the other folds' images and their clean frames (default), "
+                        "or only one of the two (on the real sample the images all hold a defect)")
     parser.add_argument("--augment", default="standard", choices=("standard", "strong"),
                         help="the training augmentation preset of the runs trained here")
     args = parser.parse_args(argv)

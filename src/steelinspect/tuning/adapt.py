@@ -13,9 +13,9 @@ measured before adapting; config.json with NEW_RUN as its folder) with
   model.pt    the new statistics (a new weights_id, so an ONNX export of RUN is never taken for NEW_RUN's)
   adapt.json  the run it came from, the frames (folder, how many used, which were skipped and why)
 An ensemble (a --folds parent or an `ensemble` folder) is adapted member by member on the same frames into a
-NEW_RUN that holds the adapted members, with the ensemble's own thresholds. The frames should be what the model
-meets in use: a sample of the camera's frames, clean ones included (a folder of defects alone moves the
-statistics towards defects).
+NEW_RUN that holds the adapted members, with the ensemble's own thresholds. The frames are a sample of what the
+model meets in use, the camera's output as it comes: measured on the real sample, the share of defects among them
+moved step 1's result less than adapting at all did (README, "Without labels").
 """
 
 from __future__ import annotations
