@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from common import cpu_model
-from transfer import REAL, score, score_segment, step1_ranking
+from transfer import REAL, score, score_segment_alone, step1_ranking
 
 from steelinspect.constants import CLASS_IDS
 from steelinspect.data.labels import read_labels
@@ -107,8 +107,7 @@ def train_fold(data: Path, out: Path, args, init: dict[str, Path] | None, augmen
 def score_fold(runs: dict[str, Path], held_items: list, args) -> dict:
     """One variant's runs on a fold's held-out images: transfer.py's scores, or the segmenter's Dice alone."""
     if "binary" not in runs:
-        defect_items = [item for item in held_items if item[2]]
-        return {"defect_images": len(defect_items), "clean_frames": 0, **score_segment(runs["segment"], defect_items)}
+        return score_segment_alone(runs["segment"], held_items)
     return score(runs["binary"], runs["multiclass"], runs.get("segment"), held_items, args.margin, args.min_width)
 
 

@@ -125,13 +125,13 @@ def cross_fitted_adaptation(runs: dict[str, Path | None], items: list, args, sco
     from steelinspect.tuning.adapt import adapt_run
 
     pool = Pool()
+    source = getattr(args, "adapt_on", "both")  # what the unlabelled frames are (--adapt-on: how the mix matters)
     for k, held in enumerate(folds_of(items, ADAPT_FOLDS, args.seed)):
         held = set(held)
         rest = [item for item in items if item[0] not in held]
         with tempfile.TemporaryDirectory() as tmp:
             frames = Path(tmp) / "frames"
             frames.mkdir()
-            source = getattr(args, "adapt_on", "both")  # what the unlabelled frames are (how the mix matters)
             if source != "clean-frames":
                 for image_id, image, _masks in rest:
                     cv2.imwrite(str(frames / f"{Path(image_id).stem}.png"), image)
@@ -212,6 +212,12 @@ def score_segment(segment: Path, items: list) -> dict:
         for c, value in segment_dice(step, image, masks).items():
             dice[c].append(value)
     return {"dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v}}
+
+
+def score_segment_alone(segment: Path, items: list) -> dict:
+    """score_segment on the items that have a defect, counted as score()'s results are (so fewshot.Pool pools it)."""
+    defect_items = [item for item in items if item[2]]
+    return {"defect_images": len(defect_items), "clean_frames": 0, **score_segment(segment, defect_items)}
 
 
 def score(binary: Path, multiclass: Path, segment: Path | None, items: list, margin: int, min_width: int) -> dict:
@@ -394,9 +400,8 @@ def segment_main(args, real: Path) -> int:
         items = list(dataset_items(real))
         result = score_segment(segment, [item for item in items if item[2]])
         if args.adapt:
-            result["adapted"] = cross_fitted_adaptation({"segment": segment}, items, args, lambda r, held: {
-                "defect_images": sum(1 for item in held if item[2]), "clean_frames": 0,
-                **score_segment(r["segment"], [item for item in held if item[2]])})
+            result["adapted"] = cross_fitted_adaptation({"segment": segment}, items, args, lambda r, held:
+                                                        score_segment_alone(r["segment"], held))
     print(f"\nreal masks scored: {sum(count for _, count in result['dice'].values())}")
     print_dice(result)
     if args.adapt:
