@@ -177,3 +177,44 @@ def test_folds_tune_gate_end_to_end(tiny_seg_data, tmp_path):
     code, _, err = run_main("tune-gate", tmp_path / "segment", "--binary", tmp_path / "binary" / "fold_1",
                             "--multiclass", tmp_path / "multiclass" / "fold_1", "--data", tiny_seg_data)
     assert code == 1 and err.count("error:") == 1 and "--folds parents of the same 3 folds" in err, err
+
+
+def test_fold_parents_combine_fold_by_fold_tuned_on_their_out_of_fold_predictions(fold_parent, synth_dir, tmp_path):
+    """`steelinspect ensemble PARENT PARENT`: fold k of each parent predicts fold k, so the thresholds are tuned on
+    every non-test image out of fold: the mean of the two parents' oof.csv probabilities."""
+    from steelinspect.runs.config import TrainConfig
+    from steelinspect.train.tasks import Collector, make_task
+
+    other = tmp_path / "other"  # the same folds (same --seed), another learning rate
+    code, _, err = run_main("train", "multiclass", synth_dir, "--out", other, "--folds", "3", "--seed", "5", "--lr",
+                            "3e-3", *TINY)
+    assert code == 0, err
+    out = tmp_path / "both"
+    code, stdout, err = run_main("ensemble", fold_parent, other, "--out", out, "--workers", "0", "--device", "cpu")
+    assert code == 0, err
+    assert "out-of-fold predictions of" in stdout
+
+    ensemble = load_model(out)
+    assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 6
+    stored = json.loads((out / "ensemble.json").read_text())
+    assert "out-of-fold" in stored["tuned_on"] and "oof" in json.loads((out / "metrics.json").read_text())
+    a, b = (pd.read_csv(p / "oof.csv").set_index("ImageId") for p in (fold_parent, other))
+    b = b.loc[a.index]
+    p_cols, y_cols = [c for c in a.columns if c.startswith("p_")], [c for c in a.columns if c.startswith("y_")]
+    config = TrainConfig.from_dict(json.loads((fold_parent / "fold_1" / "config.json").read_text()))
+    task = make_task(ensemble.head)
+    task.configure(config)
+    mean = ((a[p_cols].to_numpy() + b[p_cols].to_numpy()) / 2).astype(np.float32)
+    collector = Collector([mean], [a[y_cols].to_numpy().astype(np.float32)], [np.arange(len(a))], 0.0, len(a))
+    assert np.allclose(stored["thresholds"], task.param_fields(task.tune(collector))["thresholds"])
+
+    plain = tmp_path / "plain"
+    code, _, err = run_main("train", "multiclass", synth_dir, "--out", plain, "--seed", "5", *TINY)
+    assert code == 0, err
+    fewer = shutil.copytree(other, tmp_path / "fewer")
+    meta = json.loads((fewer / "ensemble.json").read_text())
+    (fewer / "ensemble.json").write_text(json.dumps({**meta, "folds": 2, "members": meta["members"][:2]}))
+    for runs, says in (((fold_parent, plain), "not a --folds parent"), ((fold_parent, fewer), "holds 2 folds where")):
+        code, _, err = run_main("ensemble", *runs, "--out", tmp_path / "x", "--workers", "0", "--device", "cpu")
+        assert code == 1 and says in err and len(err.strip().splitlines()) == 1, (says, err)
+    assert not (tmp_path / "x").exists()

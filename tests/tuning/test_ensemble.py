@@ -141,7 +141,7 @@ def test_runs_that_do_not_share_a_split_are_refused_in_one_line(combined, tiny_r
     cases = [
         ((tiny_runs["multiclass"], other_seed), tmp_path / "a", "split differs"),
         ((tiny_runs["multiclass"],), tmp_path / "b", "at least two run directories"),
-        ((tiny_runs["multiclass"], combined), tmp_path / "c", "already an ensemble"),
+        ((tiny_runs["multiclass"], combined), tmp_path / "c", "an ensemble folder"),
         ((tiny_runs["multiclass"], tiled_run), tiled_run, "--out is one of the members"),
         ((tiny_segment_run, tiny_segment_run), tmp_path / "d", "combines classifiers"),
     ]

@@ -124,7 +124,7 @@ def finish_folds(parent: str | Path, config: TrainConfig, say=lambda _msg: None)
             raise RunError(f"fold {k} holds out other test images than fold 1 (made with other settings?)", run.run_dir)
     if len(set(ids)) != len(ids):
         raise RunError("the folds' validation images overlap (made with other settings?)", parent)
-    oof = _merged(parts, ids)
+    oof = merge_fold_parts(parts, ids)
     params = task.tune(oof)
     oof_metrics = task.metrics(oof, params)
     _write_oof(parent, task, oof, ids, fold_of)
@@ -151,7 +151,7 @@ def finish_folds(parent: str | Path, config: TrainConfig, say=lambda _msg: None)
     return parent
 
 
-def _merged(parts: list, ids: list[str]):
+def merge_fold_parts(parts: list, ids: list[str]):
     """One collector from the folds' validation collectors (fold order; image ids as the keys)."""
     first = parts[0]
     if isinstance(first, Collector):

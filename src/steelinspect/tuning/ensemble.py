@@ -14,6 +14,12 @@ PARENT/
   metrics.json   the ensemble's validation and test metrics, each member's own test score beside
 Members at different sizes (a whole strip at 128x416 and tiles of the full 256x1600 strip) are fed their own size
 inside the ensemble (runs/ensemble.member_input).
+
+--folds parents (`train ... --folds K` with one --seed, so with the same folds) combine too, fold by fold: fold k
+of every parent never trained on fold k's images, so together they predict them out of fold, and the ensemble's
+thresholds are tuned on those out-of-fold predictions of every non-test image, not on one validation split (a
+rare class has a few images in a validation split, and all of them out of fold). The folder then lists every
+parent's K members, "tuned_on" says which predictions, and metrics.json holds "oof" in place of "val".
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ from steelinspect.data.splits import frames_from_ids
 from steelinspect.device import resolve_device
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import atomic_dir, read_json, write_json
-from steelinspect.runs.ensemble import Ensemble, is_parent, load_model, write_ensemble
+from steelinspect.runs.ensemble import Ensemble, is_parent, load_model, read_ensemble, write_ensemble
 from steelinspect.runs.files import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, SPLITS_FILE
 from steelinspect.runs.store import LoadedRun, read_metrics
-from steelinspect.train.folds import collect
+from steelinspect.train.folds import collect, merge_fold_parts
 from steelinspect.train.tasks import make_task
 
 CLASSIFIER_HEADS = ("binary", "multiclass", "multilabel")
@@ -60,13 +66,17 @@ def combine_runs(run_dirs: Sequence[str | Path], out: str | Path, device: str = 
     run_dirs = [Path(d) for d in run_dirs]
     if len(run_dirs) < 2:
         raise ConfigError("an ensemble needs at least two run directories")
-    for d in run_dirs:
-        if is_parent(d):
-            raise RunError(f"already an ensemble ({ENSEMBLE_FILE}); give its members' run directories", d)
     out = Path(os.path.abspath(out))
     if out in {Path(os.path.abspath(d)) for d in run_dirs}:
         raise ConfigError("--out is one of the members; choose a new folder for the ensemble", out)
     dev = resolve_device(device)
+    folds = [_fold_count(d) for d in run_dirs]
+    if any(folds):
+        if not all(folds):
+            plain = run_dirs[folds.index(0)]
+            raise RunError("not a --folds parent, and the others are: combine --folds parents with each other, or "
+                           "run directories with each other", plain)
+        return _combine_fold_parents(run_dirs, out, dev, batch_size, workers, say)
     ensemble = load_model(run_dirs, dev)
     assert isinstance(ensemble, Ensemble)
     if ensemble.head not in CLASSIFIER_HEADS:
@@ -108,6 +118,72 @@ def combine_runs(run_dirs: Sequence[str | Path], out: str | Path, device: str = 
         singles = [v for v in metrics["members_test"][key].values() if v is not None]
         alone = f" (members alone: {', '.join(f'{v:.4f}' for v in singles)})" if singles else ""
         say(f"ensemble: validation {key} {metrics['val'][key]:.4f}; test {key} {metrics['test'][key]:.4f}{alone}")
+    return out
+
+
+def _fold_count(path: Path) -> int:
+    """K for a --folds parent, 0 for a run directory; an `ensemble` folder is refused in one line."""
+    if not is_parent(path):
+        return 0
+    folds = read_ensemble(path).get("folds")
+    if not folds:
+        raise RunError(f"an ensemble folder ({ENSEMBLE_FILE}); give its members' run directories", path)
+    return int(folds)
+
+
+def _combine_fold_parents(parents: Sequence[Path], out: Path, dev, batch_size: int, workers: int,
+                          say: Callable[[str], None]) -> Path:
+    """The ensemble of --folds parents with the same folds, tuned on their out-of-fold predictions (module doc)."""
+    k_folds = _fold_count(parents[0])
+    for parent in parents[1:]:
+        if _fold_count(parent) != k_folds:
+            raise RunError(f"holds {_fold_count(parent)} folds where {parents[0]} holds {k_folds}: combine parents "
+                           "trained with the same --folds and --seed", parent)
+    members = [[p / m for m in read_ensemble(p)["members"]] for p in parents]
+    first = load_model(members[0][0], dev)
+    if first.head not in CLASSIFIER_HEADS:
+        raise RunError(f"a {first.head} parent: `steelinspect ensemble` combines classifiers", parents[0])
+    data = Path(first.config.data)
+    master, images = build_master(data), data_dir(data).images
+    task = make_task(first.head)
+    task.configure(replace(first.config, tile_width=None))
+    task.set_loss_weights(first.loss_weights)
+    parts, ids, test = [], [], None
+    for k in range(k_folds):
+        fold = load_model([m[k] for m in members], dev)  # fold k of every parent: none trained on fold k
+        assert isinstance(fold, Ensemble)
+        splits = _shared_splits(fold.members)
+        if test is not None and sorted(splits["test"]) != sorted(test):
+            raise RunError("its test split differs from fold 1's", members[0][k])
+        test = splits["test"]
+        frame = frames_from_ids(master, {"val": splits["val"]})["val"]
+        parts.append(collect(fold.model, task, images, frame, fold.preprocess, dev, batch_size, workers))
+        ids += splits["val"]
+    say(f"{len(parents)} parents of {k_folds} folds; tuning on the out-of-fold predictions of {len(ids)} images")
+    oof = merge_fold_parts(parts, ids)
+    params = task.tune(oof)
+    metrics = {"oof": task.metrics(oof, params), "test": None}
+    ensemble = load_model([m for ms in members for m in ms], dev)
+    assert isinstance(ensemble, Ensemble)
+    if test:
+        frame = frames_from_ids(master, {"test": test})["test"]
+        part = collect(ensemble.model, task, images, frame, ensemble.preprocess, dev, batch_size, workers)
+        metrics["test"] = task.metrics(part, params)
+    key = task.score_key
+    metrics["members_test"] = {key: {str(p): (read_metrics(p).get("test") or {}).get(key) for p in parents}}
+    with atomic_dir(out, what="ensemble folder") as tmp:
+        relative = [os.path.relpath(os.path.abspath(m.run_dir), out) for m in ensemble.members]
+        write_json(tmp / CONFIG_FILE, replace(first.config, out=out, folds=1, fold=0).to_dict())
+        write_json(tmp / SPLITS_FILE, {"train": sorted(ensemble.trained_ids()), "val": [], "test": test or []})
+        write_ensemble(tmp, {"head": ensemble.head, "members": relative, "seed": first.config.seed,
+                             "tuned_on": f"the out-of-fold predictions of {len(parents)} --folds parents, fold by "
+                                         f"fold ({len(ids)} images)", **task.param_fields(params)})
+        write_json(tmp / METRICS_FILE, {**metrics, **task.param_fields(params)})
+    load_model(out, dev)
+    if metrics["test"] is not None:
+        alone = [v for v in metrics["members_test"][key].values() if v is not None]
+        say(f"ensemble: out-of-fold {key} {metrics['oof'][key]:.4f}; test {key} {metrics['test'][key]:.4f}"
+            + (f" (parents alone: {', '.join(f'{v:.4f}' for v in alone)})" if alone else ""))
     return out
 
 
