@@ -86,38 +86,58 @@ def combine_runs(run_dirs: Sequence[str | Path], out: str | Path, device: str = 
     first = ensemble.members[0]
     if not splits["val"]:
         raise RunError("its validation split is empty: nothing to tune the ensemble on", first.run_dir)
-    data = Path(first.config.data)
-    master = build_master(data)
-    images = data_dir(data).images
-    task = make_task(ensemble.head)
-    task.configure(replace(first.config, tile_width=None))  # the loss reported; evaluation sees whole images
-    task.set_loss_weights(first.loss_weights)
-    frames = frames_from_ids(master, {"val": splits["val"], "test": splits["test"]})
+    scorer = _Scorer(first, dev, batch_size, workers)
     say(f"{len(run_dirs)} members at {', '.join(dict.fromkeys(_size(m) for m in ensemble.members))}; tuning on the "
         f"{len(splits['val'])} validation images they share")
-    val = collect(ensemble.model, task, images, frames["val"], ensemble.preprocess, dev, batch_size, workers)
-    params = task.tune(val)
-    metrics = {"val": task.metrics(val, params), "test": None}
-    if splits["test"]:
-        test = collect(ensemble.model, task, images, frames["test"], ensemble.preprocess, dev, batch_size, workers)
-        metrics["test"] = task.metrics(test, params)
+    val = scorer.collect(ensemble, splits["val"])
+    params = scorer.task.tune(val)
+    metrics = {"val": scorer.task.metrics(val, params)}
+    return _write_folder(out, ensemble, scorer, params, metrics, splits,
+                         f"the members' shared validation split ({len(splits['val'])} images)",
+                         replace(first.config, out=out), dev, say)
+
+
+class _Scorer:
+    """The task and data an ensemble is tuned and scored with: its first member's (they share data and head)."""
+
+    def __init__(self, first: LoadedRun, dev, batch_size: int, workers: int):
+        data = Path(first.config.data)
+        self.master, self.images = build_master(data), data_dir(data).images
+        self.task = make_task(first.head)
+        self.task.configure(replace(first.config, tile_width=None))  # the loss reported; evaluation sees whole images
+        self.task.set_loss_weights(first.loss_weights)
+        self.dev, self.batch_size, self.workers = dev, batch_size, workers
+
+    def collect(self, model: LoadedRun, ids: list[str]):
+        frame = frames_from_ids(self.master, {"part": ids})["part"]
+        return collect(model.model, self.task, self.images, frame, model.preprocess, self.dev, self.batch_size,
+                       self.workers)
+
+
+def _write_folder(out: Path, ensemble: Ensemble, scorer: _Scorer, params, metrics: dict, splits: dict, tuned_on: str,
+                  config, dev, say: Callable[[str], None], scored: Sequence[Path] | None = None) -> Path:
+    """Score the ensemble on the test split, then write the folder (module doc). `scored`: whose own test scores
+    stand beside the ensemble's (default its members)."""
+    task = scorer.task
+    metrics["test"] = task.metrics(scorer.collect(ensemble, splits["test"]), params) if splits["test"] else None
     key = task.score_key
-    metrics["members_test"] = {key: {str(m.run_dir): (read_metrics(m.run_dir).get("test") or {}).get(key)
-                                     for m in ensemble.members}}
-    trained = sorted(ensemble.trained_ids())
+    scored = [m.run_dir for m in ensemble.members] if scored is None else scored
+    metrics["members_test"] = {key: {str(d): (read_metrics(d).get("test") or {}).get(key) for d in scored}}
+    first_key = next(iter(metrics))  # "val" or "oof": what the thresholds were tuned on
     with atomic_dir(out, what="ensemble folder") as tmp:
         members = [os.path.relpath(os.path.abspath(m.run_dir), out) for m in ensemble.members]
-        write_json(tmp / CONFIG_FILE, replace(first.config, out=out).to_dict())
-        write_json(tmp / SPLITS_FILE, {"train": trained, "val": splits["val"], "test": splits["test"]})
-        write_ensemble(tmp, {"head": ensemble.head, "members": members, "seed": first.config.seed,
-                             "tuned_on": f"the members' shared validation split ({len(splits['val'])} images)",
+        write_json(tmp / CONFIG_FILE, config.to_dict())
+        write_json(tmp / SPLITS_FILE, {"train": sorted(ensemble.trained_ids()), "val": splits["val"],
+                                       "test": splits["test"]})
+        write_ensemble(tmp, {"head": ensemble.head, "members": members, "seed": config.seed, "tuned_on": tuned_on,
                              **task.param_fields(params)})
         write_json(tmp / METRICS_FILE, {**metrics, **task.param_fields(params)})
-    load_model(out, dev)  # the parent loads as written (members found through their relative paths)
+    load_model(out, dev)  # the folder loads as written (members found through their relative paths)
     if metrics["test"] is not None:
         singles = [v for v in metrics["members_test"][key].values() if v is not None]
-        alone = f" (members alone: {', '.join(f'{v:.4f}' for v in singles)})" if singles else ""
-        say(f"ensemble: validation {key} {metrics['val'][key]:.4f}; test {key} {metrics['test'][key]:.4f}{alone}")
+        alone = f" (alone: {', '.join(f'{v:.4f}' for v in singles)})" if singles else ""
+        name = {"val": "validation", "oof": "out-of-fold"}[first_key]
+        say(f"ensemble: {name} {key} {metrics[first_key][key]:.4f}; test {key} {metrics['test'][key]:.4f}{alone}")
     return out
 
 
@@ -143,11 +163,7 @@ def _combine_fold_parents(parents: Sequence[Path], out: Path, dev, batch_size: i
     first = load_model(members[0][0], dev)
     if first.head not in CLASSIFIER_HEADS:
         raise RunError(f"a {first.head} parent: `steelinspect ensemble` combines classifiers", parents[0])
-    data = Path(first.config.data)
-    master, images = build_master(data), data_dir(data).images
-    task = make_task(first.head)
-    task.configure(replace(first.config, tile_width=None))
-    task.set_loss_weights(first.loss_weights)
+    scorer = _Scorer(first, dev, batch_size, workers)
     parts, ids, test = [], [], None
     for k in range(k_folds):
         fold = load_model([m[k] for m in members], dev)  # fold k of every parent: none trained on fold k
@@ -156,35 +172,17 @@ def _combine_fold_parents(parents: Sequence[Path], out: Path, dev, batch_size: i
         if test is not None and sorted(splits["test"]) != sorted(test):
             raise RunError("its test split differs from fold 1's", members[0][k])
         test = splits["test"]
-        frame = frames_from_ids(master, {"val": splits["val"]})["val"]
-        parts.append(collect(fold.model, task, images, frame, fold.preprocess, dev, batch_size, workers))
+        parts.append(scorer.collect(fold, splits["val"]))
         ids += splits["val"]
     say(f"{len(parents)} parents of {k_folds} folds; tuning on the out-of-fold predictions of {len(ids)} images")
     oof = merge_fold_parts(parts, ids)
-    params = task.tune(oof)
-    metrics = {"oof": task.metrics(oof, params), "test": None}
+    params = scorer.task.tune(oof)
+    metrics = {"oof": scorer.task.metrics(oof, params)}
     ensemble = load_model([m for ms in members for m in ms], dev)
     assert isinstance(ensemble, Ensemble)
-    if test:
-        frame = frames_from_ids(master, {"test": test})["test"]
-        part = collect(ensemble.model, task, images, frame, ensemble.preprocess, dev, batch_size, workers)
-        metrics["test"] = task.metrics(part, params)
-    key = task.score_key
-    metrics["members_test"] = {key: {str(p): (read_metrics(p).get("test") or {}).get(key) for p in parents}}
-    with atomic_dir(out, what="ensemble folder") as tmp:
-        relative = [os.path.relpath(os.path.abspath(m.run_dir), out) for m in ensemble.members]
-        write_json(tmp / CONFIG_FILE, replace(first.config, out=out, folds=1, fold=0).to_dict())
-        write_json(tmp / SPLITS_FILE, {"train": sorted(ensemble.trained_ids()), "val": [], "test": test or []})
-        write_ensemble(tmp, {"head": ensemble.head, "members": relative, "seed": first.config.seed,
-                             "tuned_on": f"the out-of-fold predictions of {len(parents)} --folds parents, fold by "
-                                         f"fold ({len(ids)} images)", **task.param_fields(params)})
-        write_json(tmp / METRICS_FILE, {**metrics, **task.param_fields(params)})
-    load_model(out, dev)
-    if metrics["test"] is not None:
-        alone = [v for v in metrics["members_test"][key].values() if v is not None]
-        say(f"ensemble: out-of-fold {key} {metrics['oof'][key]:.4f}; test {key} {metrics['test'][key]:.4f}"
-            + (f" (parents alone: {', '.join(f'{v:.4f}' for v in alone)})" if alone else ""))
-    return out
+    return _write_folder(out, ensemble, scorer, params, metrics, {"val": [], "test": test or []},
+                         f"the out-of-fold predictions of {len(parents)} --folds parents, fold by fold ({len(ids)} "
+                         "images)", replace(first.config, out=out, folds=1, fold=0), dev, say, scored=parents)
 
 
 def _size(run: LoadedRun) -> str:
