@@ -57,8 +57,7 @@ class LoadedRun:
         """The images this run trained on (splits.json's "train"; empty when it has none). Matched by name in
         another DATA_DIR: a moved or copied training set keeps its image names, and scores or thresholds taken on
         training images would look better than they are."""
-        splits = self.run_dir / SPLITS_FILE
-        return set(read_json(splits).get("train") or []) if splits.is_file() else set()
+        return trained_ids_of(self.run_dir)
 
 
 def _save(obj: dict, path: Path) -> None:
@@ -162,11 +161,15 @@ def read_metrics(run_dir: str | Path) -> dict:
     return upgrade_metrics(read_json(Path(run_dir) / METRICS_FILE))
 
 
+def trained_ids_of(run_dir: str | Path) -> set[str]:
+    """splits.json's "train" of a run directory (or parent); empty when it has none."""
+    splits = Path(run_dir) / SPLITS_FILE
+    return set(read_json(splits).get("train") or []) if splits.is_file() else set()
+
+
 def check_not_trained_on(run_dir: str | Path, image_ids: list[str], what: str) -> None:
     """RunError when the run trained on any of `image_ids` (its splits.json), naming how many and one of them."""
-    splits_file = Path(run_dir) / SPLITS_FILE
-    trained = set(read_json(splits_file).get("train", [])) if splits_file.is_file() else set()
-    leaked = sorted(trained.intersection(image_ids))
+    leaked = sorted(trained_ids_of(run_dir).intersection(image_ids))
     if leaked:
         raise RunError(f"{what} trained on {len(leaked)} of this run's validation/test images (e.g. {leaked[0]}); "
                        "train every run with --protocol full, the same --seed and the same data", run_dir)

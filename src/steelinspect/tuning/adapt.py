@@ -90,7 +90,8 @@ def adapt_run(run_dir: str | Path, images: str | Path | list[str | Path], out: s
         return _adapt_ensemble(run_dir, images, out, on_image, **options)
     dev = resolve_device(device)
     run = load_run(run_dir, dev)
-    if not batchnorm_layers(run.model):
+    layers = len(batchnorm_layers(run.model))
+    if not layers:
         raise RunError(f"the {run.arch} model has no BatchNorm layer: nothing to adapt", run_dir)
     paths = list_images(images)
     if len(paths) > max_frames:
@@ -102,7 +103,7 @@ def adapt_run(run_dir: str | Path, images: str | Path | list[str | Path], out: s
         skipped.append(problem)
         say(f"skipped {problem}")
 
-    say(f"measuring {len(batchnorm_layers(run.model))} BatchNorm layers of {run_dir} on {len(paths)} frames")
+    say(f"measuring {layers} BatchNorm layers of {run_dir} on {len(paths)} frames")
     batches = (torch.from_numpy(batch.input(run.preprocess)).to(dev)
                for batch in iter_batches(paths, [run.preprocess], batch_size, workers, on_problem=skip,
                                          on_image=on_image))
@@ -127,7 +128,7 @@ def adapt_run(run_dir: str | Path, images: str | Path | list[str | Path], out: s
         write_json(tmp / ADAPT_FILE, {
             "from": str(Path(os.path.abspath(run_dir))), "from_weights_id": run.weights_id,
             "weights_id": blob["weights_id"], "frames": where, "frames_used": seen,
-            "max_frames": max_frames, "seed": seed, "layers": len(batchnorm_layers(run.model)),
+            "max_frames": max_frames, "seed": seed, "layers": layers,
             "skipped": [{"file": p.file, "problem": p.problem} for p in skipped]})
     say(f"adapted run written to {out} ({seen} frames, {len(skipped)} skipped)")
     if run.head == "segment":  # measured on the real sample: see the README's "Without labels"

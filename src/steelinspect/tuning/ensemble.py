@@ -76,7 +76,7 @@ def combine_runs(run_dirs: Sequence[str | Path], out: str | Path, device: str = 
             plain = run_dirs[folds.index(0)]
             raise RunError("not a --folds parent, and the others are: combine --folds parents with each other, or "
                            "run directories with each other", plain)
-        return _combine_fold_parents(run_dirs, out, dev, batch_size, workers, say)
+        return _combine_fold_parents(run_dirs, folds, out, dev, batch_size, workers, say)
     ensemble = load_model(run_dirs, dev)
     assert isinstance(ensemble, Ensemble)
     if ensemble.head not in CLASSIFIER_HEADS:
@@ -151,13 +151,14 @@ def _fold_count(path: Path) -> int:
     return int(folds)
 
 
-def _combine_fold_parents(parents: Sequence[Path], out: Path, dev, batch_size: int, workers: int,
-                          say: Callable[[str], None]) -> Path:
-    """The ensemble of --folds parents with the same folds, tuned on their out-of-fold predictions (module doc)."""
-    k_folds = _fold_count(parents[0])
-    for parent in parents[1:]:
-        if _fold_count(parent) != k_folds:
-            raise RunError(f"holds {_fold_count(parent)} folds where {parents[0]} holds {k_folds}: combine parents "
+def _combine_fold_parents(parents: Sequence[Path], counts: Sequence[int], out: Path, dev, batch_size: int,
+                          workers: int, say: Callable[[str], None]) -> Path:
+    """The ensemble of --folds parents (`counts`: each one's K) with the same folds, tuned on their out-of-fold
+    predictions (module doc)."""
+    k_folds = counts[0]
+    for parent, count in zip(parents[1:], counts[1:]):
+        if count != k_folds:
+            raise RunError(f"holds {count} folds where {parents[0]} holds {k_folds}: combine parents "
                            "trained with the same --folds and --seed", parent)
     members = [[p / m for m in read_ensemble(p)["members"]] for p in parents]
     first = load_model(members[0][0], dev)
