@@ -64,6 +64,8 @@ def train_runs(args, out: Path) -> dict[str, Path]:
         print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
         # --seg-sampler: the segmenter's only; the classifiers keep their task defaults.
         sampler = {"sampler": args.seg_sampler} if task == "segment" and args.seg_sampler else {}
+        if args.paste:  # --paste: every run trained here
+            sampler["paste"] = args.paste
         with timer() as t:
             runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                                            seed=args.seed, augment_preset=args.augment, device=args.device,
@@ -305,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                         "or only one of the two (on the real sample the images all hold a defect)")
     parser.add_argument("--augment", default="standard", choices=("standard", "strong"),
                         help="the training augmentation preset of the runs trained here")
+    parser.add_argument("--paste", type=float, default=0.0, help="the runs trained here: --paste P (copy-paste of "
+                        "defects, data/paste.py)")
     args = parser.parse_args(argv)
     real = Path(args.real)
     if not (real / "train.csv").is_file():
@@ -396,7 +400,8 @@ def print_dice(result: dict) -> None:
 def segment_main(args, real: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         segment = single_run(args, "segment", args.segment, Path(tmp), f"segmenter {args.seg_epochs} epochs at "
-                             f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}")
+                             f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}"
+                             + (f", --paste {args.paste:g}" if args.paste else ""))
         items = list(dataset_items(real))
         result = score_segment(segment, [item for item in items if item[2]])
         if args.adapt:

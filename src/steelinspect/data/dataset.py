@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from steelinspect.data.images import read_gray
+from steelinspect.data.paste import DefectPaste
 from steelinspect.data.transforms import Preprocess
 
 
@@ -88,6 +89,7 @@ class ImageDataset(Dataset):
         preprocess: Preprocess,
         augment: Augment | None = None,
         seed: int = 0,
+        paste: DefectPaste | None = None,
     ):
         if len(image_ids) != len(targets):
             raise ValueError(f"{len(image_ids)} images but {len(targets)} targets")
@@ -96,6 +98,7 @@ class ImageDataset(Dataset):
         self.targets = targets
         self.preprocess = preprocess
         self.augment = augment
+        self.paste = paste  # data/paste.py: training only, before the augmentation
         self.seed = seed
         self.epoch = 0
 
@@ -111,7 +114,7 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def load(self, index: int) -> np.ndarray:
+    def load(self, index: int, target: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         # A repeated draw of data.sampling.BalancedSampler is index + k * len(self): the same image, its own
         # augmentation. A training image is decoded at 1/2 or 1/4 scale where it shrinks that much anyway, keeping
         # enough pixels for its smallest crop to be resized down, not up. An evaluation image is decoded whole, as
@@ -123,13 +126,15 @@ class ImageDataset(Dataset):
                 size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
         gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)], at_least=size)
         if self.augment is not None:
+            if self.paste is not None:  # its own stream: the augmentation draws what it draws without pasting
+                gray, target = self.paste(gray, target, np.random.default_rng([self.seed, self.epoch, index, 1]))
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
-        return gray
+        return gray, target
 
     def __getitem__(self, index: int):
-        x = torch.from_numpy(self.preprocess(self.load(index)))
         item = index % len(self.image_ids)
-        return x, torch.as_tensor(self.targets[item]), item
+        gray, target = self.load(index, self.targets[item])
+        return torch.from_numpy(self.preprocess(gray)), torch.as_tensor(target), item
 
 
 class EpochSampler(Sampler[int]):

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from steelinspect import rle
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.images import check_size, read_gray, reduction, resize
+from steelinspect.data.paste import DefectPaste
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import ConfigError
 
@@ -81,6 +82,7 @@ class SegmentDataset(Dataset):
         augment: SegAugment | None = None,
         seed: int = 0,
         full_size_masks: bool = False,
+        paste: DefectPaste | None = None,
     ):
         self.images_dir = Path(images_dir)
         self.samples = list(samples)
@@ -95,6 +97,7 @@ class SegmentDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.full_size_masks = full_size_masks
+        self.paste = paste  # data/paste.py: training only, its mask added to its class's
         self.epoch = 0
 
     @property
@@ -150,6 +153,12 @@ class SegmentDataset(Dataset):
         image, masks = self.load(item)
         # (seed, epoch, index): reproducible, new every epoch, the same whatever the number of workers.
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.augment is not None and self.paste is not None:
+            drawn = self.paste.draw(image, np.random.default_rng([self.seed, self.epoch, index, 1]))
+            if drawn is not None:
+                image, class_id, placed = drawn
+                masks = masks.copy()
+                masks[class_id - 1] |= placed
         if self.augment is not None:
             image, masks = augment(image, masks, self.augment, rng)
         # Normalised as a whole image before cropping: a crop then carries the statistics inference sees.

@@ -24,6 +24,7 @@ from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.dataset import Augment
 from steelinspect.data.images import read_gray, resize
 from steelinspect.data.master import RLE_COLUMNS
+from steelinspect.data.paste import DefectPaste
 from steelinspect.data.transforms import Preprocess
 
 MIN_TILE_PIXELS = 64
@@ -56,7 +57,8 @@ class TileDataset(Dataset):
     required_size = None
 
     def __init__(self, images_dir: Path, frame: pd.DataFrame, targets: np.ndarray, preprocess: Preprocess,
-                 head: str, tile: int, augment: Augment | None = None, seed: int = 0, positive: float = 0.5):
+                 head: str, tile: int, augment: Augment | None = None, seed: int = 0, positive: float = 0.5,
+                 paste: DefectPaste | None = None):
         if head not in ("binary", "multilabel"):
             raise ValueError(f"tiles are for the binary and multilabel heads, not {head!r}")
         self.images_dir = Path(images_dir)
@@ -69,6 +71,7 @@ class TileDataset(Dataset):
         self.hflip = 0.0 if augment is None else augment.hflip
         self.augment = None if augment is None else replace(augment, hflip=0.0, crop=1.0)
         self.seed, self.positive, self.epoch = seed, positive, 0
+        self.paste = paste  # data/paste.py: its mask joins the profile, so the tiles it lands in gain its class
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -85,6 +88,14 @@ class TileDataset(Dataset):
         gray = resize(read_gray(self.images_dir / self.image_ids[item], at_least=self.preprocess.size),
                       self.preprocess.size)
         profile = column_profile(self.rles[item], self.preprocess.width)
+        if self.augment is not None and self.paste is not None:
+            drawn = self.paste.draw(gray, np.random.default_rng([self.seed, self.epoch, index, 1]))
+            if drawn is not None:
+                gray, class_id, placed = drawn
+                # In full-resolution pixels, as column_profile counts them.
+                per_pixel = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] / (gray.shape[0] * gray.shape[1])
+                profile = profile.copy()
+                profile[class_id - 1] += np.round(placed.sum(axis=0) * per_pixel).astype(profile.dtype)
         if self.augment is not None:
             if rng.random() < self.hflip:
                 gray, profile = gray[:, ::-1], profile[:, ::-1]

@@ -38,6 +38,17 @@ class TileableClassifier(nn.Module):
     def forward_image(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def start_at_prior(self, shares) -> None:
+        """Set the output layer's bias so that the untrained model gives each output its share of positive
+        training draws (the prior-probability start of Lin et al. 2017's focal loss), instead of 0.5 everywhere: the
+        first epochs then learn the classes instead of first pulling every output down to its frequency."""
+        last = [m for m in self.modules() if isinstance(m, nn.Linear)][-1]
+        p = torch.as_tensor(shares, dtype=last.bias.dtype).clamp(0.01, 0.99)
+        if p.shape != last.bias.shape:
+            raise ValueError(f"{len(p)} shares for {last.bias.numel()} outputs")
+        with torch.no_grad():
+            last.bias.copy_(torch.log(p / (1 - p)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile_width is None or int(x.shape[-1]) <= self.tile_width:
             return self.forward_image(x)

@@ -62,6 +62,12 @@ class TrainConfig:
     # Classifiers: train on tiles this wide (px of image_size), labelled from the masks inside them, and score a
     # whole image as the largest logit over its tiles (models/tiling.py). None: whole images.
     tile_width: int | None = None
+    # The share of training images that get one more defect (its mask too, for the segmenter and tiles), cut
+    # from another training image, of a class drawn uniformly (data/paste.py). 0: none.
+    paste: float = 0.0
+    # Classifiers' sigmoid heads: the output layer's bias starts at each output's share of positive training draws
+    # (under the sampler) instead of 0.5 (models/tiling.py start_at_prior).
+    head_prior: bool = False
     # K-fold training (train/folds.py): folds > 1 makes `out` a parent of K runs fold_1..fold_K; in fold run k,
     # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
     folds: int = 1
@@ -128,6 +134,8 @@ class TrainConfig:
             raise ConfigError(f"--focal-gamma must be >= 0, got {self.focal_gamma}")
         if self.focal_alpha is not None and not 0 < self.focal_alpha < 1:
             raise ConfigError(f"--focal-alpha must be in (0, 1), got {self.focal_alpha}")
+        self._validate_paste()
+        self._validate_head_prior()
         if self.augment_preset not in AUGMENT_PRESETS:
             raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, got {self.augment_preset!r}")
         if not 0 <= self.freeze_encoder_epochs <= self.epochs:
@@ -159,6 +167,22 @@ class TrainConfig:
         if self.tile_width % 32 or not 32 <= self.tile_width < width:
             raise ConfigError(f"--tile-width must be a multiple of 32 below the --image-size width {width}, "
                               f"got {self.tile_width}")
+
+    def _validate_head_prior(self) -> None:
+        if self.head_prior and self.head not in ("binary", "multilabel"):
+            raise ConfigError("--head-prior is for the classifiers' sigmoid heads (train binary; train multiclass "
+                              "under --protocol full)")
+
+    def _validate_paste(self) -> None:
+        if not 0.0 <= self.paste <= 1.0:
+            raise ConfigError(f"--paste must lie in [0, 1], got {self.paste}")
+        if not self.paste:
+            return
+        if self.head == "multiclass":
+            raise ConfigError("--paste needs --protocol full: a pasted defect gives an image a second class, which "
+                              "the single-label head of --protocol seed cannot hold")
+        if not self.augment:
+            raise ConfigError("--paste is a training augmentation: it needs augmentation on")
 
     def _validate_pseudo(self) -> None:
         if (self.pseudo is None) != (self.teacher is None):

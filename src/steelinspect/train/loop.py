@@ -163,7 +163,9 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
                 for name, frame in splits.items()}
     attach_pseudo(config, task, splits, datasets, preprocess, say)  # --pseudo: mixed into the training batches
     preflight(datasets.values())  # every image's header now: a bad file is named before the first epoch
-    task.setup_loss(datasets["train"].targets, sample_weights(config.sampler, datasets["train"].targets))
+    weights = sample_weights(config.sampler, datasets["train"].targets)
+    task.setup_loss(datasets["train"].targets, weights)
+    prior = task.output_prior(datasets["train"].targets, weights) if config.head_prior else None
     say(f"{config.head}: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} images; {config.arch} at "
         f"{config.image_size[0]}x{config.image_size[1]} on {device}, {config.sampler} sampler, {config.loss} loss"
         + (f", {d.world} processes" if d.enabled else "")
@@ -174,7 +176,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     warnings = split_warnings(splits, config.head)
     for line in warnings:
         say(f"warning: {line}")
-    fit = _build(config, task, splits, device, say)
+    fit = _build(config, task, splits, device, say, prior)
     if config.freeze_encoder_epochs and d.enabled:
         # DDP fixes which parameters it reduces when it wraps the model; a freeze that ends mid-run would change them.
         raise ConfigError("--freeze-encoder-epochs is not supported under torchrun yet: train on one process")
@@ -236,8 +238,9 @@ def _splits(config: TrainConfig, stored: dict[str, list[str]] | None, is_main: b
     return splits
 
 
-def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: torch.device, say) -> _Fit:
-    """Model (initialisation fixed by the seed; --weights, --init), optimiser and schedule."""
+def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: torch.device, say,
+           prior: np.ndarray | None = None) -> _Fit:
+    """Model (initialisation fixed by the seed; --weights, --init, --head-prior's `prior`), optimiser and schedule."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     model = build_model(config.arch, task.num_outputs, tile_width=config.tile_width)
@@ -250,6 +253,9 @@ def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: t
     if config.init:
         loaded = init_from_run(model, config.init, config.arch, held_out=[*splits["val"].ImageId, *splits["test"].ImageId])
         say(f"started from {config.init}: {loaded} of {len(model.state_dict())} tensors (the head is new)")
+    if prior is not None:
+        model.start_at_prior(prior)
+        say("outputs start at their share of positive draws: " + ", ".join(f"{p:.3f}" for p in prior))
     model.to(device)
     if config.channels_last:
         speed.channels_last(model)

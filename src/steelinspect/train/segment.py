@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
+from steelinspect.data.paste import defect_paste
 from steelinspect.data.seg_dataset import SEG_AUGMENT_PRESETS, SegAugment, SegmentDataset, samples_from_master
 from steelinspect.data.transforms import Preprocess
 from steelinspect.metrics.dice import DiceCounts, DiceReport, mask_counts
@@ -177,6 +178,7 @@ class SegmentTask:
     # better later ones whose extra false positives tuning would have removed (seen on the demo: epoch 2 of 10).
     score_key = "dice_kaggle_oracle"
     history_keys = ("dice_kaggle", "dice_kaggle_oracle")
+    paste = 0.0  # --paste (data/paste.py), set by configure
 
     def __init__(self, crop_widths: tuple[int, int] | None = DEFAULT_CROP_WIDTHS, augment: SegAugment | None = None,
                  grid: PostprocessGrid | None = None):
@@ -192,6 +194,7 @@ class SegmentTask:
         self.crop_widths = tuple(config.crop_width) if config.crop_width else None
         self.loss_name = config.loss
         self.augment = SEG_AUGMENT_PRESETS[config.augment_preset]
+        self.paste = config.paste
 
     @staticmethod
     def param_fields(params: dict) -> dict:
@@ -202,7 +205,8 @@ class SegmentTask:
         """Training (augment): random crops with augmentation. Otherwise whole images with full-size masks."""
         self.working_size = preprocess.size
         if augment:
-            return SegmentDataset(images_dir, samples_from_master(frame), preprocess, self.crop_widths, self.augment, seed)
+            return SegmentDataset(images_dir, samples_from_master(frame), preprocess, self.crop_widths, self.augment,
+                                  seed, paste=defect_paste(images_dir, frame, self.paste))
         return SegmentDataset(images_dir, samples_from_master(frame), preprocess, None, None, seed, full_size_masks=True)
 
     def new_collector(self) -> SegmentCollector:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from steelinspect.constants import NUM_CLASSES
 from steelinspect.data.dataset import AUGMENT_PRESETS, Augment, ImageDataset
+from steelinspect.data.paste import defect_paste
 from steelinspect.data.transforms import Preprocess
 from steelinspect.metrics.classification import (
     best_f1_threshold,
@@ -93,13 +94,15 @@ class ClassificationTask:
     tile_positive = 0.5  # share of training tiles placed over a defect (data/tile_dataset.py)
 
     def dataset(self, images_dir: Path, frame: pd.DataFrame, preprocess: Preprocess, augment: bool, seed: int):
+        head = "binary" if self.name == "binary" else "multilabel"
+        paste = defect_paste(images_dir, frame, self.paste, head) if augment else None
         if self.tile_width is not None and augment:
             from steelinspect.data.tile_dataset import TileDataset
 
             return TileDataset(images_dir, frame, self.targets(frame), preprocess, self.name, self.tile_width,
-                               self.augmentation, seed, self.tile_positive)
+                               self.augmentation, seed, self.tile_positive, paste)
         return ImageDataset(images_dir, frame.ImageId.tolist(), self.targets(frame), preprocess,
-                            self.augmentation if augment else None, seed)
+                            self.augmentation if augment else None, seed, paste)
 
     def new_collector(self) -> Collector:
         return Collector()
@@ -113,6 +116,7 @@ class ClassificationTask:
     focal_alpha: float | None = FOCAL_ALPHA
 
     augmentation: Augment = AUGMENT_PRESETS["standard"]
+    paste: float = 0.0  # --paste: share of training images given one more defect (data/paste.py)
 
     def configure(self, config) -> None:
         """Settings from the TrainConfig: the loss and the augmentation preset."""
@@ -120,10 +124,15 @@ class ClassificationTask:
         self.augmentation = AUGMENT_PRESETS[config.augment_preset]
         self.focal_gamma, self.focal_alpha = config.focal_gamma, config.focal_alpha
         self.tile_width = config.tile_width
+        self.paste = config.paste
 
     def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
         """Class-imbalance weights from the training targets (called once before training). `sample_weights`:
         the training sampler's draw probabilities (None: every image once)."""
+
+    def output_prior(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> np.ndarray | None:
+        """--head-prior: each sigmoid output's share of positive training draws (None: a softmax head)."""
+        return _positive_share(train_targets, sample_weights)
 
     def _sigmoid_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "focal":
@@ -190,6 +199,9 @@ class MulticlassTask(ClassificationTask):
         if (frame.Defect_no != 1).any():
             raise ValueError("the single-label multiclass head needs images with exactly one class")
         return np.array([ids[0] - 1 for ids in frame.ClassIds], dtype=np.int64)
+
+    def output_prior(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
+        return None  # config refuses --head-prior for the softmax head
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "focal":
