@@ -1,17 +1,18 @@
-"""Copy-paste of defects for rare classes (`train binary|multiclass --paste P`).
+"""Copy-paste of defects for rare classes (`train ... --paste P`).
 
 A rare class has a few dozen training images; the balanced sampler shows them more often, but always on the same
 plates, so a model can learn the plates instead of the defect. Here a training image gets, with probability P,
 one more defect cut from another training image (Ghiasi et al. 2021, "Simple Copy-Paste"), and its target gains
-that class. The class is drawn uniformly over the classes that have donors, so the rarest are pasted as often as
-the common ones.
+that class (the classifiers), or its masks gain the defect's mask (tiles, the segmenter). The class is drawn
+uniformly over the classes that have donors, so the rarest are pasted as often as the common ones.
 
 A defect is moved as a change of brightness, not as pixels: inside its mask the donor image is divided by its
-own background (a normalised Gaussian blur of the pixels outside the mask), and the target is multiplied by that
-ratio, feathered at the mask's edge. So a dark crack stays a dark crack on a brighter or darker plate and no seam
-of the donor's plate comes with it. The defect keeps its rows (its height and place across the strip) and is moved
-to random columns, mirrored half of the time. A paste that would land on a black (unlit) part of the target is
-not made: the target would be labelled with a defect nobody can see.
+own background (a normalised Gaussian blur of the pixels outside the mask), the donor's grain is taken out of that
+ratio, and the target is multiplied by it, feathered at the mask's edge. So a dark crack stays a dark crack on a
+brighter or darker plate, and neither an edge nor the grain of the donor's plate comes with it. The defect keeps
+its rows (its height and place across the strip) and is moved to random columns, mirrored half of the time. A
+paste that would land on a black (unlit) part of the target is not made: the target would be labelled with a
+defect nobody can see.
 """
 
 from __future__ import annotations
