@@ -126,7 +126,7 @@ class ImageDataset(Dataset):
                 size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
         gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)], at_least=size)
         if self.augment is not None:
-            if self.paste is not None:  # its own stream: the augmentation draws what it draws without pasting
+            if self.paste is not None and target is not None:  # its own stream: the augmentation draws as before
                 gray, target = self.paste(gray, target, np.random.default_rng([self.seed, self.epoch, index, 1]))
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
         return gray, target
