@@ -62,14 +62,14 @@ def train_runs(args, out: Path) -> dict[str, Path]:
     tasks = tasks[:1] if args.step1_only else tasks[2:] if args.segment_only else tasks
     for task, epochs, image_size in tasks:
         print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
-        # --seg-sampler: the segmenter's only; the classifiers keep their task defaults.
-        sampler = {"sampler": args.seg_sampler} if task == "segment" and args.seg_sampler else {}
-        if args.paste:  # --paste: every run trained here
-            sampler["paste"] = args.paste
+        # --seg-sampler: the segmenter's only; the classifiers keep their task defaults. --paste: every run's.
+        options = {"sampler": args.seg_sampler} if task == "segment" and args.seg_sampler else {}
+        if args.paste:
+            options["paste"] = args.paste
         with timer() as t:
             runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                                            seed=args.seed, augment_preset=args.augment, device=args.device,
-                                           **workers, **sampler), progress=False)
+                                           **workers, **options), progress=False)
         print(f"  {t['seconds']:.0f} s", flush=True)
     return runs
 

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from steelinspect.data.images import read_gray
-from steelinspect.data.paste import DefectPaste
+from steelinspect.data.paste import DefectPaste, paste_stream
 from steelinspect.data.transforms import Preprocess
 
 
@@ -126,8 +126,8 @@ class ImageDataset(Dataset):
                 size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
         gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)], at_least=size)
         if self.augment is not None:
-            if self.paste is not None and target is not None:  # its own stream: the augmentation draws as before
-                gray, target = self.paste(gray, target, np.random.default_rng([self.seed, self.epoch, index, 1]))
+            if self.paste is not None and target is not None:
+                gray, target = self.paste(gray, target, paste_stream(self.seed, self.epoch, index))
             gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
         return gray, target
 

@@ -32,6 +32,12 @@ from steelinspect.data.master import RLE_COLUMNS
 DARK = 16.0  # grey level: a target region darker than this on average is an unlit part of the plate
 
 
+def paste_stream(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream a training draw pastes with: its own, beside the (seed, epoch, index) stream of the
+    augmentation, so the augmentation draws what it drew without pasting and a run repeats."""
+    return np.random.default_rng([seed, epoch, index, 1])
+
+
 @dataclass(frozen=True)
 class Donor:
     image_id: str

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from steelinspect import rle
 from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.images import check_size, read_gray, reduction, resize
-from steelinspect.data.paste import DefectPaste
+from steelinspect.data.paste import DefectPaste, paste_stream
 from steelinspect.data.transforms import Preprocess
 from steelinspect.errors import ConfigError
 
@@ -154,7 +154,7 @@ class SegmentDataset(Dataset):
         # (seed, epoch, index): reproducible, new every epoch, the same whatever the number of workers.
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.augment is not None and self.paste is not None:
-            drawn = self.paste.draw(image, np.random.default_rng([self.seed, self.epoch, index, 1]))
+            drawn = self.paste.draw(image, paste_stream(self.seed, self.epoch, index))
             if drawn is not None:
                 image, class_id, placed = drawn
                 masks = masks.copy()

@@ -24,7 +24,7 @@ from steelinspect.constants import IMAGE_SHAPE, NUM_CLASSES
 from steelinspect.data.dataset import Augment
 from steelinspect.data.images import read_gray, resize
 from steelinspect.data.master import RLE_COLUMNS
-from steelinspect.data.paste import DefectPaste
+from steelinspect.data.paste import DefectPaste, paste_stream
 from steelinspect.data.transforms import Preprocess
 
 MIN_TILE_PIXELS = 64
@@ -89,7 +89,7 @@ class TileDataset(Dataset):
                       self.preprocess.size)
         profile = column_profile(self.rles[item], self.preprocess.width)
         if self.augment is not None and self.paste is not None:
-            drawn = self.paste.draw(gray, np.random.default_rng([self.seed, self.epoch, index, 1]))
+            drawn = self.paste.draw(gray, paste_stream(self.seed, self.epoch, index))
             if drawn is not None:
                 gray, class_id, placed = drawn
                 # In full-resolution pixels, as column_profile counts them.
