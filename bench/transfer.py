@@ -62,16 +62,26 @@ def train_runs(args, out: Path) -> dict[str, Path]:
     tasks = tasks[:1] if args.step1_only else tasks[2:] if args.segment_only else tasks
     for task, epochs, image_size in tasks:
         print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
-        # --seg-sampler: the segmenter's only; the classifiers keep their task defaults. --paste: every run's.
+        # --seg-sampler: the segmenter's only; the classifiers keep their task defaults. The rest: every run's.
         options = {"sampler": args.seg_sampler} if task == "segment" and args.seg_sampler else {}
-        if args.paste:
-            options["paste"] = args.paste
+        options.update(training_options(args))
         with timer() as t:
             runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
                                            seed=args.seed, augment_preset=args.augment, device=args.device,
                                            **workers, **options), progress=False)
         print(f"  {t['seconds']:.0f} s", flush=True)
     return runs
+
+
+def training_options(args) -> dict:
+    """TrainConfig fields that --paste, --lr and --warmup set for every run trained here (only those given)."""
+    given = {"paste": args.paste, "lr": args.lr, "warmup": args.warmup}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def options_text(args) -> str:
+    """The same options as `train` spells them, for the printed headers."""
+    return "".join(f", --{name} {value:g}" for name, value in training_options(args).items())
 
 
 def step1_ranking(p_defect: list[float], p_clean: list[float], flag_share: float = 0.8) -> dict:
@@ -307,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
                         "or only one of the two (on the real sample the images all hold a defect)")
     parser.add_argument("--augment", default="standard", choices=("standard", "strong"),
                         help="the training augmentation preset of the runs trained here")
-    parser.add_argument("--paste", type=float, default=0.0, help="the runs trained here: --paste P (copy-paste of "
-                        "defects, data/paste.py)")
+    parser.add_argument("--paste", type=float, help="the runs trained here: --paste P (copy-paste of defects, "
+                        "data/paste.py)")
+    parser.add_argument("--lr", type=float, help="the runs trained here: --lr (default: train's)")
+    parser.add_argument("--warmup", type=float, help="the runs trained here: --warmup EPOCHS (train/warmup.py)")
     args = parser.parse_args(argv)
     real = Path(args.real)
     if not (real / "train.csv").is_file():
@@ -327,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             runs = train_runs(args, Path(args.out or tmp))
             print(f"budget: {args.images} synthetic images (seed {args.seed}); classifiers {args.epochs} epochs at "
-                  f"{args.size}, segmenter {args.seg_epochs} epochs at {args.seg_size}")
+                  f"{args.size}, segmenter {args.seg_epochs} epochs at {args.seg_size}{options_text(args)}")
         items = list(dataset_items(real))
         result = score(runs["binary"], runs["multiclass"], runs["segment"], items, args.margin, args.min_width)
         if args.adapt:
@@ -367,7 +379,7 @@ def single_run(args, task: str, given: str | None, tmp: Path, budget: str) -> Pa
         print("budget: the run given")
         return Path(given)
     run = train_runs(args, Path(args.out or tmp))[task]
-    print(f"budget: {args.images} synthetic images (seed {args.seed}); {budget}")
+    print(f"budget: {args.images} synthetic images (seed {args.seed}); {budget}{options_text(args)}")
     return run
 
 
@@ -400,8 +412,7 @@ def print_dice(result: dict) -> None:
 def segment_main(args, real: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         segment = single_run(args, "segment", args.segment, Path(tmp), f"segmenter {args.seg_epochs} epochs at "
-                             f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}"
-                             + (f", --paste {args.paste:g}" if args.paste else ""))
+                             f"{args.seg_size}, --sampler {args.seg_sampler or 'default'}")
         items = list(dataset_items(real))
         result = score_segment(segment, [item for item in items if item[2]])
         if args.adapt:

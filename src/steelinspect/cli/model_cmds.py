@@ -46,6 +46,8 @@ DATA = typer.Argument(..., help="DATA_DIR holding train.csv and train_images/.")
 OUT = typer.Option(..., "--out", help="Run directory to create (or continue with --resume).")
 EPOCHS = typer.Option(default("epochs"), "--epochs")
 LR = typer.Option(default("lr"), "--lr", help="Adam learning rate.")
+WARMUP = typer.Option(default("warmup"), "--warmup", help="Epochs (fractions allowed) over which the learning rate "
+                      "rises linearly from near 0 to --lr's schedule at the start of training; 0: none.")
 SEED = typer.Option(default("seed"), "--seed", help="Fixes splits, sampling, augmentation and initialisation.")
 DEVICE = typer.Option(default("device"), "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
 WORKERS = typer.Option(default("workers"), "--workers", help="Data loader worker processes (0: load in the main process).")
@@ -103,6 +105,7 @@ def _classifier(task: str):
         epochs: int = EPOCHS,
         batch_size: int = typer.Option(default("batch_size", task), "--batch-size"),
         lr: float = LR,
+        warmup: float = WARMUP,
         image_size: str = typer.Option(_size(task), "--image-size", help="HxW the images are resized to."),
         arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18, resnet34, resnet50 or resnext50 (ResNeXt-50 32x4d)."),
         seed: int = SEED,
@@ -140,7 +143,7 @@ def _classifier(task: str):
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, paste=paste,
                           head_prior=head_prior, per_class=per_class,
-                          epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size, arch=arch, seed=seed, device=device,
+                          epochs=epochs, batch_size=batch_size, lr=lr, warmup=warmup, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
                           sampler=sampler, loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
@@ -164,6 +167,7 @@ def segment(
     epochs: int = EPOCHS,
     batch_size: int = typer.Option(default("batch_size", "segment"), "--batch-size"),
     lr: float = LR,
+    warmup: float = WARMUP,
     image_size: str = typer.Option(_size("segment"), "--image-size", help="HxW the whole image is resized to (full size by default)."),
     crop_width: str = typer.Option("..".join(map(str, default("crop_width"))), "--crop-width", help="Training crop widths MIN..MAX in pixels of --image-size (one width per epoch; 'none': whole images)."),
     arch: str = typer.Option(default("arch", "segment"), "--arch", help="unet_ or fpn_ with resnet18, resnet34, resnet50 or resnext50 (e.g. fpn_resnet50)."),
@@ -194,7 +198,7 @@ def segment(
     """Segmenter: UNet or FPN, BCE + Dice on random crops; post-processing tuned on validation; Kaggle Dice on test."""
     from steelinspect.train.segment import parse_crop_widths
 
-    _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, image_size=image_size,
+    _run(build_config("segment", data, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, warmup=warmup, image_size=image_size,
                       crop_width=parse_crop_widths(crop_width), arch=arch, seed=seed, device=device, workers=workers,
                       resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo, teacher=teacher,
                       pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,

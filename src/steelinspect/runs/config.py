@@ -58,6 +58,9 @@ class TrainConfig:
     # Small data: the encoder (feature extractor) frozen, its BatchNorm in eval mode, for the first N epochs,
     # so a new head settles on pretrained features before they move (train/freeze.py). 0: never frozen.
     freeze_encoder_epochs: int = 0
+    # The learning rate rises linearly from near 0 to its scheduled value over the first `warmup` epochs' steps
+    # (train/warmup.py). 0: none.
+    warmup: float = 0.0
     crop_width: tuple[int, int] | None = (384, 800)  # segment: crop widths (px of image_size); None = whole
     # Classifiers: train on tiles this wide (px of image_size), labelled from the masks inside them, and score a
     # whole image as the largest logit over its tiles (models/tiling.py). None: whole images.
@@ -144,6 +147,8 @@ class TrainConfig:
         if self.freeze_encoder_epochs and self.init is None and self.weights is None:
             raise ConfigError("--freeze-encoder-epochs needs --init or --weights: a frozen random encoder gives the "
                               "head nothing to learn from")
+        if not 0 <= self.warmup <= self.epochs:
+            raise ConfigError(f"--warmup must lie in 0..{self.epochs} epochs (--epochs), got {self.warmup:g}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         h, w = self.image_size

@@ -44,6 +44,7 @@ from steelinspect.train.pseudo_data import attach_pseudo, train_sampler as make_
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
 from steelinspect.train import testhooks
 from steelinspect.train.tasks import Collector, make_task
+from steelinspect.train.warmup import Warmup
 
 
 def _prepare_run_dir(config: TrainConfig, is_main: bool) -> dict[str, list[str]] | None:
@@ -132,6 +133,7 @@ class _Fit:
     history: list[dict] = field(default_factory=list)
     best: float = -np.inf
     best_loss: float = np.inf  # the best epoch's validation loss: breaks ties of the score (see _score_epoch)
+    warmup: Warmup = field(default_factory=lambda: Warmup(0))  # --warmup's ramp (set once the loader is built)
 
     def checkpoint(self, epoch: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -172,7 +174,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         + "".join(f", {flag}" for flag, on in ((config.precision, config.precision != "fp32"),
                                                ("channels-last", config.channels_last), ("compiled", config.compile)) if on)
         + (f", {config.augment_preset} augmentation" if config.augment and config.augment_preset != "standard" else "")
-        + (f", encoder frozen for {config.freeze_encoder_epochs} epoch(s)" if config.freeze_encoder_epochs else ""))
+        + (f", encoder frozen for {config.freeze_encoder_epochs} epoch(s)" if config.freeze_encoder_epochs else "")
+        + (f", learning rate warmed up over {config.warmup:g} epoch(s)" if config.warmup else ""))
     warnings = split_warnings(splits, config.head)
     for line in warnings:
         say(f"warning: {line}")
@@ -187,6 +190,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     if config.resume:
         fit.resume(load_checkpoint(run_dir))
         say(f"resuming after epoch {fit.start} of {config.epochs}")
+    fit.warmup = Warmup.of(config.warmup, len(train_loader), fit.start)
 
     for epoch in range(fit.start, config.epochs):
         t0 = time.perf_counter()
@@ -288,6 +292,7 @@ def _fit_epoch(net, task, loader: DataLoader, fit: _Fit, config: TrainConfig, de
     if frozen:
         freeze.hold_eval(fit.model, config.arch)
     collector = task.new_collector()
+    scheduled = [group["lr"] for group in fit.optimizer.param_groups]  # this epoch's rates (the cosine's)
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
     seen = 0
     for x, y, idx in bar:
@@ -301,11 +306,13 @@ def _fit_epoch(net, task, loader: DataLoader, fit: _Fit, config: TrainConfig, de
                 raise
         logits = logits.float()  # the loss and the collected outputs in fp32
         loss = task.loss(logits, y)
+        fit.warmup.before_step(fit.optimizer, scheduled)
         fit.precision.step(loss, fit.optimizer)
         loss_value = loss.item()
         collector.add(task.probabilities(logits.detach()), y, idx, loss_value)
         seen += len(x) * d.world
         bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+    fit.warmup.restore(fit.optimizer, scheduled)
     return collector
 
 
