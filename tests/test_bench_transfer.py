@@ -84,3 +84,26 @@ def test_adapted_runs_are_never_scored_on_a_frame_they_were_adapted_on(tiny_runs
     row = transfer.cross_fitted_adaptation({"binary": tiny_runs["binary"]}, items, args, scorer)
     assert sorted(scored) == sorted(image_id for image_id, _, _ in items)
     assert 0 <= row["step1_flagged"] <= 1 and 0 <= row["clean_frames_passed"] <= 1 and "step1_auc" in row
+
+
+def test_segment_reviewed_scores_each_image_with_a_setting_tuned_without_it():
+    """Post-processing re-tuned on real masks, cross-fitted: an image that alone favours a setting is not scored
+    with that setting when it is held out (its fold's setting comes from the other folds)."""
+    import transfer
+    from steelinspect.postprocess.grid import ImageScores, PostprocessGrid
+    from steelinspect.postprocess.masks import PostProcess
+
+    grid = PostprocessGrid(thresholds=(0.1, 0.5), min_areas=(0,), defaults=PostProcess((0.5,) * 4, (0,) * 4))
+    items = [(f"a{i}.jpg", None, {3: None}) for i in range(10)]  # one class set: 5 folds of 2
+    scores = []
+    for i in range(10):
+        dice = np.ones(grid.shape, np.float32)  # classes 1, 2, 4 absent: every setting scores 1
+        dice[2, :, 0] = (1.0, 0.0) if i == 9 else (0.5, 0.6)  # class 3 at thresholds (0.1, 0.5)
+        scores.append(ImageScores(dice, np.ones(grid.shape, bool), np.array([False, False, True, False])))
+    result = transfer.segment_reviewed(grid, scores, items)
+    # Trained with a9, 8 images tune to 0.1 (mean 0.5625 against 0.525) and score 0.5 each; a9 held out, its
+    # fold tunes to 0.5: a9 scores 0.0 (1.0 had it seen itself) and its fold-mate 0.6.
+    mean, count = result["reviewed_dice"][3]
+    assert count == 10 and mean == pytest.approx((8 * 0.5 + 0.0 + 0.6) / 10)
+    assert sorted(s["thresholds"][2] for s in result["reviewed_settings"]) == [0.1, 0.1, 0.1, 0.1, 0.5]
+    assert set(result["reviewed_dice"]) == {3}
