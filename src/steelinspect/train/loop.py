@@ -333,12 +333,20 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
     score = m_val[task.score_key]
     # A tie goes to the lower validation loss: on a few validation images F1 or the oracle Dice often ties
     # exactly across epochs (5 images give few distinct F1 values), and the first epoch would keep it forever.
+    # The segmenter's scores tie within one (image, class) pair's share (SegmentTask.score_tolerance). The best
+    # score stays the highest seen, so a chain of ties cannot drift it down.
     loss = m_val.get("loss")
     loss = np.inf if loss is None else float(loss)
-    improved = score > fit.best or (score == fit.best and loss < fit.best_loss)
+    improved = better_epoch(score, loss, fit.best, fit.best_loss, task.score_tolerance(m_val))
     if improved:
-        fit.best, fit.best_loss = score, loss
+        fit.best, fit.best_loss = max(fit.best, score), loss
     return record, score, improved
+
+
+def better_epoch(score: float, loss: float, best: float, best_loss: float, tolerance: float = 0.0) -> bool:
+    """Whether an epoch beats the best so far: a higher validation score by more than `tolerance`, or a score
+    within it of the best (a tie) with a lower validation loss."""
+    return score > best + tolerance or (score >= best - tolerance and loss < best_loss)
 
 
 def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distributed.Dist, say,

@@ -86,6 +86,11 @@ class ClassificationTask:
     history_keys = ("accuracy", "precision", "recall", "f1")
 
     @staticmethod
+    def score_tolerance(val_metrics: dict) -> float:
+        """Epochs whose validation scores differ by no more than this tie (train/loop.py): exact ties only."""
+        return 0.0
+
+    @staticmethod
     def param_fields(params: list[float]) -> dict:
         """Where tuned parameters go in model.pt and metrics.json."""
         return {"thresholds": params}
