@@ -3,7 +3,7 @@
     python bench/rare_classes.py [--images 1200] [--holdout 1200] [--size 128x416] [--epochs 4]
                                  [--variants natural:bce balanced:bce natural:focal balanced:focal
                                              natural:bce:tile256@256x1600 balanced:focal:paste0.5
-                                             balanced:focal:prior balanced:focal:warmup1 ...]
+                                             balanced:focal:prior balanced:focal:warmup0 ...]
                                  [--ensembles balanced:focal+balanced:focal:tile256@256x1600 ...]
                                  [--segment] [--seg-images 400] [--seg-size 128x800] [--seg-epochs 3]
                                  [--json out.json]
@@ -70,7 +70,8 @@ def variant_dir(task: str, variant: str, root: Path, arch: str | None) -> tuple[
 def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, **settings) -> dict:
     """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
     SAMPLER:LOSS, then optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size),
-    :pasteP (--paste P), :warmupE (--warmup E) and :prior (classifiers: --head-prior)."""
+    :pasteP (--paste P), :warmupE (--warmup E; step 2 warms up over 1 epoch unless told :warmup0) and :prior
+    (classifiers: --head-prior)."""
     sampler, loss, *extras = variant.split(":")
     out, other_arch = variant_dir(task, variant, root, settings.get("arch"))
     for extra in extras:

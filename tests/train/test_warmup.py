@@ -80,3 +80,17 @@ def test_a_warmup_longer_than_the_run_is_refused_in_one_line(synth_dir, tmp_path
                             "--warmup", "3")
     assert code == 1 and "--warmup must lie in 0..2 epochs (--epochs), got 3" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_step_2_warms_up_by_default_and_nothing_else_does(tmp_path):
+    def warmup(**kw):
+        return TrainConfig(data=tmp_path, out=tmp_path / "r", **kw).warmup
+
+    assert warmup(task="multiclass") == 1.0  # measured: README, "--warmup E"
+    assert warmup(task="multiclass", protocol="seed") == 0.0  # the capstone's protocol keeps its own training
+    assert warmup(task="binary") == 0.0 and warmup(task="segment") == 0.0
+    assert warmup(task="multiclass", warmup=0.25) == 0.25
+    # A run written before --warmup existed trained without it, and resumes so.
+    legacy = TrainConfig(task="multiclass", data=tmp_path, out=tmp_path / "r").to_dict()
+    del legacy["warmup"]
+    assert TrainConfig.from_dict(legacy).warmup == 0.0

@@ -46,8 +46,8 @@ DATA = typer.Argument(..., help="DATA_DIR holding train.csv and train_images/.")
 OUT = typer.Option(..., "--out", help="Run directory to create (or continue with --resume).")
 EPOCHS = typer.Option(default("epochs"), "--epochs")
 LR = typer.Option(default("lr"), "--lr", help="Adam learning rate.")
-WARMUP = typer.Option(default("warmup"), "--warmup", help="Epochs (fractions allowed) over which the learning rate "
-                      "rises linearly from near 0 to --lr's schedule at the start of training; 0: none.")
+WARMUP_HELP = ("Epochs (fractions allowed) over which the learning rate rises linearly from near 0 to --lr's "
+               "schedule at the start of training; 0: none.")
 SEED = typer.Option(default("seed"), "--seed", help="Fixes splits, sampling, augmentation and initialisation.")
 DEVICE = typer.Option(default("device"), "--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")
 WORKERS = typer.Option(default("workers"), "--workers", help="Data loader worker processes (0: load in the main process).")
@@ -105,7 +105,8 @@ def _classifier(task: str):
         epochs: int = EPOCHS,
         batch_size: int = typer.Option(default("batch_size", task), "--batch-size"),
         lr: float = LR,
-        warmup: float = WARMUP,
+        warmup: float = typer.Option(None, "--warmup", help=WARMUP_HELP + f" (default: {default('warmup', task):g}"
+                                     + ("; 0 under --protocol seed)" if task == "multiclass" else ")")),
         image_size: str = typer.Option(_size(task), "--image-size", help="HxW the images are resized to."),
         arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18, resnet34, resnet50 or resnext50 (ResNeXt-50 32x4d)."),
         seed: int = SEED,
@@ -119,11 +120,11 @@ def _classifier(task: str):
         teacher: Path = TEACHER,
         pseudo_confidence: float = PSEUDO_CONFIDENCE,
         pseudo_share: float = PSEUDO_SHARE,
-        sampler: str = typer.Option(None, "--sampler", help=SAMPLER_HELP + f" [default: {default('sampler', task)}; "
-                                    "natural under --protocol seed and with --pseudo]"),
+        sampler: str = typer.Option(None, "--sampler", help=SAMPLER_HELP + f" (default: {default('sampler', task)}; "
+                                    "natural under --protocol seed and with --pseudo)"),
         loss: str = typer.Option(None, "--loss", help="bce (BCE with class-frequency positive weights; cross-entropy "
-                                 f"under --protocol seed) or focal. [default: {default('loss', task)}; bce under "
-                                 "--protocol seed]"),
+                                 f"under --protocol seed) or focal. (default: {default('loss', task)}; bce under "
+                                 "--protocol seed)"),
         focal_gamma: float = typer.Option(default("focal_gamma"), "--focal-gamma", help="--loss focal: (1 - p)^gamma."),
         focal_alpha: float = typer.Option(default("focal_alpha"), "--focal-alpha", help="--loss focal: weight of "
                                           "the positives, 1 - alpha of the negatives (sigmoid heads)."),
@@ -167,7 +168,7 @@ def segment(
     epochs: int = EPOCHS,
     batch_size: int = typer.Option(default("batch_size", "segment"), "--batch-size"),
     lr: float = LR,
-    warmup: float = WARMUP,
+    warmup: float = typer.Option(default("warmup", "segment"), "--warmup", help=WARMUP_HELP),
     image_size: str = typer.Option(_size("segment"), "--image-size", help="HxW the whole image is resized to (full size by default)."),
     crop_width: str = typer.Option("..".join(map(str, default("crop_width"))), "--crop-width", help="Training crop widths MIN..MAX in pixels of --image-size (one width per epoch; 'none': whole images)."),
     arch: str = typer.Option(default("arch", "segment"), "--arch", help="unet_ or fpn_ with resnet18, resnet34, resnet50 or resnext50 (e.g. fpn_resnet50)."),
