@@ -20,9 +20,10 @@ flags 80% of the defect images (what the best threshold could do): a low pass sh
 threshold tuned on synthetic validation that does not fit real steel, a low AUC is a model that cannot tell.
 Then the remedy a plant has, measured without leakage: step 1's T1 tuned on reviewed real frames (`tune-bands
 --data`'s rule) in 5 folds by image, scored on the held-out fold (step1_reviewed); with --segment-only, the
-segmenter's thresholds and minimum areas re-tuned on the real masks in the same way (segment_reviewed). --adapt adds the remedy that
-needs no label: every run's BatchNorm statistics re-estimated on unlabelled real frames (`steelinspect adapt`),
-cross-fitted in the same way (adapted on the frames of 4 folds, scored on the fifth; cross_fitted_adaptation).
+segmenter's thresholds and minimum areas re-tuned on the real masks in the same way (segment_reviewed). --adapt
+adds the remedy that needs no label: every run's BatchNorm statistics re-estimated on unlabelled real frames
+(`steelinspect adapt`), cross-fitted in the same way (adapted on the frames of 4 folds, scored on the fifth;
+cross_fitted_adaptation).
 Every model number here comes from models trained on synthetic data only; the scores are on real images.
 """
 
@@ -201,14 +202,18 @@ def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
             **step1_ranking(pos, neg), **step1_reviewed(per_image), "per_image": per_image}
 
 
+def truth_and_dice(predicted: np.ndarray, masks: dict) -> tuple[np.ndarray, dict[int, float]]:
+    """The true masks as a (4, H, W) array beside `predicted`, and the Dice of each class that is really there."""
+    truth = np.zeros_like(predicted)
+    for c, m in masks.items():
+        truth[c - 1] = m
+    per_class = dice_masks(predicted, truth)
+    return truth, {c: float(per_class[c - 1]) for c in masks}
+
+
 def segment_dice(step, image: np.ndarray, masks: dict) -> dict[int, float]:
     """The segmenter alone (no rows, so no gate) on one grey image: Dice per class that is really there."""
-    seg = step(step.preprocess(image)[None])[0]
-    truth_masks = np.zeros_like(seg.masks)
-    for c, m in masks.items():
-        truth_masks[c - 1] = m
-    per_class = dice_masks(seg.masks, truth_masks)
-    return {c: float(per_class[c - 1]) for c in masks}
+    return truth_and_dice(step(step.preprocess(image)[None])[0].masks, masks)[1]
 
 
 # Post-processing re-tuned on real masks may go below the training grid's lowest threshold (0.3): on real steel a
@@ -235,12 +240,9 @@ def score_segment(segment: Path, items: list, reviewed: bool = False) -> dict:
     for _, image, masks in items:
         probs = to_full_size(segment_probs(step.engine, step.preprocess(image)[None])[0])
         predicted, _ = step.postprocess(probs)  # what `predict` does with the run's own tuned setting
-        truth = np.zeros_like(predicted)
-        for c, m in masks.items():
-            truth[c - 1] = m
-        per_class = dice_masks(predicted, truth)
-        for c in masks:
-            dice[c].append(float(per_class[c - 1]))
+        truth, per_class = truth_and_dice(predicted, masks)
+        for c, value in per_class.items():
+            dice[c].append(value)
         if reviewed:
             scores.append(grid.score_image(probs, truth))
     result = {"dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v}}
