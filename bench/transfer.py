@@ -202,6 +202,11 @@ def score_step1(binary: Path, items: list, margin: int, min_width: int) -> dict:
             **step1_ranking(pos, neg), **step1_reviewed(per_image), "per_image": per_image}
 
 
+def mean_per_class(dice: dict[int, list[float]]) -> dict[int, tuple[float, int]]:
+    """Per class: (mean Dice, images) over the images that have it (classes with none left out)."""
+    return {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v}
+
+
 def truth_and_dice(predicted: np.ndarray, masks: dict) -> tuple[np.ndarray, dict[int, float]]:
     """The true masks as a (4, H, W) array beside `predicted`, and the Dice of each class that is really there."""
     truth = np.zeros_like(predicted)
@@ -245,7 +250,7 @@ def score_segment(segment: Path, items: list, reviewed: bool = False) -> dict:
             dice[c].append(value)
         if reviewed:
             scores.append(grid.score_image(probs, truth))
-    result = {"dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v}}
+    result = {"dice": mean_per_class(dice)}
     if reviewed and len(items) >= 2 * REVIEW_FOLDS:
         result.update(segment_reviewed(grid, scores, items))
     return result
@@ -273,7 +278,7 @@ def segment_reviewed(grid, scores: list, items: list, seed: int = 0) -> dict:
         for c in CLASS_IDS:
             rows = held & positive[:, c - 1]
             held_dice[c].extend(dice[rows, c - 1, t[c - 1], m[c - 1]].tolist())
-    return {"reviewed_dice": {c: (float(np.mean(v)), len(v)) for c, v in held_dice.items() if v},
+    return {"reviewed_dice": mean_per_class(held_dice),
             "reviewed_settings": settings, "reviewed_folds": REVIEW_FOLDS}
 
 
@@ -330,7 +335,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
         "step1_flagged": flagged / n, "step2_names_a_true_class": named / n, "step2_top_class_true": top_right / n,
         "cascade_flagged_and_true_class": end_to_end / n, "step2_classes_named_mean": named_count / n,
         "clean_frames_passed": passed / total_clean if total_clean else float("nan"),
-        "dice": {c: (float(np.mean(v)), len(v)) for c, v in dice.items() if v},
+        "dice": mean_per_class(dice),
         "step2_recall": {c: (k / n_c, n_c) for c, (k, n_c) in named_per_class.items() if n_c},
         **step1_ranking(per_image["p_defect"], per_image["p_defect_clean"]), **step1_reviewed(per_image),
         "per_image": per_image,
