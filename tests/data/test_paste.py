@@ -17,6 +17,7 @@ from steelinspect.data.paste import DefectPaste, Donor, defect_ratio, donors_of,
 from steelinspect.data.seg_dataset import SegAugment, SegmentDataset, SegSample
 from steelinspect.data.tile_dataset import TileDataset
 from steelinspect.data.transforms import Preprocess
+from steelinspect.runs.config import TrainConfig
 from tests.cli_runner import run_main
 from tests.data.fixtures import box_rle
 
@@ -166,3 +167,18 @@ def test_tiles_and_the_segmenter_get_the_pasted_mask(tmp_path):
     crack = (x[0] < x[0].mean() - 1).numpy()
     assert masks[[0, 2, 3]].sum() == 0 and masks[1].sum() == 168 * 12
     assert masks[1].numpy()[crack].all()
+
+
+def test_the_segmenter_pastes_by_default_and_the_classifiers_do_not(tmp_path):
+    def paste(**kw):
+        return TrainConfig(data=tmp_path, out=tmp_path / "r", **kw).paste
+
+    assert paste(task="segment") == 0.5  # measured: README, "The segmenter at the budget"
+    assert paste(task="binary") == 0.0 and paste(task="multiclass") == 0.0
+    assert paste(task="multiclass", protocol="seed") == 0.0  # the single-label head cannot hold a second class
+    assert paste(task="segment", paste=0.0) == 0.0 and paste(task="binary", paste=0.25) == 0.25
+    assert paste(task="segment", augment=False) == 0.0  # a paste is an augmentation: none without it
+    # A segmenter written before --paste existed trained without it, and resumes so.
+    legacy = TrainConfig(task="segment", data=tmp_path, out=tmp_path / "r").to_dict()
+    del legacy["paste"]
+    assert TrainConfig.from_dict(legacy).paste == 0.0

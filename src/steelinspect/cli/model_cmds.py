@@ -83,9 +83,9 @@ def _speed(precision: str, channels_last: bool, compile_: bool) -> dict:
 def _small_data(augment: str, freeze_encoder_epochs: int) -> dict:
     return {"augment_preset": augment, "freeze_encoder_epochs": freeze_encoder_epochs}
 
-PASTE = typer.Option(default("paste"), "--paste", help="Share of training images that get one more defect (and "
-                     "its mask), cut from another training image, of a class drawn uniformly: the rare classes seen "
-                     "on many plates. Not with the single-label head of `train multiclass --protocol seed`.")
+PASTE_HELP = ("Share of training images that get one more defect (and its mask), cut from another training image, of "
+              "a class drawn uniformly: the rare classes seen on many plates. Not with the single-label head of "
+              "`train multiclass --protocol seed`.")
 PSEUDO = typer.Option(default("pseudo"), "--pseudo", help="Folder of unlabelled images: --teacher labels them, the "
                       "confident ones join every training batch (recorded in RUN_DIR/pseudo.json).")
 TEACHER = typer.Option(default("teacher"), "--teacher", help="Run directory that pseudo-labels --pseudo (the same "
@@ -132,7 +132,7 @@ def _classifier(task: str):
                                        " a multiple of 32), labelled from the masks inside them; score an image as "
                                        "the largest output over its tiles. Keeps thin defects at a large "
                                        "--image-size (e.g. 256x1600 with 256) for the cost of a small one."),
-        paste: float = PASTE,
+        paste: float = typer.Option(None, "--paste", help=PASTE_HELP + f" (default: {default('paste', task):g})"),
         head_prior: bool = typer.Option(default("head_prior"), "--head-prior/--no-head-prior", help="Start each "
                                         "output at its share of positive training draws (under --sampler) instead "
                                         "of 0.5; not the softmax head of --protocol seed."),
@@ -189,7 +189,7 @@ def segment(
                                      "images it is unsure of; those it calls clean get empty masks."),
     sampler: str = typer.Option(default("sampler", "segment"), "--sampler", help=SAMPLER_HELP),
     loss: str = typer.Option(default("loss", "segment"), "--loss", help="bce_dice or lovasz (BCE + Lovasz hinge per class)."),
-    paste: float = PASTE,
+    paste: float = typer.Option(default("paste", "segment"), "--paste", help=PASTE_HELP),
     augment: str = AUGMENT,
     freeze_encoder_epochs: int = FREEZE,
     precision: str = PRECISION,
