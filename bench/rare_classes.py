@@ -70,8 +70,8 @@ def variant_dir(task: str, variant: str, root: Path, arch: str | None) -> tuple[
 def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, **settings) -> dict:
     """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
     SAMPLER:LOSS, then optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size),
-    :pasteP (--paste P), :warmupE (--warmup E; step 2 warms up over 1 epoch unless told :warmup0) and :prior
-    (classifiers: --head-prior)."""
+    :pasteP (--paste P; the segmenter pastes 0.5 unless told :paste0), :warmupE (--warmup E; step 2 warms up over 1
+    epoch unless told :warmup0) and :prior (classifiers: --head-prior)."""
     sampler, loss, *extras = variant.split(":")
     out, other_arch = variant_dir(task, variant, root, settings.get("arch"))
     for extra in extras:

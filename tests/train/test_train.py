@@ -146,6 +146,10 @@ def test_resume_after_interruption_matches_uninterrupted(binary_run, synth_dir, 
     assert [h["epoch"] for h in json.loads((part / "history.json").read_text())] == [1]
     assert (part / "checkpoint.pt").is_file() and not (part / "metrics.json").exists()
     monkeypatch.delenv(testhooks.ENV)
+    # Other settings are refused, naming what the run had (a default changed since it began is the usual cause).
+    with pytest.raises(ConfigError, match=r"--lr 0.001 in the run, 0.002 now; --paste 0.0 in the run, 0.5 now$"):
+        train(TrainConfig(**{**config, "lr": 2e-3}, paste=0.5, resume=True), progress=False)
+    assert [h["epoch"] for h in json.loads((part / "history.json").read_text())] == [1]
     train(TrainConfig(**config, resume=True), progress=False)
     _assert_same_result(binary_run, part)  # binary_run: the same settings, never interrupted
 

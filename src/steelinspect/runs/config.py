@@ -262,6 +262,14 @@ class TrainConfig:
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ignore and a[k] != b.get(k)]
 
+    def check_resumes(self, saved: "TrainConfig", run_dir: Path) -> None:
+        """Refuse --resume of a run `saved` with other settings, saying what the run had, so a user can pass it
+        (a default changed since the run began, such as --paste or --warmup, is the usual cause)."""
+        a, b = saved.to_dict(), self.to_dict()
+        changed = [f"--{k.replace('_', '-')} {a[k]} in the run, {b.get(k)} now" for k in saved.differs_from(self)]
+        if changed:
+            raise ConfigError(f"--resume with different settings than the run in {run_dir}: {'; '.join(changed)}")
+
 
 def default(name: str, task: str | None = None):
     """A setting's default: the task's own (TASK_DEFAULTS) where it has one, else TrainConfig's."""

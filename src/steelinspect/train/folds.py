@@ -80,9 +80,7 @@ def _prepare_parent(config: TrainConfig) -> None:
     if config.resume:
         if not (parent / CONFIG_FILE).is_file():
             raise RunError(f"nothing to resume: no {CONFIG_FILE}", parent)
-        changed = TrainConfig.read(parent / CONFIG_FILE).differs_from(config)
-        if changed:
-            raise ConfigError(f"--resume with different settings ({', '.join(changed)}) than the run in {parent}")
+        config.check_resumes(TrainConfig.read(parent / CONFIG_FILE), parent)
     elif (parent / CONFIG_FILE).exists() or (parent / MODEL_FILE).exists():
         raise ConfigError(f"{parent} already holds a run; use --resume to continue it or choose another --out")
     parent.mkdir(parents=True, exist_ok=True)

@@ -53,10 +53,7 @@ def _prepare_run_dir(config: TrainConfig, is_main: bool) -> dict[str, list[str]]
     if config.resume:
         if not (run_dir / CHECKPOINT_FILE).is_file():
             raise RunError(f"nothing to resume: no {CHECKPOINT_FILE}", run_dir)
-        saved = TrainConfig.read(run_dir / CONFIG_FILE)
-        changed = saved.differs_from(config)
-        if changed:
-            raise ConfigError(f"--resume with different settings ({', '.join(changed)}) than the run in {run_dir}")
+        config.check_resumes(TrainConfig.read(run_dir / CONFIG_FILE), run_dir)
         return read_json(run_dir / SPLITS_FILE)
     if (run_dir / MODEL_FILE).exists() or (run_dir / CHECKPOINT_FILE).exists():
         raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or choose another --out")
