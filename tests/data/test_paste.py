@@ -125,9 +125,10 @@ def test_a_dataset_pastes_reproducibly_and_leaves_the_augmentation_as_it_was(tmp
 def test_a_tiled_run_trains_with_paste_and_records_it(synth_dir, tmp_path):
     """Step 2 on tiles, whose labels come from the masks the paste adds to, in a real run."""
     run = tmp_path / "tiles"
-    code, _, err = run_main("train", "multiclass", str(synth_dir), "--out", str(run), "--epochs", "1", "--workers",
-                            "0", "--paste", "0.5", "--image-size", "64x384", "--tile-width", "96")
+    code, out, err = run_main("train", "multiclass", str(synth_dir), "--out", str(run), "--epochs", "1", "--workers",
+                              "0", "--paste", "0.5", "--image-size", "64x384", "--tile-width", "96")
     assert code == 0, err
+    assert "a defect pasted into 50% of training images" in out + err  # the run's settings line says so
     assert json.loads((run / "config.json").read_text())["paste"] == 0.5
 
 

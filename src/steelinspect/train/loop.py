@@ -172,6 +172,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
                                                ("channels-last", config.channels_last), ("compiled", config.compile)) if on)
         + (f", {config.augment_preset} augmentation" if config.augment and config.augment_preset != "standard" else "")
         + (f", encoder frozen for {config.freeze_encoder_epochs} epoch(s)" if config.freeze_encoder_epochs else "")
+        + (f", a defect pasted into {config.paste:.0%} of training images" if config.paste else "")
         + (f", learning rate warmed up over {config.warmup:g} epoch(s)" if config.warmup else ""))
     warnings = split_warnings(splits, config.head)
     for line in warnings:
