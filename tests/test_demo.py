@@ -69,5 +69,5 @@ def test_demo_writes_every_output_and_reuses_them(tmp_path):
     assert sum("reusing" in line for line in logs) == 7
     assert again.metrics["submission"] == scored and again.bands == result.bands
     assert TokenStore(tokens).reviewer(result.token) is None and TokenStore(tokens).reviewer(again.token) == "demo"
-    with pytest.raises(ConfigError, match="other settings \\(epochs\\)"):
+    with pytest.raises(ConfigError, match=r"other settings \(--epochs \d+ in the run, 2 now\)"):
         run_demo(replace(config, epochs=2), log=logs.append)  # never silently reuses a stale run

@@ -71,9 +71,9 @@ def _train(config, log: Log) -> Path:
 
     run_dir = Path(config.out)
     if (run_dir / METRICS_FILE).is_file():
-        changed = TrainConfig.read(run_dir / CONFIG_FILE).differs_from(config, ignore=("resume", "workers", "device"))
+        changed = config.changes_from(TrainConfig.read(run_dir / CONFIG_FILE), ignore=("resume", "workers", "device"))
         if changed:
-            raise ConfigError(f"{run_dir} holds a run made with other settings ({', '.join(changed)}); delete it or "
+            raise ConfigError(f"{run_dir} holds a run made with other settings ({'; '.join(changed)}); delete it or "
                               "choose another --out")
         log(f"    reusing finished run {run_dir}")
         return run_dir

@@ -262,11 +262,15 @@ class TrainConfig:
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ignore and a[k] != b.get(k)]
 
-    def check_resumes(self, saved: "TrainConfig", run_dir: Path) -> None:
-        """Refuse --resume of a run `saved` with other settings, saying what the run had, so a user can pass it
-        (a default changed since the run began, such as --paste or --warmup, is the usual cause)."""
+    def changes_from(self, saved: "TrainConfig", **ignore) -> list[str]:
+        """Each setting where this config differs from the run `saved` trained with, as the run's value and this
+        one's (a default changed since the run began, such as --paste or --warmup, is the usual cause)."""
         a, b = saved.to_dict(), self.to_dict()
-        changed = [f"--{k.replace('_', '-')} {a[k]} in the run, {b.get(k)} now" for k in saved.differs_from(self)]
+        return [f"--{k.replace('_', '-')} {a[k]} in the run, {b.get(k)} now" for k in saved.differs_from(self, **ignore)]
+
+    def check_resumes(self, saved: "TrainConfig", run_dir: Path) -> None:
+        """Refuse --resume of a run `saved` with other settings, saying what the run had, so a user can pass it."""
+        changed = self.changes_from(saved)
         if changed:
             raise ConfigError(f"--resume with different settings than the run in {run_dir}: {'; '.join(changed)}")
 
