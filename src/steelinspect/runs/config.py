@@ -39,6 +39,9 @@ LOSSES = {"binary": ("bce", "focal"), "multiclass": ("bce", "focal"), "segment":
 LEGACY = {"sampler": "natural", "loss": {"binary": "bce", "multiclass": "bce", "segment": "bce_dice"}, "warmup": 0.0,
           "paste": 0.0}
 
+# What a run may continue with changed (--resume): how long and where it trains, not what it learns.
+RESUMABLE = ("epochs", "resume", "workers", "device", "channels_last", "compile")
+
 
 @dataclass
 class TrainConfig:
@@ -257,16 +260,12 @@ class TrainConfig:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"cannot read the run's config ({exc})", path) from None
 
-    def differs_from(self, other: "TrainConfig", ignore=("epochs", "resume", "workers", "device", "channels_last",
-                                                               "compile")) -> list[str]:
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in ignore and a[k] != b.get(k)]
-
-    def changes_from(self, saved: "TrainConfig", **ignore) -> list[str]:
+    def changes_from(self, saved: "TrainConfig", ignore=RESUMABLE) -> list[str]:
         """Each setting where this config differs from the run `saved` trained with, as the run's value and this
         one's (a default changed since the run began, such as --paste or --warmup, is the usual cause)."""
         a, b = saved.to_dict(), self.to_dict()
-        return [f"--{k.replace('_', '-')} {a[k]} in the run, {b.get(k)} now" for k in saved.differs_from(self, **ignore)]
+        return [f"--{k.replace('_', '-')} {a[k]} in the run, {b.get(k)} now"
+                for k in a if k not in ignore and a[k] != b.get(k)]
 
     def check_resumes(self, saved: "TrainConfig", run_dir: Path) -> None:
         """Refuse --resume of a run `saved` with other settings, saying what the run had, so a user can pass it."""
