@@ -239,10 +239,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values.setdefault("sampler", LEGACY["sampler"])
-        values.setdefault("loss", LEGACY["loss"].get(values.get("task")))
-        values.setdefault("warmup", LEGACY["warmup"])
-        values.setdefault("paste", LEGACY["paste"])
+        for key, value in LEGACY.items():  # a setting the run's config.json predates: what it trained with
+            values.setdefault(key, value.get(values.get("task")) if isinstance(value, dict) else value)
         for key in ("data", "out"):
             values[key] = Path(values[key])
         for key in ("weights", "init", "pseudo", "teacher", "pseudo_gate"):
