@@ -174,7 +174,7 @@ def test_the_segmenter_pastes_by_default_and_the_classifiers_do_not(tmp_path):
     def paste(**kw):
         return TrainConfig(data=tmp_path, out=tmp_path / "r", **kw).paste
 
-    assert paste(task="segment") == 0.5  # measured: README, "The segmenter at the budget"
+    assert paste(task="segment") == 0.5  # measured: docs/transfer.md, "The segmenter at the budget"
     assert paste(task="binary") == 0.0 and paste(task="multiclass") == 0.0
     assert paste(task="multiclass", protocol="seed") == 0.0  # the single-label head cannot hold a second class
     assert paste(task="segment", paste=0.0) == 0.0 and paste(task="binary", paste=0.25) == 0.25

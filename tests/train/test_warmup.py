@@ -86,7 +86,7 @@ def test_step_2_warms_up_by_default_and_nothing_else_does(tmp_path):
     def warmup(**kw):
         return TrainConfig(data=tmp_path, out=tmp_path / "r", **kw).warmup
 
-    assert warmup(task="multiclass") == 1.0  # measured: README, "--warmup E"
+    assert warmup(task="multiclass") == 1.0  # measured: docs/rare-classes.md, "--warmup E"
     assert warmup(task="multiclass", protocol="seed") == 0.0  # the capstone's protocol keeps its own training
     assert warmup(task="binary") == 0.0 and warmup(task="segment") == 0.0
     assert warmup(task="multiclass", warmup=0.25) == 0.25

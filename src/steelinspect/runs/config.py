@@ -20,13 +20,13 @@ TASK_DEFAULTS = {
                "warmup": 0.0, "paste": 0.0},
     # Step 2 draws its images class-balanced and trains with the focal loss: on held-out synthetic data at 16
     # epochs, macro F1 0.678 (mean of three run seeds, 0.671-0.689) against 0.563 (0.433-0.678) for the natural
-    # sampler with BCE, 0.582 balanced with BCE, 0.532 natural with focal (README, "Rare classes"). Its learning
+    # sampler with BCE, 0.582 balanced with BCE, 0.532 natural with focal (docs/rare-classes.md). Its learning
     # rate warms up over the first epoch: 0.635 against 0.566 (mean of three run seeds on the CPU, each higher).
     "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "balanced", "loss": "focal",
                    "warmup": 1.0, "paste": 0.0},
     # The segmenter pastes a defect of a uniformly drawn class into half of its training images: at 3 epochs on
     # 2,000 images it then learns classes 1 and 4 on every run seed tried (3 of 3; 1 of 3 without), and scores real
-    # class 4 0.287 (mean of three seeds) against 0.085 (README, "The segmenter at the budget").
+    # class 4 0.287 (mean of three seeds) against 0.085 (docs/transfer.md, "The segmenter at the budget").
     "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8, "sampler": "natural",
                 "loss": "bce_dice", "warmup": 0.0, "paste": 0.5},
 }

@@ -202,7 +202,7 @@ class SegmentTask:
         more than noise, and they tie (train/loop.py: the lower validation loss wins). Most pairs are empty (86%
         on the real label mix), so an early epoch that predicts only the common class scores within noise of a
         later one that has learnt the rare classes too; without the tie the 3-epoch segmenter kept its first
-        epoch (validation 0.9155 against 0.9150, loss 0.72 against 0.46; README, "Rare classes")."""
+        epoch (validation 0.9155 against 0.9150, loss 0.72 against 0.46; docs/rare-classes.md)."""
         return 1.0 / (NUM_CLASSES * max(1, int(val_metrics.get("images") or 0)))
 
     @staticmethod

@@ -2,10 +2,10 @@
 
 Adam's first updates use second-moment estimates from a few batches, and a full-size first step can push a head
 onto the plateau where a class is called absent everywhere (step 2's run seed 1 on the CPU stays there for 16
-epochs; README, "Rare classes"). A short linear ramp is the usual remedy (Goyal et al. 2017, "Accurate, large
-minibatch SGD"). It multiplies the per-epoch cosine schedule and hands every epoch back at the scheduled rate, so
-the cosine (recursive in torch: it reads the rate it left) steps on exactly as it does without a warm-up, and a
-run without --warmup trains bit for bit as before.
+epochs; docs/rare-classes.md, "`--warmup E`"). A short linear ramp is the usual remedy (Goyal et al. 2017,
+"Accurate, large minibatch SGD"). It multiplies the per-epoch cosine schedule and hands every epoch back at the
+scheduled rate, so the cosine (recursive in torch: it reads the rate it left) steps on exactly as it does without
+a warm-up, and a run without --warmup trains bit for bit as before.
 """
 
 from __future__ import annotations
