@@ -1,0 +1,137 @@
+"""The commands the README and docs/ show exist, and so does every flag they give them.
+
+The docs are where a user copies a command from; a renamed or removed option would otherwise only show up as
+"No such option" on their machine. `steelinspect ...` lines are read from fenced code blocks, with the flags of
+the `# options:` comment lines that follow one (they list that command's other options); `python bench/X.py ...`
+anywhere in the text, checked against the option strings in the script's source.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from steelinspect.cli.main import app
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+DOCS = [ROOT_DIR / "README.md", *sorted((ROOT_DIR / "docs").glob("*.md"))]
+CLI = typer.main.get_command(app)
+FLAG = re.compile(r"(?<![\w-])(--[a-z0-9][a-z0-9-]*)")
+
+
+def documented_commands(text: str):
+    """Each `steelinspect ...` line of the fenced code blocks, as its words (continuation lines joined), with the
+    flags of the option-list comment lines under it appended."""
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
+        current = None
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            listed = re.match(r"#\s*(?:options:)?\s*(--.*)", line)
+            if listed and current is not None and (line.startswith("# options:") or line.startswith("#  ")):
+                current.extend(listed.group(1).split())
+                continue
+            command = re.match(r"(?:.*\s-m\s+)?steelinspect\s+(.*)", line.split(" #")[0])
+            if command and not line.startswith("#"):
+                if current is not None:
+                    yield current
+                current = command.group(1).split()
+        if current is not None:
+            yield current
+
+
+def resolve(words: list[str]):
+    """The commands a documented line names (`train binary|multiclass` names two) and the words after them;
+    None when a name is not a command."""
+    root_options = {o for p in CLI.params for o in p.opts}
+    i = 0
+    while i < len(words) and words[i] in root_options:  # steelinspect --max-pixels N COMMAND ...
+        i += 2
+    found = [CLI]
+    while i < len(words) and all(hasattr(c, "commands") for c in found):  # groups: train, token
+        names = words[i].split("|")
+        if not all(name in found[0].commands for name in names):
+            return None, words[i:]
+        found = [found[0].commands[name] for name in names]
+        i += 1
+    if any(hasattr(c, "commands") for c in found):
+        return None, words[i:]
+    return found, words[i:]
+
+
+def options(command) -> set[str]:
+    return {o for p in command.params for o in [*p.opts, *getattr(p, "secondary_opts", [])]}
+
+
+def problems(text: str) -> list[str]:
+    out = []
+    for words in documented_commands(text):
+        commands, rest = resolve(words)
+        if commands is None:
+            out.append(f"steelinspect {' '.join(words)}: no such command")
+            continue
+        # `train binary|multiclass --flag`: the flag must be an option of both.
+        known = set.intersection(*(options(c) for c in commands)) | options(CLI) | {"--help"}
+        for flag in FLAG.findall(" ".join(rest)):
+            if flag not in known:
+                out.append(f"steelinspect {' '.join(words[:2])} ...: {flag} is not an option of it")
+    return out
+
+
+def bench_problems(text: str, bench_dir: Path = ROOT_DIR / "bench") -> list[str]:
+    out = []
+    for match in re.finditer(r"python (?:-m )?bench/(\w+)\.py([^`\n]*)", text):
+        script = bench_dir / f"{match.group(1)}.py"
+        if not script.is_file():
+            out.append(f"bench/{script.name}: no such benchmark")
+            continue
+        source = script.read_text(encoding="utf-8") + (bench_dir / "common.py").read_text(encoding="utf-8")
+        known = set(re.findall(r"[\"'](--[a-z0-9-]+)[\"']", source)) | {"--help"}
+        out += [f"bench/{script.name}: {flag} is not an option of it" for flag in FLAG.findall(match.group(2))
+                if flag not in known]
+    return out
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_documented_commands_and_flags_exist(path: Path):
+    text = path.read_text(encoding="utf-8")
+    assert problems(text) == []
+    assert bench_problems(text) == []
+
+
+def test_the_readme_shows_the_main_commands():
+    """The check reads what it should: the README's blocks name the commands a user starts with."""
+    named = {" ".join(words[:2]) for words in documented_commands((ROOT_DIR / "README.md").read_text())}
+    for command in ("train binary", "train segment", "export RUN_DIR", "score submission.csv"):
+        assert any(n.startswith(command.split()[0]) for n in named), command
+    assert sum(1 for _ in documented_commands((ROOT_DIR / "README.md").read_text())) >= 20
+
+
+def test_a_wrong_flag_or_command_is_caught():
+    text = """```bash
+steelinspect train segment DATA --out runs/s --no-such-flag
+# options: --epochs --tile-widht 256
+steelinspect predict IMAGES --binary runs/b \\
+    --submision sub.csv
+steelinspect trian binary DATA
+steelinspect train binary|multiclass DATA --tile-width 256 --pseudo-pixel-share 0.99
+steelinspect train binary|segment DATA --crop-width 384..800
+```"""
+    found = problems(text)
+    assert any("--no-such-flag" in p for p in found)
+    assert any("--tile-widht" in p for p in found)
+    assert any("--submision" in p for p in found)  # on a continuation line
+    assert any("trian" in p and "no such command" in p for p in found)
+    assert any("--pseudo-pixel-share" in p for p in found)  # a segmenter option given to the classifiers
+    assert any("--crop-width" in p for p in found)  # an option of one of the two commands named
+    assert not any("--epochs" in p or "--out" in p or "--binary" in p or "--tile-width " in p for p in found)
+
+
+def test_a_wrong_bench_flag_is_caught():
+    text = ("`python bench/transfer.py --segment-only --seg-epochs 3` and\n"
+            "`python bench/transfer.py --segmentonly` and `python bench/no_such_bench.py`")
+    found = bench_problems(text)
+    assert len(found) == 2
+    assert "--segmentonly" in found[0] and "no such benchmark" in found[1]
