@@ -109,6 +109,10 @@ def test_split_warnings_say_what_a_tiny_validation_split_cannot_bear():
     assert any(s.startswith("class 2: 1 training image(s) but none in validation: its threshold stays") for s in said)
     assert any(s == "class 4: its threshold is tuned on a single validation image" for s in said)
     assert not any(s.startswith("class 3") for s in said)
+    tiny_test = split_warnings({**splits, "test": frame([[3], [4]])}, "multilabel")
+    assert ("the test split holds only 2 images: its scores are anecdotes (a larger --test-fraction uses more)"
+            in tiny_test)
+    assert any(s.endswith("(a larger --val-fraction, or --folds K, uses more)") for s in tiny_test)
     big = {"train": frame([[3]] * 40 + [[4]] * 40), "val": frame([[3]] * 6 + [[4]] * 6), "test": frame([])}
     assert split_warnings(big, "segment") == []
     assert any("no clean image" in s for s in split_warnings(big, "binary"))
@@ -119,6 +123,11 @@ def test_split_warnings_say_what_a_tiny_validation_split_cannot_bear():
     (["--freeze-encoder-epochs", "3", "--epochs", "2"], "--freeze-encoder-epochs must lie in 0..2"),
     (["--freeze-encoder-epochs", "-1"], "--freeze-encoder-epochs must lie in 0..10"),
     (["--freeze-encoder-epochs", "1"], "--freeze-encoder-epochs needs --init or --weights"),
+    (["--val-fraction", "0"], "--val-fraction must lie in (0, 1): the best epoch and the thresholds are chosen on"),
+    (["--test-fraction", "1"], "--test-fraction must lie in [0, 1), got 1"),
+    (["--test-fraction", "-0.1"], "--test-fraction must lie in [0, 1), got -0.1"),
+    (["--val-fraction", "0.6", "--test-fraction", "0.4"], "--val-fraction 0.6 and --test-fraction 0.4 leave no "
+                                                          "training images"),
 ])
 def test_bad_small_data_options_are_refused_in_one_line(synth_dir, tmp_path, args, said):
     code, out, err = run_main("train", "binary", synth_dir, "--out", tmp_path / "run", *args)
@@ -148,3 +157,23 @@ def test_the_kept_epoch_is_the_best_score_and_a_tie_goes_to_the_lower_validation
     history = read_json(tmp_path / "seg" / "history.json")
     best = max(history, key=lambda r: (r["val_dice_kaggle_oracle"], -r["val_loss"]))
     assert read_model_file(tmp_path / "seg")["epoch"] == best["epoch"]
+
+
+def test_held_out_shares_from_the_command_line(synth_dir, tmp_path):
+    """--val-fraction / --test-fraction set the splits (recorded in config.json, so --resume keeps them); with no
+    test split the run reports its validation scores."""
+    out = tmp_path / "run"
+    code, stdout, err = run_main("train", "binary", synth_dir, "--out", out, "--epochs", 1, "--batch-size", 8,
+                                 "--image-size", "64x128", "--workers", 0, "--device", "cpu",
+                                 "--val-fraction", 0.3, "--test-fraction", 0)
+    assert code == 0, err
+    splits, config = read_json(out / "splits.json"), read_json(out / "config.json")
+    assert (config["val_fraction"], config["test_fraction"]) == (0.3, 0.0)
+    assert splits["test"] == [] and len(splits["val"]) == round(64 * 0.3)
+    assert len(splits["train"]) + len(splits["val"]) == 64
+    metrics = read_json(out / "metrics.json")
+    assert metrics["val"]["n"] == len(splits["val"]) and not metrics.get("test")
+
+    code, _, err = run_main("train", "binary", synth_dir, "--out", out, "--epochs", 2, "--batch-size", 8,
+                            "--image-size", "64x128", "--workers", 0, "--device", "cpu", "--resume")
+    assert code == 1 and "--val-fraction 0.3 in the run, 0.15 now" in " ".join(err.split()), err

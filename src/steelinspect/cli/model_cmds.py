@@ -83,6 +83,17 @@ def _speed(precision: str, channels_last: bool, compile_: bool) -> dict:
 def _small_data(augment: str, freeze_encoder_epochs: int) -> dict:
     return {"augment_preset": augment, "freeze_encoder_epochs": freeze_encoder_epochs}
 
+
+# Held-out shares (a few images: a larger validation share, or --folds; see README, "Small data"):
+VAL_FRACTION = typer.Option(default("val_fraction"), "--val-fraction", help="Share of the images held out for "
+                            "validation, where the best epoch and the thresholds are chosen (stratified by label).")
+TEST_FRACTION = typer.Option(default("test_fraction"), "--test-fraction", help="Share of the images held out for "
+                             "the final test scores; 0: no test split (the run reports its validation scores).")
+
+
+def _held_out(val_fraction: float, test_fraction: float) -> dict:
+    return {"val_fraction": val_fraction, "test_fraction": test_fraction}
+
 PASTE_HELP = ("Share of training images that get one more defect (and its mask), cut from another training image, of "
               "a class drawn uniformly: the rare classes seen on many plates. Not with the single-label head of "
               "`train multiclass --protocol seed`.")
@@ -116,6 +127,8 @@ def _classifier(task: str):
         weights: Path = WEIGHTS,
         init: Path = INIT,
         folds: int = FOLDS,
+        val_fraction: float = VAL_FRACTION,
+        test_fraction: float = TEST_FRACTION,
         pseudo: Path = PSEUDO,
         teacher: Path = TEACHER,
         pseudo_confidence: float = PSEUDO_CONFIDENCE,
@@ -148,7 +161,8 @@ def _classifier(task: str):
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
                           sampler=sampler, loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                          **_small_data(augment, freeze_encoder_epochs), **_speed(precision, channels_last, compile_)))
+                          **_held_out(val_fraction, test_fraction), **_small_data(augment, freeze_encoder_epochs),
+                          **_speed(precision, channels_last, compile_)))
 
     command.__doc__ = {
         "binary": "Step 1: defect or clean (BCE).",
@@ -179,6 +193,8 @@ def segment(
     weights: Path = WEIGHTS,
     init: Path = INIT,
     folds: int = FOLDS,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
     pseudo: Path = PSEUDO,
     teacher: Path = TEACHER,
     pseudo_confidence: float = PSEUDO_CONFIDENCE,
@@ -204,7 +220,7 @@ def segment(
                       resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo, teacher=teacher,
                       pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,
                       pseudo_pixel_share=pseudo_pixel_share, pseudo_gate=pseudo_gate, sampler=sampler, loss=loss,
-                      paste=paste,
+                      paste=paste, **_held_out(val_fraction, test_fraction),
                       **_small_data(augment, freeze_encoder_epochs), **_speed(precision, channels_last, compile_)))
 
 

@@ -139,7 +139,7 @@ def split_warnings(splits: dict[str, pd.DataFrame], head: str) -> list[str]:
             use = ("the best epoch and the decision thresholds are chosen on them" if name == "val"
                    else "its scores are anecdotes")
             out.append(f"the {'validation' if name == 'val' else 'test'} split holds only {n} images: {use} "
-                       f"(a larger --val-fraction, or --folds K, uses more)")
+                       f"(a larger --{name}-fraction{', or --folds K,' if name == 'val' else ''} uses more)")
     train, val = splits["train"], splits["val"]
     if head == "binary":
         if len(val) and (val.Defect.all() or not val.Defect.any()):

@@ -138,6 +138,7 @@ class TrainConfig:
             raise ConfigError(f"--folds must be 1 (no folds) or at least 2, got {self.folds}")
         if not 0 <= self.fold <= self.folds:
             raise ConfigError(f"fold {self.fold} is not one of 1..{self.folds}")
+        self._validate_held_out()
         self._validate_pseudo()
         from steelinspect.data.sampling import SAMPLERS
 
@@ -168,6 +169,17 @@ class TrainConfig:
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
         self._validate_tiles()
+
+    def _validate_held_out(self) -> None:
+        if not 0 <= self.test_fraction < 1:
+            raise ConfigError(f"--test-fraction must lie in [0, 1), got {self.test_fraction:g}")
+        # --folds validates on each fold in turn, and merges the validation share back into the folds.
+        if self.folds == 1 and not 0 < self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction must lie in (0, 1): the best epoch and the thresholds are chosen on "
+                              f"validation (or --folds K validates on every image once), got {self.val_fraction:g}")
+        if not 0 <= self.val_fraction < 1 or self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"--val-fraction {self.val_fraction:g} and --test-fraction {self.test_fraction:g} "
+                              "leave no training images: their sum must stay below 1")
 
     def _validate_tiles(self) -> None:
         if self.tile_width is None:
