@@ -3,7 +3,9 @@
 The docs are where a user copies a command from; a renamed or removed option would otherwise only show up as
 "No such option" on their machine. `steelinspect ...` lines are read from fenced code blocks, with the flags of
 the `# options:` comment lines that follow one (they list that command's other options); `python bench/X.py ...`
-anywhere in the text, checked against the option strings in the script's source.
+anywhere in the text, checked against the option strings in the script's source; and any other `--flag` the
+prose names must be an option of some command or benchmark (the README once told small-data users to pass
+--val-fraction, which no command had).
 """
 
 from __future__ import annotations
@@ -135,3 +137,28 @@ def test_a_wrong_bench_flag_is_caught():
     found = bench_problems(text)
     assert len(found) == 2
     assert "--segmentonly" in found[0] and "no such benchmark" in found[1]
+
+
+# torchrun's own flags (--nproc_per_node, --node_rank, ... up to their underscore), which the docs show with it.
+TORCHRUN = {"--standalone", "--nnodes", "--nproc", "--node", "--rdzv", "--master"}
+
+
+def every_option(bench_dir: Path = ROOT_DIR / "bench") -> set[str]:
+    found = set(TORCHRUN) | {"--help"}
+    pending = [CLI]
+    while pending:
+        command = pending.pop()
+        found |= options(command)
+        pending += list(getattr(command, "commands", {}).values())
+    for script in bench_dir.iterdir():
+        if script.is_file():
+            found |= set(FLAG.findall(script.read_text(encoding="utf-8", errors="ignore")))
+    return found
+
+
+def test_every_flag_the_prose_names_exists():
+    known = every_option()
+    named = {(path.name, flag) for path in [*DOCS, ROOT_DIR / "ARCHITECTURE.md"]
+             for flag in FLAG.findall(path.read_text(encoding="utf-8"))}
+    assert {(name, flag) for name, flag in named if flag not in known} == set()
+    assert ("README.md", "--val-fraction") in named and "--val-fraction" in known  # the check reads both sides
