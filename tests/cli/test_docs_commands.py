@@ -156,9 +156,11 @@ def every_option(bench_dir: Path = ROOT_DIR / "bench") -> set[str]:
     return found
 
 
-def test_every_flag_the_prose_names_exists():
+def test_every_flag_the_prose_and_the_messages_name_exists():
+    """The docs, and the library's own messages and help (a warning once advised --val-fraction too)."""
     known = every_option()
-    named = {(path.name, flag) for path in [*DOCS, ROOT_DIR / "ARCHITECTURE.md"]
+    texts = [*DOCS, ROOT_DIR / "ARCHITECTURE.md", *sorted((ROOT_DIR / "src" / "steelinspect").rglob("*.py"))]
+    named = {(str(path.relative_to(ROOT_DIR)), flag) for path in texts
              for flag in FLAG.findall(path.read_text(encoding="utf-8"))}
     assert {(name, flag) for name, flag in named if flag not in known} == set()
     assert ("README.md", "--val-fraction") in named and "--val-fraction" in known  # the check reads both sides
