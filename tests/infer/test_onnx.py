@@ -135,24 +135,3 @@ def test_an_export_model_pt_does_not_vouch_for_is_stale(exported, tmp_path):
     export_onnx(runs["binary"])  # exporting again vouches for it
     cascade = Cascade.from_runs(runs["binary"], runs["multiclass"], PredictConfig(device="cpu", engine="auto"))
     assert cascade.binary_engine.name == "onnx" and cascade.notes == []
-
-
-def test_vgg_ibn_trains_and_exports(synth_dir, exported, tmp_path):
-    """InstanceNorm goes through training, the ONNX export (checked against PyTorch inside) and the engine."""
-    from steelinspect.runs.config import TrainConfig
-    from steelinspect.train.loop import train
-
-    run = train(TrainConfig(task="binary", data=synth_dir, out=tmp_path / "ibn", arch="vgg_ibn", epochs=1,
-                            batch_size=8, image_size=(64, 128), workers=0, seed=0, device="cpu"), progress=False)
-    report = export_onnx(run)
-    assert report.max_abs_diff < 1e-3
-    ops = {node.op_type for node in onnx.load(str(run / "model.onnx")).graph.node}
-    assert "InstanceNormalization" in ops
-    images = synth_dir / "train_images"
-    out = {}
-    for engine in ("torch", "onnx"):
-        config = PredictConfig(batch_size=5, workers=1, device="cpu", engine=engine)
-        cascade = Cascade.from_runs(run, exported["multiclass"], config)
-        assert cascade.binary_engine.name == engine
-        out[engine] = pd.DataFrame(list(predict(images, cascade, config)))
-    assert np.allclose(out["torch"].p_defect, out["onnx"].p_defect, atol=1e-4)

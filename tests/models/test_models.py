@@ -4,11 +4,10 @@ import torch
 from steelinspect.errors import ConfigError
 from steelinspect.models.factory import build_model, encoder_of
 from steelinspect.models.resnet import ResNetEncoder
-from steelinspect.models.vgg import IBN
 from steelinspect.models.weights import load_torchvision_resnet
 
 
-@pytest.mark.parametrize("arch", ["vgg", "vgg_ibn", "resnet18", "resnet34"])
+@pytest.mark.parametrize("arch", ["vgg", "resnet18", "resnet34"])
 @pytest.mark.parametrize("outputs", [1, 4])
 def test_classifier_shapes(arch, outputs):
     model = build_model(arch, outputs).eval()
@@ -105,28 +104,3 @@ def test_classifier_pooling_sees_a_small_defect():
     assert pooled.shape == (1, 6)
     assert pooled_spot[0, 4] == 4.0  # the max keeps it whole ...
     assert pooled_spot[0, 1] < 0.01  # ... where the average all but loses it
-
-
-def test_ibn_normalises_half_of_the_channels_per_image():
-    """IBN's first half is per image: the same plate gives the same output whatever else is in the batch, and
-    brighter or contrastier (per channel) gives the same too; the BatchNorm half depends on the batch."""
-    torch.manual_seed(0)
-    norm = IBN(8).train()
-    plate, other = torch.randn(1, 8, 16, 32), torch.randn(1, 8, 16, 32)
-    alone = norm(torch.cat([plate, other]))
-    with_a_brighter_neighbour = norm(torch.cat([plate, other * 3 + 1]))
-    assert torch.allclose(alone[0, :4], with_a_brighter_neighbour[0, :4], atol=1e-5)
-    assert not torch.allclose(alone[0, 4:], with_a_brighter_neighbour[0, 4:], atol=1e-3)
-    restyled = norm(torch.cat([plate * 2.5 - 0.7, other]))
-    assert torch.allclose(alone[0, :4], restyled[0, :4], atol=1e-4)
-
-
-def test_vgg_ibn_puts_ibn_in_the_early_layers_only():
-    model = build_model("vgg_ibn", 4)
-    stem, *blocks = model.features
-    assert isinstance(stem[1], IBN)
-    assert [isinstance(block[1], IBN) for block in blocks] == [True, True, False, False]
-    assert not any(isinstance(m, IBN) for m in build_model("vgg", 4).modules())
-    plain = {k: v.shape for k, v in build_model("vgg", 4).state_dict().items()}
-    assert sum(v.numel() for v in model.parameters()) == sum(v.numel() for v in build_model("vgg", 4).parameters())
-    assert set(model.state_dict()) != set(plain)  # not interchangeable: --init between them loads what matches
