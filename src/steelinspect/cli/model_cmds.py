@@ -119,7 +119,7 @@ def _classifier(task: str):
         warmup: float = typer.Option(None, "--warmup", help=WARMUP_HELP + f" (default: {default('warmup', task):g}"
                                      + ("; 0 under --protocol seed)" if task == "multiclass" else ")")),
         image_size: str = typer.Option(_size(task), "--image-size", help="HxW the images are resized to."),
-        arch: str = typer.Option(default("arch", task), "--arch", help="vgg, vgg_ibn (instance-batch normalisation in the early layers), resnet18, resnet34, resnet50 or resnext50 (ResNeXt-50 32x4d)."),
+        arch: str = typer.Option(default("arch", task), "--arch", help="vgg, resnet18, resnet34, resnet50 or resnext50 (ResNeXt-50 32x4d)."),
         seed: int = SEED,
         device: str = DEVICE,
         workers: int = WORKERS,

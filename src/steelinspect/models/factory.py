@@ -7,13 +7,10 @@ from torch import nn
 from steelinspect.errors import ConfigError
 
 
-def _vgg(ibn: bool = False):
-    def build(num_outputs: int, in_channels: int) -> nn.Module:
-        from steelinspect.models.vgg import VGGNet
+def _vgg(num_outputs: int, in_channels: int) -> nn.Module:
+    from steelinspect.models.vgg import VGGNet
 
-        return VGGNet(num_outputs, in_channels, ibn=ibn)
-
-    return build
+    return VGGNet(num_outputs, in_channels)
 
 
 def _resnet(encoder: str):
@@ -45,7 +42,7 @@ def _fpn(encoder: str):
 
 # Encoders: resnet18, resnet34 (BasicBlock), resnet50, resnext50 (32x4d; Bottleneck), torchvision's layouts.
 ENCODER_NAMES = ("resnet18", "resnet34", "resnet50", "resnext50")
-CLASSIFIERS = {"vgg": _vgg(), "vgg_ibn": _vgg(ibn=True), **{name: _resnet(name) for name in ENCODER_NAMES}}
+CLASSIFIERS = {"vgg": _vgg, **{name: _resnet(name) for name in ENCODER_NAMES}}
 SEGMENTERS = {**{f"unet_{name}": _unet(name) for name in ENCODER_NAMES},
               **{f"fpn_{name}": _fpn(name) for name in ENCODER_NAMES}}
 ARCHS = {**CLASSIFIERS, **SEGMENTERS}
