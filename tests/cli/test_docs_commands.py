@@ -10,6 +10,8 @@ prose names must be an option of some command or benchmark (the README once told
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -164,3 +166,25 @@ def test_every_flag_the_prose_and_the_messages_name_exists():
              for flag in FLAG.findall(path.read_text(encoding="utf-8"))}
     assert {(name, flag) for name, flag in named if flag not in known} == set()
     assert ("README.md", "--val-fraction") in named and "--val-fraction" in known  # the check reads both sides
+
+
+def documented_imports(text: str) -> list[tuple[str, str]]:
+    """(module, name) of every `from steelinspect... import name` in the python code blocks."""
+    found = []
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        try:
+            tree = ast.parse(block)
+        except SyntaxError:  # a sketch with placeholders: its import lines alone
+            tree = ast.parse("\n".join(line.strip() for line in block.splitlines()
+                                       if re.match(r"\s*from steelinspect\S* import [\w, ]+$", line)))
+        found += [(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                  and (node.module or "").startswith("steelinspect") for alias in node.names]
+    return found
+
+
+def test_the_library_examples_import_what_exists():
+    imports = [pair for path in DOCS for pair in documented_imports(path.read_text(encoding="utf-8"))]
+    assert len(imports) >= 10
+    missing = [f"from {module} import {name}" for module, name in imports
+               if not hasattr(importlib.import_module(module), name)]
+    assert missing == []
