@@ -94,6 +94,7 @@ TEST_FRACTION = typer.Option(default("test_fraction"), "--test-fraction", help="
 def _held_out(val_fraction: float, test_fraction: float) -> dict:
     return {"val_fraction": val_fraction, "test_fraction": test_fraction}
 
+
 PASTE_HELP = ("Share of training images that get one more defect (and its mask), cut from another training image, of "
               "a class drawn uniformly: the rare classes seen on many plates. Not with the single-label head of "
               "`train multiclass --protocol seed`.")
