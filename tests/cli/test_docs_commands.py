@@ -4,8 +4,8 @@ The docs are where a user copies a command from; a renamed or removed option wou
 "No such option" on their machine. `steelinspect ...` lines are read from fenced code blocks, with the flags of
 the `# options:` comment lines that follow one (they list that command's other options); `python bench/X.py ...`
 anywhere in the text, checked against the option strings in the script's source; and any other `--flag` the
-prose names must be an option of some command or benchmark (the README once told small-data users to pass
---val-fraction, which no command had).
+prose (or a library message) names must be an option of some command or benchmark (the README once told
+small-data users to pass --val-fraction, which no command had). The python examples import names that exist.
 """
 
 from __future__ import annotations
