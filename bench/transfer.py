@@ -2,8 +2,8 @@
 scored on a real labelled set (default: the 30 images of ../shared/severstal-sample) and on real clean frames
 cut from its defect-free columns (steelinspect.data.real_clean).
 
-    python bench/transfer.py                                   # train at the stated budget, then score
-    python bench/transfer.py --images 2000 --epochs 6 --seg-epochs 3
+    python bench/transfer.py                                   # classifiers at the stated budget, segmenter 3 epochs
+    python bench/transfer.py --seg-epochs 12 --paste 0         # the whole stated budget (about 1 h more on 2 cores)
     python bench/transfer.py --binary RUN --multiclass RUN --segment RUN    # score runs you already have
     python bench/transfer.py --step1-only [--binary RUN]       # step 1 alone: train (or take) a binary run only
     python bench/transfer.py --segment-only [--segment RUN]    # the segmenter alone: its Dice on the real masks
