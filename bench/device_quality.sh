@@ -12,9 +12,10 @@
 #   gated     the whole pipeline's Kaggle Dice on the held-out set: a natural + bce_dice segmenter (12 epochs, run
 #             seed 0) tuned with tune-gate and gated by a step 1 run and by step 2 at the old default (natural +
 #             bce), the new one (balanced + focal) and, with tiles, the seed-0 ensemble of the two resolutions;
-#   transfer  (issue 13) at the issue's budget: 2,000 synthetic images, classifiers 6 epochs at 128x416,
-#             segmenter 3 epochs at 128x800, scored on the real sample (../shared/severstal-sample); one run per
-#             seed in TRANSFER_SEEDS (default "0"; the seed picks data and runs);
+#   transfer  (issue 13) at the issue's budget: 2,000 synthetic images, classifiers 6 epochs at 128x416 (step 1
+#             with --frame-norm 0.5), segmenter 3 epochs at 128x800, scored on the real sample
+#             (../shared/severstal-sample); one run per seed in TRANSFER_SEEDS (default "0"; the seed picks data
+#             and runs);
 #   transfer-seg  the segmenter alone (`--segment-only`), scored on the real masks (both transfer steps train on
 #             TRANSFER_IMAGES synthetic images, default 2,000): TRANSFER_SEG lists
 #             EPOCHS:SAMPLER[:SEED] runs (default "12:natural 12:balanced", seed 0; the seed picks data and run);
@@ -118,7 +119,7 @@ if has transfer || has transfer-seg; then
         name=transfer
         [ "$seed" = 0 ] || name+="-seed$seed"
         ( timeout "$late_limit" "$py" bench/transfer.py --real "$real" --images $nt --epochs $et --seg-epochs $ets \
-            --seed $seed $adapt --device "$device" --workers 3 --out "$runs/$name" --json "$out/$name.json" \
+            --frame-norm 0.5 --seed $seed $adapt --device "$device" --workers 3 --out "$runs/$name" --json "$out/$name.json" \
             > "$out/$name.log" 2>&1
           echo "$name: exit $? after $((SECONDS - t0)) s" ) &
       done

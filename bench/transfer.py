@@ -3,7 +3,7 @@ scored on a real labelled set (default: the 30 images of ../shared/severstal-sam
 cut from its defect-free columns (steelinspect.data.real_clean).
 
     python bench/transfer.py                                   # classifiers at the stated budget, segmenter 3 epochs
-    python bench/transfer.py --seg-epochs 12 --paste 0         # the whole stated budget (about 1 h more on 2 cores)
+    python bench/transfer.py --seg-epochs 12 --paste 0 --frame-norm 0.5   # the whole stated budget (about 1 h more)
     python bench/transfer.py --binary RUN --multiclass RUN --segment RUN    # score runs you already have
     python bench/transfer.py --step1-only [--binary RUN]       # step 1 alone: train (or take) a binary run only
     python bench/transfer.py --segment-only [--segment RUN]    # the segmenter alone: its Dice on the real masks
@@ -66,6 +66,10 @@ def train_runs(args, out: Path) -> dict[str, Path]:
         print(f"training {task}: {epochs} epochs at {image_size[0]}x{image_size[1]} on {data}", flush=True)
         # --seg-sampler: the segmenter's only; the classifiers keep their task defaults. The rest: every run's.
         options = {"sampler": args.seg_sampler} if task == "segment" and args.seg_sampler else {}
+        if task != "segment" and args.arch:
+            options["arch"] = args.arch
+        if task == "binary" and args.frame_norm is not None:
+            options["frame_norm"] = args.frame_norm
         options.update(training_options(args))
         with timer() as t:
             runs[task] = train(TrainConfig(task=task, data=data, out=out / task, epochs=epochs, image_size=image_size,
@@ -83,7 +87,9 @@ def training_options(args) -> dict:
 
 def options_text(args) -> str:
     """The same options as `train` spells them, for the printed headers."""
-    return "".join(f", --{name} {value:g}" for name, value in training_options(args).items())
+    arch = f", classifiers --arch {args.arch}" if args.arch else ""
+    frame = f", step 1 --frame-norm {args.frame_norm:g}" if args.frame_norm is not None else ""
+    return "".join(f", --{name} {value:g}" for name, value in training_options(args).items()) + arch + frame
 
 
 def step1_ranking(p_defect: list[float], p_clean: list[float], flag_share: float = 0.8) -> dict:
@@ -377,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
                         "data/paste.py)")
     parser.add_argument("--lr", type=float, help="the runs trained here: --lr (default: train's)")
     parser.add_argument("--warmup", type=float, help="the runs trained here: --warmup EPOCHS (train/warmup.py)")
+    parser.add_argument("--arch", help="the classifiers trained here: --arch (default: train's, vgg)")
+    parser.add_argument("--frame-norm", type=float, help="step 1 trained here: --frame-norm W (each frame's own "
+                        "BatchNorm statistics mixed in at inference, models/frame_norm.py; the stated budget: 0.5)")
     args = parser.parse_args(argv)
     real = Path(args.real)
     if not (real / "train.csv").is_file():

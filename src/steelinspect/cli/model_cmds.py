@@ -150,6 +150,10 @@ def _classifier(task: str):
         head_prior: bool = typer.Option(default("head_prior"), "--head-prior/--no-head-prior", help="Start each "
                                         "output at its share of positive training draws (under --sampler) instead "
                                         "of 0.5; not the softmax head of --protocol seed."),
+        frame_norm: float = typer.Option(default("frame_norm"), "--frame-norm", help="At inference, BatchNorm "
+                                         "normalises each frame with this weight (0..1) of its own statistics "
+                                         "and the rest of the training ones; thresholds are tuned so. For a "
+                                         "model trained on synthetic steel that runs on real steel: 0.5."),
         augment: str = AUGMENT,
         freeze_encoder_epochs: int = FREEZE,
         precision: str = PRECISION,
@@ -157,7 +161,7 @@ def _classifier(task: str):
         compile_: bool = COMPILE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, paste=paste,
-                          head_prior=head_prior, per_class=per_class,
+                          head_prior=head_prior, frame_norm=frame_norm, per_class=per_class,
                           epochs=epochs, batch_size=batch_size, lr=lr, warmup=warmup, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,

@@ -48,8 +48,10 @@ SEGMENTERS = {**{f"unet_{name}": _unet(name) for name in ENCODER_NAMES},
 ARCHS = {**CLASSIFIERS, **SEGMENTERS}
 
 
-def build_model(arch: str, num_outputs: int, in_channels: int = 1, tile_width: int | None = None) -> nn.Module:
-    """`tile_width` (classifiers): score images wider than it tile by tile (models/tiling.py)."""
+def build_model(arch: str, num_outputs: int, in_channels: int = 1, tile_width: int | None = None,
+                frame_norm: float = 0.0) -> nn.Module:
+    """`tile_width` (classifiers): score images wider than it tile by tile (models/tiling.py). `frame_norm`
+    (classifiers): at inference, BatchNorm mixes each frame's own statistics in with this weight (models/frame_norm.py)."""
     if arch not in ARCHS:
         raise ConfigError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
     model = ARCHS[arch](num_outputs, in_channels)
@@ -57,6 +59,14 @@ def build_model(arch: str, num_outputs: int, in_channels: int = 1, tile_width: i
         if arch not in CLASSIFIERS:
             raise ConfigError(f"--tile-width is for the classifiers, not --arch {arch}")
         model.tile_width = tile_width
+    if frame_norm:
+        if not isinstance(frame_norm, (int, float)) or not 0 < frame_norm <= 1:  # a run's config may be hostile
+            raise ConfigError(f"--frame-norm must lie in 0..1, got {frame_norm!r}")
+        if arch not in CLASSIFIERS:
+            raise ConfigError(f"--frame-norm is for the classifiers, not --arch {arch}")
+        from steelinspect.models.frame_norm import use_frame_statistics
+
+        use_frame_statistics(model, frame_norm)
     return model
 
 

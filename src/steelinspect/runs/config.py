@@ -82,6 +82,10 @@ class TrainConfig:
     # Classifiers' sigmoid heads: the output layer's bias starts at each output's share of positive training draws
     # (under the sampler) instead of 0.5 (models/tiling.py start_at_prior).
     head_prior: bool = False
+    # Classifiers: at inference, every BatchNorm layer normalises each frame with this weight of the frame's own
+    # statistics and the rest of the training ones (models/frame_norm.py); thresholds are tuned that way too. 0:
+    # plain BatchNorm. For a step 1 trained on synthetic steel that must run on real steel (docs/transfer.md).
+    frame_norm: float = 0.0
     # K-fold training (train/folds.py): folds > 1 makes `out` a parent of K runs fold_1..fold_K; in fold run k,
     # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
     folds: int = 1
@@ -169,6 +173,11 @@ class TrainConfig:
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
         self._validate_tiles()
+        if not 0 <= self.frame_norm <= 1:
+            raise ConfigError(f"--frame-norm must lie in 0..1 (the weight of each frame's own statistics), got "
+                              f"{self.frame_norm:g}")
+        if self.frame_norm and self.task == "segment":
+            raise ConfigError("--frame-norm is for the classifiers; the segmenter keeps plain BatchNorm")
 
     def _validate_held_out(self) -> None:
         if not 0 <= self.test_fraction < 1:

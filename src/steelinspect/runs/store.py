@@ -131,7 +131,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     run_dir = Path(run_dir)
     blob = read_model_file(run_dir)
     config = TrainConfig.from_dict(blob["config"])
-    model = build_model(blob["arch"], blob["num_outputs"], blob.get("in_channels", 1), config.tile_width)
+    model = build_model(blob["arch"], blob["num_outputs"], blob.get("in_channels", 1), config.tile_width,
+                        config.frame_norm)
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as exc:

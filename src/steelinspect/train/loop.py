@@ -33,6 +33,7 @@ from steelinspect.device import resolve_device
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
 from steelinspect.models.factory import build_model, encoder_of
+from steelinspect.models.frame_norm import plain_statistics
 from steelinspect.models.weights import load_torchvision_resnet
 from steelinspect.runs.config import TrainConfig
 from steelinspect.runs.files import (CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
@@ -245,7 +246,7 @@ def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: t
     """Model (initialisation fixed by the seed; --weights, --init, --head-prior's `prior`), optimiser and schedule."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model = build_model(config.arch, task.num_outputs, tile_width=config.tile_width)
+    model = build_model(config.arch, task.num_outputs, tile_width=config.tile_width, frame_norm=config.frame_norm)
     if config.weights:
         encoder = encoder_of(model)
         if encoder is None:
@@ -319,7 +320,8 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
     """The epoch's record (train and validation scores at the default decision parameters), added to the
     history; the validation score; whether it improved on the best so far."""
     train_part = _gathered(collector, d)
-    val_part = evaluate_loader(fit.model, task, val_loader, device, d, nhwc)
+    with plain_statistics(fit.model):  # --frame-norm is how frames are decided, not how the best epoch is chosen
+        val_part = evaluate_loader(fit.model, task, val_loader, device, d, nhwc)
     params = task.epoch_params(val_part) if hasattr(task, "epoch_params") else task.default_params()
     m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
     record = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
