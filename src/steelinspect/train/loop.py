@@ -198,8 +198,9 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         frozen = freeze.frozen_in(epoch, config.freeze_encoder_epochs)
         if config.freeze_encoder_epochs:
             freeze.set_frozen(fit.model, config.arch, frozen)
-        collector = _fit_epoch(net, task, train_loader, fit, config, device, d, t0,
-                               f"epoch {epoch + 1}/{config.epochs}", progress, frozen)
+        with plain_statistics(fit.model):  # (a frozen encoder's BatchNorm runs in eval mode: plain there too)
+            collector = _fit_epoch(net, task, train_loader, fit, config, device, d, t0,
+                                   f"epoch {epoch + 1}/{config.epochs}", progress, frozen)
         lr = fit.optimizer.param_groups[0]["lr"]
         fit.scheduler.step()
         record, score, improved = _score_epoch(fit, task, collector, eval_loaders["val"], device, d, epoch, lr, t0,
