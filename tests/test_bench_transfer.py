@@ -59,6 +59,20 @@ def test_step1_only_scores_the_given_run_on_defect_images_and_clean_frames(tiny_
     assert 0 <= result["step1_flagged"] <= 1
 
 
+def test_step1_trained_here_takes_arch_and_frame_norm(synth_dir, tiny_seg_data, tmp_path, capsys):
+    """--arch and --frame-norm reach the step 1 run the bench trains (and are printed with its budget)."""
+    import json
+
+    import transfer
+
+    args = ["--step1-only", "--synth", str(synth_dir), "--epochs", "1", "--size", "64x128", "--workers", "0",
+            "--arch", "resnet18", "--frame-norm", "0.5", "--real", str(tiny_seg_data), "--out", str(tmp_path / "runs")]
+    assert transfer.main(args) == 0
+    config = json.loads((tmp_path / "runs" / "binary" / "config.json").read_text())
+    assert config["arch"] == "resnet18" and config["frame_norm"] == 0.5
+    assert "classifiers --arch resnet18, step 1 --frame-norm 0.5" in capsys.readouterr().out
+
+
 def test_adapted_runs_are_never_scored_on_a_frame_they_were_adapted_on(tiny_runs, synth_dir):
     """--adapt: each fold's runs are adapted on the other folds' images and clean frames, and every image is scored
     once, by the runs adapted without it."""
