@@ -8,14 +8,15 @@ Without --runs, freshly initialised models of the default architectures are used
 the weights): binary and multiclass VGG at 256x512, UNet-ResNet18 at 256x1600; step 1's threshold is set so that
 it passes 53% of the images, the share of defect images in the real training set. The plain loop runs every model
 on every image and zeroes the masks of the images step 1 calls clean afterwards, as competition kernels did;
-"cascade_every_image" is the default path with step 1 passing every image (the worst case for it). Each row also
+"cascade_every_image" is the default path with step 1 passing every image (the worst case for it);
+"binary_frame_norm" is step 1 with `--frame-norm 0.5` (each frame's own BatchNorm statistics mixed in). Each row also
 measures `--precision bf16` (PyTorch, channels-last, bfloat16 autocast), which needs a CPU with AMX or AVX-512
 BF16 to be fast.
 MACs per image, the GMAC/s of each path and their share of this CPU's measured peak (with the int8 exports too):
 bench/roofline.py, which reuses these paths.
 --memory N1 N2 also measures the peak memory of the default cascade path on N1 and N2 images, in child processes.
 
-results.json: {"binary"|"multiclass"|"segment"|"cascade"|"cascade_every_image": {"torch_eager_img_s",
+results.json: {"binary"|"binary_frame_norm"|"multiclass"|"segment"|"cascade"|"cascade_every_image": {"torch_eager_img_s",
 "default_img_s", "ratio", "bf16_img_s", "bf16_ratio"}, "segmented_share", "stages_ms": {"decode", "resize", "model", "postprocess", "rle"},
 "peak_rss_mb", "memory": {...}}.
 """
@@ -68,6 +69,19 @@ def fresh_runs(root: Path) -> dict[str, Path]:
         save_model(run_dir, build_model(arch, outputs).eval(), config, task, outputs, Preprocess(*size), epoch=0, **params)
         runs[name] = run_dir
     return runs
+
+
+def frame_norm_run(root: Path, size: tuple[int, int]) -> Path:
+    """An untrained step 1 like the default one, with --frame-norm 0.5 (models/frame_norm.py): what mixing each
+    frame's own BatchNorm statistics in costs at inference (ONNX Runtime folds plain BatchNorm into the
+    convolutions; a frame's own statistics it cannot)."""
+    torch.manual_seed(0)
+    run_dir = root / "binary_frame_norm"
+    run_dir.mkdir(parents=True)
+    config = TrainConfig(task="binary", data=root, out=run_dir, arch="vgg", image_size=size, frame_norm=0.5)
+    save_model(run_dir, build_model("vgg", 1, frame_norm=0.5).eval(), config, "binary", 1, Preprocess(*size), epoch=0,
+               thresholds=[0.5])
+    return run_dir
 
 
 def eager(run_dir: Path, paths: list[Path]) -> float:
@@ -257,6 +271,10 @@ def main() -> None:
         for name in ("binary", "multiclass", "segment"):
             results[name] = row(eager(runs[name], paths), default_model(runs[name], paths, args.batch),
                                 default_model(runs[name], paths, args.batch, "bf16"))
+        framed = frame_norm_run(Path(tmp), load_run(runs["binary"]).preprocess.size)
+        export_onnx(framed)
+        results["binary_frame_norm"] = row(eager(framed, paths), default_model(framed, paths, args.batch),
+                                           default_model(framed, paths, args.batch, "bf16"))
         a = eager_cascade(runs, paths)
         results["cascade"] = row(a, default_cascade(runs, paths, args.batch),
                                  default_cascade(runs, paths, args.batch, "bf16"))
@@ -272,10 +290,13 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{len(paths)} full-size images, {torch.get_num_threads()} threads")
     print(f"{'':<21}{'torch eager b=1':>16}{'default':>12}{'ratio':>8}{'--precision bf16':>18}{'ratio':>8}")
-    for name in ("binary", "multiclass", "segment", "cascade", "cascade_every_image"):
+    for name in ("binary", "binary_frame_norm", "multiclass", "segment", "cascade", "cascade_every_image"):
         r = results[name]
         print(f"{name:<21}{r['torch_eager_img_s']:>13.1f}/s{r['default_img_s']:>10.1f}/s{r['ratio']:>7.2f}x"
               f"{r['bf16_img_s']:>16.1f}/s{r['bf16_ratio']:>7.2f}x")
+    plain, framed = results["binary"], results["binary_frame_norm"]
+    print(f"step 1 with --frame-norm 0.5 against without: torch eager {framed['torch_eager_img_s'] / plain['torch_eager_img_s']:.2f}x, "
+          f"default {framed['default_img_s'] / plain['default_img_s']:.2f}x")
     print(f"step 1 passed {results['segmented_share']:.0%} of the images to the segmenter")
     print("stages, ms per image: " + ", ".join(f"{k} {v}" for k, v in results["stages_ms"].items()))
     print(f"peak RSS {results['peak_rss_mb']} MB")

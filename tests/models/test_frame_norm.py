@@ -35,18 +35,20 @@ def _trained_bn(frame_weight: float) -> tuple[nn.BatchNorm2d, FrameBatchNorm2d]:
 
 
 def test_eval_statistics_are_the_stated_mix():
+    torch.manual_seed(3)
     x = torch.randn(4, 3, 6, 7) * torch.tensor([1.0, 4.0, 0.3]).view(1, 3, 1, 1) + 5
     plain, whole = _trained_bn(1.0)
     # Weight 1: each frame standardised with its own mean and variance, as instance normalisation does.
     expected = F.instance_norm(x, weight=plain.weight, bias=plain.bias, eps=plain.eps)
-    assert torch.allclose(whole(x), expected, atol=1e-5)
+    # The variance is E[x^2] - E[x]^2 in float32: a channel of mean 5 and spread 0.3 keeps about 4 digits of it.
+    assert torch.allclose(whole(x), expected, atol=1e-3)
     # Weight 0.5: half of each.
     _, half = _trained_bn(0.5)
     var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False, keepdim=True)
     mean = 0.5 * mean + 0.5 * plain.running_mean.view(1, 3, 1, 1)
     var = 0.5 * var + 0.5 * plain.running_var.view(1, 3, 1, 1)
     manual = (x - mean) / torch.sqrt(var + plain.eps) * plain.weight.view(1, 3, 1, 1) + plain.bias.view(1, 3, 1, 1)
-    assert torch.allclose(half(x), manual, atol=1e-5)
+    assert torch.allclose(half(x), manual, atol=1e-3)
     assert not torch.allclose(half(x), plain(x), atol=1e-2)
     # Weight 0: plain BatchNorm.
     _, none = _trained_bn(0.0)
@@ -89,6 +91,24 @@ def test_a_frame_is_scored_on_its_own(arch):
         assert torch.allclose(model(torch.cat([c, a, b]))[1:2], alone, atol=1e-5)
         shifted = a * 3 + 2  # unlike what the running statistics saw: the two models part
         assert (plain(shifted) - model(shifted)).abs().max() > 1e-4  # (an untrained head: small, not nil)
+
+
+@pytest.mark.parametrize("arch", ["vgg", "resnet18"])
+def test_a_fresh_model_exports_to_a_graph_onnx_runtime_runs(arch, tmp_path):
+    """The TorchScript exporter's constant folding once wrote a graph ONNX Runtime refused for one spelling of the
+    mix (models/frame_norm.py): export an untrained model as infer/export.py does and run it."""
+    import onnxruntime as ort
+
+    from steelinspect.infer.export import OPSET
+
+    torch.manual_seed(2)
+    model = build_model(arch, 1, frame_norm=0.5).eval()
+    x = torch.randn(3, 1, 64, 128) * 2 + 1
+    torch.onnx.export(model, (x[:2],), str(tmp_path / "m.onnx"), input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET, dynamo=False)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        assert np.allclose(session.run(None, {"image": x.numpy()})[0], model(x).numpy(), atol=1e-4)
 
 
 def test_the_segmenter_and_bad_weights_are_refused(synth_dir, tmp_path):

@@ -33,14 +33,19 @@ class FrameBatchNorm2d(nn.BatchNorm2d):
         if self.training or self.frame_weight == 0 or self.running_mean is None:
             return super().forward(x)
         w = self.frame_weight
-        shape = (1, -1, 1, 1)
-        var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False, keepdim=True)  # per frame and channel
-        mean = w * mean + (1 - w) * self.running_mean.view(shape)
-        var = w * var + (1 - w) * self.running_var.view(shape)
-        y = (x - mean) * torch.rsqrt(var + self.eps)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        # The frame's mean and variance per channel, as E[x] and E[x^2] - E[x]^2: two reductions that read the
+        # activations once each without writing them (torch.var_mean here cost as much as the convolutions).
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        square = torch.linalg.vector_norm(x, 2, dim=(2, 3), keepdim=True) ** 2 / (x.shape[2] * x.shape[3])
+        var = (square - mean * mean).clamp_min(0)
+        mean = w * mean + (1 - w) * self.running_mean.view(1, -1, 1, 1)
+        var = w * var + ((1 - w) * self.running_var + self.eps)[:, None, None]
+        # Then x * scale + shift in one pass (the per-channel factors are small, the activations are not). Spelt
+        # weight / sqrt: the TorchScript ONNX exporter's constant folding drops a node of rsqrt(var) * weight and
+        # writes a graph ONNX Runtime refuses.
+        scale = (self.weight[:, None, None] if self.affine else 1.0) / torch.sqrt(var)
+        shift = (self.bias[:, None, None] if self.affine else 0.0) - mean * scale
+        return torch.addcmul(shift, x, scale)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, frame_weight={self.frame_weight:g}"
