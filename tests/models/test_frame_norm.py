@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steelinspect.errors import ConfigError
 from steelinspect.infer.export import export_onnx
 from steelinspect.models.factory import build_model
 from steelinspect.models.frame_norm import FrameBatchNorm2d, plain_statistics
@@ -112,9 +113,9 @@ def test_a_fresh_model_exports_to_a_graph_onnx_runtime_runs(arch, tmp_path):
 
 
 def test_the_segmenter_and_bad_weights_are_refused(synth_dir, tmp_path):
-    with pytest.raises(Exception, match="--frame-norm is for the classifiers"):
+    with pytest.raises(ConfigError, match="--frame-norm is for the classifiers"):
         build_model("unet_resnet18", 4, frame_norm=0.5)
-    with pytest.raises(Exception, match="--frame-norm must lie in 0..1"):
+    with pytest.raises(ConfigError, match="--frame-norm must lie in 0..1"):
         build_model("vgg", 1, frame_norm="0.5")  # a hostile config.json's value is refused, not converted
     code, _, err = run_main("train", "binary", str(synth_dir), "--out", str(tmp_path / "r"), "--frame-norm", "1.5")
     assert code == 1 and "--frame-norm must lie in 0..1" in err and len(err.strip().splitlines()) == 1, err
