@@ -53,35 +53,33 @@ from steelinspect.runs.store import load_run, save_model  # noqa: E402
 DEFECT_SHARE = 6666 / 12568  # images with a defect in the real training set
 
 
+def fresh_run(run_dir: Path, task: str, head: str, arch: str, outputs: int, size: tuple[int, int],
+              frame_norm: float = 0.0) -> Path:
+    """A run directory holding an untrained model of `arch` for the train task `task` (its head `head`)."""
+    torch.manual_seed(0)
+    run_dir.mkdir(parents=True)
+    config = TrainConfig(task=task, data=run_dir.parent, out=run_dir, arch=arch, image_size=size,
+                         frame_norm=frame_norm)
+    params = {"postprocess": PostProcess().to_dict()} if head == "segment" else {
+        "thresholds": [0.0] if head == "binary" else [0.5] * 4}
+    save_model(run_dir, build_model(arch, outputs, frame_norm=frame_norm).eval(), config, head, outputs,
+               Preprocess(*size), epoch=0, **params)
+    return run_dir
+
+
 def fresh_runs(root: Path) -> dict[str, Path]:
     """Run directories holding untrained default models (no training needed to time them). Step 1's threshold is
     set by `pass_share` once the images are known."""
     specs = {"binary": ("binary", "vgg", 1, (256, 512)), "multiclass": ("multilabel", "vgg", 4, (256, 512)),
              "segment": ("segment", "unet_resnet18", 4, (256, 1600))}
-    runs = {}
-    for name, (task, arch, outputs, size) in specs.items():
-        torch.manual_seed(0)
-        run_dir = root / name
-        run_dir.mkdir(parents=True)
-        config = TrainConfig(task=name, data=root, out=run_dir, arch=arch, image_size=size)
-        params = {"postprocess": PostProcess().to_dict()} if task == "segment" else {
-            "thresholds": [0.0] if task == "binary" else [0.5] * 4}
-        save_model(run_dir, build_model(arch, outputs).eval(), config, task, outputs, Preprocess(*size), epoch=0, **params)
-        runs[name] = run_dir
-    return runs
+    return {name: fresh_run(root / name, name, *spec) for name, spec in specs.items()}
 
 
 def frame_norm_run(root: Path, size: tuple[int, int]) -> Path:
     """An untrained step 1 like the default one, with --frame-norm 0.5 (models/frame_norm.py): what mixing each
     frame's own BatchNorm statistics in costs at inference (ONNX Runtime folds plain BatchNorm into the
     convolutions; a frame's own statistics it cannot)."""
-    torch.manual_seed(0)
-    run_dir = root / "binary_frame_norm"
-    run_dir.mkdir(parents=True)
-    config = TrainConfig(task="binary", data=root, out=run_dir, arch="vgg", image_size=size, frame_norm=0.5)
-    save_model(run_dir, build_model("vgg", 1, frame_norm=0.5).eval(), config, "binary", 1, Preprocess(*size), epoch=0,
-               thresholds=[0.5])
-    return run_dir
+    return fresh_run(root / "binary_frame_norm", "binary", "binary", "vgg", 1, size, frame_norm=0.5)
 
 
 def eager(run_dir: Path, paths: list[Path]) -> float:

@@ -59,15 +59,22 @@ def build_model(arch: str, num_outputs: int, in_channels: int = 1, tile_width: i
         if arch not in CLASSIFIERS:
             raise ConfigError(f"--tile-width is for the classifiers, not --arch {arch}")
         model.tile_width = tile_width
+    check_frame_norm(frame_norm, arch)
     if frame_norm:
-        if not isinstance(frame_norm, (int, float)) or not 0 < frame_norm <= 1:  # a run's config may be hostile
-            raise ConfigError(f"--frame-norm must lie in 0..1, got {frame_norm!r}")
-        if arch not in CLASSIFIERS:
-            raise ConfigError(f"--frame-norm is for the classifiers, not --arch {arch}")
         from steelinspect.models.frame_norm import use_frame_statistics
 
         use_frame_statistics(model, frame_norm)
     return model
+
+
+def check_frame_norm(frame_norm: float, arch: str) -> None:
+    """--frame-norm's weight: a number in 0..1, not 0 only for a classifier (TrainConfig.validate, and
+    build_model for a run's config.json, which may be hostile)."""
+    if not isinstance(frame_norm, (int, float)) or not 0 <= frame_norm <= 1:
+        raise ConfigError(f"--frame-norm must lie in 0..1 (the weight of each frame's own statistics), got "
+                          f"{frame_norm!r}")
+    if frame_norm and arch not in CLASSIFIERS:
+        raise ConfigError(f"--frame-norm is for the classifiers, not --arch {arch}")
 
 
 def encoder_of(model: nn.Module):

@@ -120,7 +120,7 @@ class TrainConfig:
                 setattr(self, key, value)
 
     def validate(self) -> None:
-        from steelinspect.models.factory import ARCHS, CLASSIFIERS, SEGMENTERS
+        from steelinspect.models.factory import ARCHS, CLASSIFIERS, SEGMENTERS, check_frame_norm
 
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
@@ -173,11 +173,7 @@ class TrainConfig:
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"--image-size {h}x{w}: height and width must be positive multiples of 32")
         self._validate_tiles()
-        if not 0 <= self.frame_norm <= 1:
-            raise ConfigError(f"--frame-norm must lie in 0..1 (the weight of each frame's own statistics), got "
-                              f"{self.frame_norm:g}")
-        if self.frame_norm and self.task == "segment":
-            raise ConfigError("--frame-norm is for the classifiers; the segmenter keeps plain BatchNorm")
+        check_frame_norm(self.frame_norm, self.arch)
 
     def _validate_held_out(self) -> None:
         if not 0 <= self.test_fraction < 1:

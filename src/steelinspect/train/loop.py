@@ -198,13 +198,15 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         frozen = freeze.frozen_in(epoch, config.freeze_encoder_epochs)
         if config.freeze_encoder_epochs:
             freeze.set_frozen(fit.model, config.arch, frozen)
-        with plain_statistics(fit.model):  # (a frozen encoder's BatchNorm runs in eval mode: plain there too)
+        # --frame-norm is how frames are decided, not how they are learnt or the best epoch chosen: the epoch and its
+        # validation run on plain BatchNorm (a frozen encoder's, in eval mode, too).
+        with plain_statistics(fit.model):
             collector = _fit_epoch(net, task, train_loader, fit, config, device, d, t0,
                                    f"epoch {epoch + 1}/{config.epochs}", progress, frozen)
-        lr = fit.optimizer.param_groups[0]["lr"]
-        fit.scheduler.step()
-        record, score, improved = _score_epoch(fit, task, collector, eval_loaders["val"], device, d, epoch, lr, t0,
-                                               len(train_sampler) * d.world, config.channels_last)
+            lr = fit.optimizer.param_groups[0]["lr"]
+            fit.scheduler.step()
+            record, score, improved = _score_epoch(fit, task, collector, eval_loaders["val"], device, d, epoch, lr,
+                                                   t0, len(train_sampler) * d.world, config.channels_last)
         if d.main:
             if improved:
                 save_model(run_dir, fit.model, config, config.head, task.num_outputs, preprocess, epoch=epoch + 1,
@@ -321,8 +323,7 @@ def _score_epoch(fit: _Fit, task, collector: Collector, val_loader: DataLoader, 
     """The epoch's record (train and validation scores at the default decision parameters), added to the
     history; the validation score; whether it improved on the best so far."""
     train_part = _gathered(collector, d)
-    with plain_statistics(fit.model):  # --frame-norm is how frames are decided, not how the best epoch is chosen
-        val_part = evaluate_loader(fit.model, task, val_loader, device, d, nhwc)
+    val_part = evaluate_loader(fit.model, task, val_loader, device, d, nhwc)
     params = task.epoch_params(val_part) if hasattr(task, "epoch_params") else task.default_params()
     m_train, m_val = task.metrics(train_part, params), task.metrics(val_part, params)
     record = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
