@@ -61,6 +61,25 @@ def test_mask_statistics_of_constructed_masks():
     assert np.isnan(realism.mask_stats(_u8(image), np.zeros_like(mask))["area"])
 
 
+def test_line_contrast_sees_thin_lines_not_broad_bands():
+    image = _noise(4, level=120, sigma=2)
+    mask = np.zeros((256, 1600), bool)
+    mask[:, 400:430] = True
+    lined = image.copy()
+    lined[:, 414:416] *= 0.7  # a crack two columns wide, 30% darker than the steel beside it
+    banded = image.copy()
+    banded[:, 380:450] *= 0.7  # as dark, but as wide as the mask and more: no line within it
+    assert abs(realism.line_contrast(_u8(lined), mask) - 0.3) < 0.03
+    assert realism.line_contrast(_u8(banded), mask) < 0.05
+    assert realism.line_contrast(_u8(image), mask) < 0.05
+    lined[:, 800:802] *= 0.5  # a darker line outside the mask does not count
+    assert abs(realism.line_contrast(_u8(lined), mask) - 0.3) < 0.03
+    short = np.zeros_like(mask)
+    short[:10, 400:430] = True  # no window holds 16 rows of it
+    assert np.isnan(realism.line_contrast(_u8(lined), short))
+    assert abs(realism.mask_stats(_u8(lined), mask)["line_contrast"] - 0.3) < 0.03
+
+
 def test_ks_distance():
     x = np.random.default_rng(0).normal(size=200)
     assert realism.ks_distance(x, x) == 0
@@ -111,6 +130,8 @@ def test_real_sample_against_itself(real_sample):
     assert 0.5 < real.images.grad_ratio_hv.median() < 1.2
     three = real.masks[real.masks.ClassId == 3]
     assert three.elongation.median() > 1  # class 3 bands run along the strip
+    four = real.masks[real.masks.ClassId == 4]
+    assert three.line_contrast.median() > 2 * four.line_contrast.median()  # scratch lines; scabs have none
 
 
 def test_compare_reports_every_statistic(real_sample):

@@ -28,6 +28,8 @@ from steelinspect.data.layout import data_dir
 
 BAND_LEVEL = 25  # a column whose median grey level is below this is out-of-strip band, not steel
 RING = 15  # pixels around a mask that count as its surroundings
+LINE_ROWS = 64  # a thin line's darkness is measured on windows of this many rows (it fades along its length)
+LINE_SIDE = 7  # columns either side of a line that count as the steel beside it
 
 # name -> what it measures (the order is the table's order)
 IMAGE_STATS: dict[str, str] = {
@@ -62,6 +64,8 @@ MASK_STATS: dict[str, str] = {
     "contrast_mean": "mean inside / mean of the ring around it, minus 1",
     "contrast_std": "std inside / std of the ring around it",
     "contrast_texture": "fine texture inside / that of the ring around it",
+    "line_contrast": "darkest thin line along the strip inside the mask: 1 - its column mean / the median of the "
+    f"{2 * LINE_SIDE + 1} columns around it, median over {LINE_ROWS}-row windows",
 }
 
 
@@ -161,6 +165,28 @@ def patch_stats(image: np.ndarray, seed: int, count: int = PATCHES_PER_IMAGE, si
     return rows
 
 
+def line_contrast(image: np.ndarray, mask: np.ndarray) -> float:
+    """The darkest thin line along the strip inside `mask`: per window of LINE_ROWS rows, the column means
+    over the rows the mask covers, each against the median of the columns around it; the largest within the
+    mask's columns, as a share of the steel's level; the median over the windows (NaN without a window of 16
+    mask rows). It tells a crack or scratch line (a few columns darker than their neighbours) from a broad
+    stain or band, which darkens its neighbours too."""
+    img = image.astype(np.float32)
+    side = LINE_SIDE
+    values = []
+    for start in range(0, mask.shape[0], LINE_ROWS):
+        window = mask[start : start + LINE_ROWS]
+        rows = window.any(axis=1)
+        if rows.sum() < 16:
+            continue
+        profile = img[start : start + LINE_ROWS][rows].mean(axis=0)
+        padded = np.pad(profile, side, mode="edge")
+        steel = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * side + 1), axis=1)
+        contrast = 1.0 - profile / np.maximum(steel, 1.0)
+        values.append(float(contrast[window.any(axis=0)].max()))
+    return float(np.median(values)) if values else float("nan")
+
+
 def mask_stats(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """The MASK_STATS of one bool label mask on its uint8 grey image."""
     height, width = mask.shape
@@ -186,6 +212,7 @@ def mask_stats(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
         "contrast_mean": float("nan"),
         "contrast_std": float("nan"),
         "contrast_texture": float("nan"),
+        "line_contrast": line_contrast(image, mask),
     }
     if inside.sum() >= 16 and ring.sum() >= 16:
         a, b = img[inside], img[ring]
