@@ -137,6 +137,7 @@ def _summary(task: str, variant: str, held: dict, in_split: dict, seconds: float
     return {"variant": variant, "per_class": per_class, "macro": sum(per_class.values()) / 4,
             "roc_auc": {c: held["per_class"][c]["roc_auc"] for c in "1234"},
             "support": {c: held["per_class"][c]["support"] for c in "1234"},
+            "chance": {c: held["per_class"][c]["chance_f1"] for c in "1234"},
             "split_test_per_class": {c: in_split["per_class"][c]["f1"] for c in "1234"},
             "thresholds": held["thresholds"], "train_seconds": round(seconds)}
 
@@ -149,6 +150,10 @@ def table(title: str, rows: list[dict], metric: str) -> str:
         extra = r.get("dice_kaggle")
         extra = f"{extra:12.3f}" if extra is not None else f"{sum(r['split_test_per_class'].values()) / 4:12.3f}"
         lines.append(f"  {r['variant']:<30} {cells} {r['macro']:8.3f} {extra} {r['train_seconds']:8d}")
+    chance = next((r["chance"] for r in rows if r.get("chance")), None)  # one held-out set: the same for all
+    if chance:
+        cells = " ".join(f"{chance[c]:8.3f}" for c in "1234")
+        lines.append(f"  {'(naming it on every image)':<30} {cells} {sum(chance.values()) / 4:8.3f}")
     return "\n".join(lines)
 
 

@@ -5,6 +5,8 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 from steelinspect.metrics.classification import (
     best_f1_threshold,
     binary_metrics,
+    chance_f1,
+    classes_at_chance,
     multiclass_metrics,
     multilabel_metrics,
 )
@@ -50,6 +52,23 @@ def test_multilabel_macro_over_present_classes():
     assert m["f1"] == pytest.approx(f1_score(y[:, [0, 2, 3]], pred[:, [0, 2, 3]], average="macro"))
     assert m["accuracy"] == pytest.approx(2 / 3)
     assert len(m["confusion_matrix"]) == 4 and m["per_class"]["2"]["roc_auc"] is None
+
+
+def test_chance_f1_is_naming_the_class_on_every_image():
+    y = np.zeros((20, 4), int)
+    y[:10, 0] = 1  # class 1 on half the images, learnt
+    y[:2, 1] = 1  # class 2 on two: named on every image, as a model that cannot tell it does
+    y[5:8, 2] = 1  # class 3 on three, never named
+    probs = np.where(y == 1, 0.9, 0.1)
+    probs[:, 1] = 0.6
+    probs[:, 2] = 0.1
+    m = multilabel_metrics(y, probs, [0.5] * 4)
+    everywhere = f1_score(y[:, 1], np.ones(20, int))
+    assert m["per_class"]["2"]["f1"] == pytest.approx(everywhere) == pytest.approx(chance_f1(2, 20)) == 4 / 22
+    assert m["per_class"]["1"]["chance_f1"] == pytest.approx(2 * 10 / 30) and m["per_class"]["1"]["f1"] == 1.0
+    assert m["per_class"]["4"]["chance_f1"] == 0.0 and chance_f1(0, 20) == 0.0
+    assert classes_at_chance(m) == ["2", "3"]  # class 4 never occurs: nothing to learn, not listed
+    assert classes_at_chance(binary_metrics(y[:, 0], probs[:, 0])) == []  # step 1 has no per-class record
 
 
 def test_threshold_tuning_finds_the_gap():

@@ -101,6 +101,12 @@ def test_a_tiled_run_trains_predicts_and_exports(synth_dir, tmp_path):
                               "--batch-size", "8", "--image-size", "64x384", "--tile-width", "96", "--workers", "0")
     assert code == 0, err
     assert json.loads((run / "config.json").read_text())["tile_width"] == 96
+    # Step 2 says each class's F1 beside naming it on every image, and which classes are no better than that.
+    from steelinspect.metrics.classification import classes_at_chance
+
+    scored = json.loads((run / "metrics.json").read_text())["test"]
+    assert "test F1 per class (naming it on every image): class " in out
+    assert ("scores no better than naming it on every test image" in out) == bool(classes_at_chance(scored))
     from steelinspect.runs.store import load_run
 
     assert load_run(run).model.tile_width == 96
@@ -109,6 +115,9 @@ def test_a_tiled_run_trains_predicts_and_exports(synth_dir, tmp_path):
     assert code == 0, err
     code, out, err = run_main("evaluate", str(run), "--data", str(synth_dir))
     assert code == 0, err
+    assert "per class (chance: the F1 of naming the class on every image)" in out
+    evaluated = json.loads((run / "evaluation.json").read_text())
+    assert all("chance_f1" in c for c in evaluated["test"]["per_class"].values())
 
 
 @pytest.mark.parametrize("extra, says", [

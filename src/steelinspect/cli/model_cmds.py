@@ -260,9 +260,32 @@ def evaluate(
         if isinstance(m, dict) and "n" in m or (isinstance(m, dict) and "loss" in m):
             table.add_row(split, *("–" if m.get(k) is None else f"{m[k]:.4f}" for k in keys))
     out.print(table)
+    _print_per_class(metrics)
     if metrics.get("trained_left_out"):
         out.print(f"left out {metrics['trained_left_out']} image(s) the run trained on (matched by name)")
     out.print(f"wrote {target}")
+
+
+def _print_per_class(metrics: dict) -> None:
+    """Step 2's classes one by one, each beside the F1 of naming it on every image of the split."""
+    from steelinspect.metrics.classification import classes_at_chance
+
+    splits = {name: m for name, m in metrics.items() if isinstance(m, dict) and m.get("per_class")}
+    if not splits:
+        return
+    table = Table(title="per class (chance: the F1 of naming the class on every image)")
+    for column in ("split", "class", "precision", "recall", "f1", "chance", "support", "roc_auc"):
+        table.add_column(column, justify="left" if column in ("split", "class") else "right")
+    for name, m in splits.items():
+        for class_id, c in m["per_class"].items():
+            auc = "–" if c.get("roc_auc") is None else f"{c['roc_auc']:.4f}"
+            table.add_row(name, class_id, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
+                          f"{c.get('chance_f1', 0.0):.4f}", str(c["support"]), auc)
+    out.print(table)
+    for name, m in splits.items():
+        weak = classes_at_chance(m)
+        if weak:
+            out.print(f"warning: on {name}, class {', '.join(weak)} scores no better than naming it on every image")
 
 
 def tune_gate(

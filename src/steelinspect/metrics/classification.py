@@ -3,7 +3,8 @@
 Every function returns the run's metric record M = {"loss", "accuracy", "precision", "recall", "f1", "roc_auc",
 "per_class": {...}, "confusion_matrix": ..., "thresholds" (binary, multi-label), "n"}. For several classes, precision, recall and F1 are macro averages over the classes that occur in the
 split's truth or predictions;
-a ROC AUC that is undefined (one class absent) is None.
+a ROC AUC that is undefined (one class absent) is None. Each class's record also holds `chance_f1`, the F1 of
+naming it on every image, against which a rare class's F1 is read.
 """
 
 from __future__ import annotations
@@ -26,14 +27,27 @@ def _auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
     return float(roc_auc_score(y_true, score))
 
 
+def chance_f1(support: int, n: int) -> float:
+    """The F1 of naming a class on every one of `n` images, `support` of which have it: what a model that
+    cannot tell the class scores at best by threshold alone (its precision is the class's share, its recall 1)."""
+    return 2.0 * support / (n + support) if support else 0.0
+
+
 def _per_class(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray) -> dict[str, dict]:
     """Columns are classes 1..4 as 0/1 indicators."""
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0, labels=range(y_true.shape[1]))
     return {
         str(c): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i]),
-                 "roc_auc": _auc(y_true[:, i], scores[:, i])}
+                 "roc_auc": _auc(y_true[:, i], scores[:, i]), "chance_f1": chance_f1(int(s[i]), len(y_true))}
         for i, c in enumerate(CLASS_IDS[: y_true.shape[1]])
     }
+
+
+def classes_at_chance(metrics: dict) -> list[str]:
+    """The classes of a metric record that occur in its split and score an F1 no higher than naming them on every
+    image (`chance_f1`): a rare class the model has not learnt, whatever its threshold."""
+    return [c for c, m in (metrics.get("per_class") or {}).items()
+            if m.get("support") and m["f1"] <= m.get("chance_f1", 0.0) + 1e-9]
 
 
 def _record(loss: float | None, y_true: np.ndarray, y_pred: np.ndarray, scores: tuple, roc_auc: float | None,

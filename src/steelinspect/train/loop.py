@@ -32,6 +32,7 @@ from steelinspect.data.transforms import Preprocess
 from steelinspect.device import resolve_device
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
+from steelinspect.metrics.classification import classes_at_chance
 from steelinspect.models.factory import build_model, encoder_of
 from steelinspect.models.frame_norm import plain_statistics
 from steelinspect.models.weights import load_torchvision_resnet
@@ -368,7 +369,23 @@ def _final(run_dir: Path, fit: _Fit, task, eval_loaders: dict, device, d: distri
         scored = metrics.get("test") or metrics["val"]  # --test-fraction 0: no test split, say validation's
         which = "test" if metrics.get("test") else "val"
         say(f"{which} {task.score_key} {scored[task.score_key]:.4f}; run directory {run_dir}")
+        for line in _per_class_lines(scored, which):
+            say(line)
     distributed.barrier(d)
+
+
+def _per_class_lines(scored: dict, which: str) -> list[str]:
+    """Step 2's F1 per class beside the F1 of naming the class on every image, and the classes no better than
+    that: a macro figure hides a rare class the model has not learnt."""
+    per_class = {c: m for c, m in (scored.get("per_class") or {}).items() if m.get("support")}
+    if not per_class:
+        return []
+    cells = ", ".join(f"class {c} {m['f1']:.3f} ({m['chance_f1']:.3f})" for c, m in per_class.items())
+    lines = [f"{which} F1 per class (naming it on every image): {cells}"]
+    weak = classes_at_chance(scored)
+    if weak:
+        lines.append(f"warning: class {', '.join(weak)} scores no better than naming it on every {which} image: not learnt")
+    return lines
 
 
 def finish(model, task, loaders: dict, device, d: distributed.Dist, nhwc: bool = False) -> dict:
