@@ -90,6 +90,17 @@ def test_evaluate_cascade_counts_step1_misses(tiny_runs, synth_dir, tmp_path):
                             "has_defect": master.Defect, "classes": master.ClassIds.map(lambda c: " ".join(map(str, c)))})
     m = evaluate_cascade(perfect, master)
     assert m["end_to_end"]["f1"] == 1 and m["step2"]["f1"] == 1 and m["step1"]["f1"] == 1
+    # Calling everything defective with every class is what each chance F1 says.
+    everything = pd.DataFrame({"ImageId": master.ImageId, "p_defect": 1.0, "has_defect": True, "classes": "1 2 3 4"})
+    m = evaluate_cascade(everything, master)
+    assert m["step1"]["f1"] == pytest.approx(m["step1"]["chance_f1"])
+    for c, pc in m["end_to_end"]["per_class"].items():
+        assert pc["f1"] == pytest.approx(pc["chance_f1"]), c
+    from steelinspect.metrics.cascade import CASCADE_COLUMNS, cascade_rows
+
+    rows = cascade_rows(m)
+    assert all(len(row) == len(CASCADE_COLUMNS) for row in rows)
+    assert rows[0][CASCADE_COLUMNS.index("chance")] == pytest.approx(m["step1"]["chance_f1"])
 
 
 def test_predict_on_real_images(tiny_runs, real_sample, tmp_path):

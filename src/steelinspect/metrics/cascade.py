@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from steelinspect.constants import CLASS_IDS
-from steelinspect.metrics.classification import binary_metrics
+from steelinspect.metrics.classification import binary_metrics, chance_f1
 
 
 def _indicators(class_lists) -> np.ndarray:
@@ -32,11 +32,12 @@ def _class_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[str(c)] = {"precision": precision, "recall": recall, "f1": f1, "support": int(truth[:, i].sum()),
-                             "tp": tp, "fp": fp, "fn": fn}
+        support = int(truth[:, i].sum())
+        per_class[str(c)] = {"precision": precision, "recall": recall, "f1": f1, "support": support,
+                             "chance_f1": chance_f1(support, len(truth)), "tp": tp, "fp": fp, "fn": fn}
     seen = [k for k, v in per_class.items() if v["support"] or v["fp"]]
     macro = {key: float(np.mean([per_class[k][key] for k in seen])) if seen else 0.0
-             for key in ("precision", "recall", "f1")}
+             for key in ("precision", "recall", "f1", "chance_f1")}
     exact = float((truth == pred).all(axis=1).mean()) if len(truth) else 0.0
     return {**macro, "exact_match": exact, "n": int(len(truth)), "per_class": per_class}
 
@@ -54,6 +55,7 @@ def evaluate_cascade(predictions: pd.DataFrame, master: pd.DataFrame) -> dict:
     step1 = binary_metrics(y, has_defect.astype(float), threshold=0.5)
     step1["roc_auc"] = binary_metrics(y, merged.p_defect.to_numpy(dtype=float))["roc_auc"]
     del step1["thresholds"]
+    step1["chance_f1"] = chance_f1(int(y.sum()), len(y))  # calling every image defective
     passed = has_defect & merged.Defect.to_numpy(dtype=bool)
     return {
         "images": int(len(merged)),
@@ -65,16 +67,18 @@ def evaluate_cascade(predictions: pd.DataFrame, master: pd.DataFrame) -> dict:
     }
 
 
-CASCADE_COLUMNS = ("stage", "precision", "recall", "f1", "n")
+CASCADE_COLUMNS = ("stage", "precision", "recall", "f1", "chance", "n")
 
 
 def cascade_rows(metrics: dict) -> list[list]:
     """evaluate_cascade's scores as the table `evaluate-cascade` prints and the demo reports (CASCADE_COLUMNS):
-    step 1, then step 2 and end to end, each followed by its classes (n: their support)."""
+    step 1, then step 2 and end to end, each followed by its classes (n: their support). chance is the F1 of
+    naming the class (step 1: a defect) on every image; for a stage, its mean over the classes in its macro."""
     s1 = metrics["step1"]
-    rows = [["step 1: defect vs clean", s1["precision"], s1["recall"], s1["f1"], s1["n"]]]
+    rows = [["step 1: defect vs clean", s1["precision"], s1["recall"], s1["f1"], s1.get("chance_f1", 0.0), s1["n"]]]
     for stage, label in (("step2", "step 2: classes (images step 1 passed)"), ("end_to_end", "end to end: classes")):
         m = metrics[stage]
-        rows.append([label, m["precision"], m["recall"], m["f1"], m["n"]])
-        rows += [[f"  class {c}", pc["precision"], pc["recall"], pc["f1"], pc["support"]] for c, pc in m["per_class"].items()]
+        rows.append([label, m["precision"], m["recall"], m["f1"], m.get("chance_f1", 0.0), m["n"]])
+        rows += [[f"  class {c}", pc["precision"], pc["recall"], pc["f1"], pc.get("chance_f1", 0.0), pc["support"]]
+                 for c, pc in m["per_class"].items()]
     return rows
