@@ -3,6 +3,7 @@ import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from steelinspect.metrics.classification import (
+    at_chance_warning,
     best_f1_threshold,
     binary_metrics,
     chance_f1,
@@ -68,6 +69,8 @@ def test_chance_f1_is_naming_the_class_on_every_image():
     assert m["per_class"]["1"]["chance_f1"] == pytest.approx(2 * 10 / 30) and m["per_class"]["1"]["f1"] == 1.0
     assert m["per_class"]["4"]["chance_f1"] == 0.0 and chance_f1(0, 20) == 0.0
     assert classes_at_chance(m) == ["2", "3"]  # class 4 never occurs: nothing to learn, not listed
+    assert at_chance_warning(["2", "3"]) == "classes 2, 3 score no better than naming each on every image"
+    assert at_chance_warning(["2"], "test image") == "class 2 scores no better than naming it on every test image"
     assert classes_at_chance(binary_metrics(y[:, 0], probs[:, 0])) == []  # step 1 has no per-class record
 
 

@@ -106,7 +106,7 @@ def test_a_tiled_run_trains_predicts_and_exports(synth_dir, tmp_path):
 
     scored = json.loads((run / "metrics.json").read_text())["test"]
     assert "test F1 per class (naming it on every image): class " in out
-    assert ("scores no better than naming it on every test image" in out) == bool(classes_at_chance(scored))
+    assert ("no better than naming" in out) == bool(classes_at_chance(scored))
     from steelinspect.runs.store import load_run
 
     assert load_run(run).model.tile_width == 96

@@ -268,7 +268,7 @@ def evaluate(
 
 def _print_per_class(metrics: dict) -> None:
     """Step 2's classes one by one, each beside the F1 of naming it on every image of the split."""
-    from steelinspect.metrics.classification import classes_at_chance
+    from steelinspect.metrics.classification import at_chance_warning, classes_at_chance
 
     splits = {name: m for name, m in metrics.items() if isinstance(m, dict) and m.get("per_class")}
     if not splits:
@@ -285,7 +285,7 @@ def _print_per_class(metrics: dict) -> None:
     for name, m in splits.items():
         weak = classes_at_chance(m)
         if weak:
-            out.print(f"warning: on {name}, class {', '.join(weak)} scores no better than naming it on every image")
+            out.print(f"warning: on {name}, {at_chance_warning(weak)}")
 
 
 def tune_gate(

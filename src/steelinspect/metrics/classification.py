@@ -43,6 +43,13 @@ def _per_class(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray) -> di
     }
 
 
+def at_chance_warning(ids: list[str], images: str = "image") -> str:
+    """The words of the warning about `classes_at_chance`, for one class or several."""
+    if len(ids) == 1:
+        return f"class {ids[0]} scores no better than naming it on every {images}"
+    return f"classes {', '.join(ids)} score no better than naming each on every {images}"
+
+
 def classes_at_chance(metrics: dict) -> list[str]:
     """The classes of a metric record that occur in its split and score an F1 no higher than naming them on every
     image (`chance_f1`): a rare class the model has not learnt, whatever its threshold."""

@@ -32,7 +32,7 @@ from steelinspect.data.transforms import Preprocess
 from steelinspect.device import resolve_device
 from steelinspect.errors import ConfigError, RunError
 from steelinspect.io import read_json, write_json
-from steelinspect.metrics.classification import classes_at_chance
+from steelinspect.metrics.classification import at_chance_warning, classes_at_chance
 from steelinspect.models.factory import build_model, encoder_of
 from steelinspect.models.frame_norm import plain_statistics
 from steelinspect.models.weights import load_torchvision_resnet
@@ -384,7 +384,7 @@ def _per_class_lines(scored: dict, which: str) -> list[str]:
     lines = [f"{which} F1 per class (naming it on every image): {cells}"]
     weak = classes_at_chance(scored)
     if weak:
-        lines.append(f"warning: class {', '.join(weak)} scores no better than naming it on every {which} image: not learnt")
+        lines.append(f"warning: {at_chance_warning(weak, f'{which} image')}: not learnt")
     return lines
 
 
