@@ -280,7 +280,7 @@ def _print_per_class(metrics: dict) -> None:
         for class_id, c in m["per_class"].items():
             auc = "–" if c.get("roc_auc") is None else f"{c['roc_auc']:.4f}"
             table.add_row(name, class_id, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
-                          f"{c.get('chance_f1', 0.0):.4f}", str(c["support"]), auc)
+                          f"{c['chance_f1']:.4f}", str(c["support"]), auc)
     out.print(table)
     for name, m in splits.items():
         weak = classes_at_chance(m)

@@ -75,10 +75,10 @@ def cascade_rows(metrics: dict) -> list[list]:
     step 1, then step 2 and end to end, each followed by its classes (n: their support). chance is the F1 of
     naming the class (step 1: a defect) on every image; for a stage, its mean over the classes in its macro."""
     s1 = metrics["step1"]
-    rows = [["step 1: defect vs clean", s1["precision"], s1["recall"], s1["f1"], s1.get("chance_f1", 0.0), s1["n"]]]
+    rows = [["step 1: defect vs clean", s1["precision"], s1["recall"], s1["f1"], s1["chance_f1"], s1["n"]]]
     for stage, label in (("step2", "step 2: classes (images step 1 passed)"), ("end_to_end", "end to end: classes")):
         m = metrics[stage]
-        rows.append([label, m["precision"], m["recall"], m["f1"], m.get("chance_f1", 0.0), m["n"]])
-        rows += [[f"  class {c}", pc["precision"], pc["recall"], pc["f1"], pc.get("chance_f1", 0.0), pc["support"]]
+        rows.append([label, m["precision"], m["recall"], m["f1"], m["chance_f1"], m["n"]])
+        rows += [[f"  class {c}", pc["precision"], pc["recall"], pc["f1"], pc["chance_f1"], pc["support"]]
                  for c, pc in m["per_class"].items()]
     return rows

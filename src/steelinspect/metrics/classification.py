@@ -54,7 +54,7 @@ def classes_at_chance(metrics: dict) -> list[str]:
     """The classes of a metric record that occur in its split and score an F1 no higher than naming them on every
     image (`chance_f1`): a rare class the model has not learnt, whatever its threshold."""
     return [c for c, m in (metrics.get("per_class") or {}).items()
-            if m.get("support") and m["f1"] <= m.get("chance_f1", 0.0) + 1e-9]
+            if m.get("support") and m["f1"] <= m["chance_f1"] + 1e-9]
 
 
 def _record(loss: float | None, y_true: np.ndarray, y_pred: np.ndarray, scores: tuple, roc_auc: float | None,
