@@ -154,6 +154,10 @@ def _classifier(task: str):
                                          "normalises each frame with this weight (0..1) of its own statistics "
                                          "and the rest of the training ones; thresholds are tuned so. For a "
                                          "model trained on synthetic steel that runs on real steel: 0.5."),
+        mask_aux: float = typer.Option(default("mask_aux"), "--mask-aux", help="Weight of a training-only loss "
+                                       "in which the classifier's stride-16 features predict where each class's "
+                                       "mask lies: the masks show it which mark is the defect. 0: off. The "
+                                       "saved model is the plain classifier."),
         augment: str = AUGMENT,
         freeze_encoder_epochs: int = FREEZE,
         precision: str = PRECISION,
@@ -161,7 +165,7 @@ def _classifier(task: str):
         compile_: bool = COMPILE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, paste=paste,
-                          head_prior=head_prior, frame_norm=frame_norm, per_class=per_class,
+                          head_prior=head_prior, frame_norm=frame_norm, mask_aux=mask_aux, per_class=per_class,
                           epochs=epochs, batch_size=batch_size, lr=lr, warmup=warmup, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,

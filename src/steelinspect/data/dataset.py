@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from steelinspect.data.images import read_gray
+from steelinspect.data.mask_grid import decode_masks, grid_targets
 from steelinspect.data.paste import DefectPaste, paste_stream
 from steelinspect.data.transforms import Preprocess
 
@@ -35,16 +36,25 @@ class Augment:
     noise: float = 0.0  # Gaussian noise, standard deviation up to this many grey levels (on half of the images)
 
     def __call__(self, gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(gray, rng)[0]
+
+    def apply(self, gray: np.ndarray, rng: np.random.Generator,
+              masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The augmented image, and `masks` (K, H, W) at the image's size moved by the same crop and flips (the
+        targets of --mask-aux; None: none). The draws are the same with or without masks."""
         height, width = gray.shape
         if self.crop < 1:
             h = int(height * rng.uniform(self.crop, 1))
             w = int(width * rng.uniform(self.crop, 1))
             top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
             gray = gray[top : top + h, left : left + w]
+            masks = None if masks is None else masks[:, top : top + h, left : left + w]
         if rng.random() < self.hflip:
             gray = gray[:, ::-1]
+            masks = None if masks is None else masks[:, :, ::-1]
         if rng.random() < self.vflip:
             gray = gray[::-1, :]
+            masks = None if masks is None else masks[:, ::-1, :]
         gain = rng.uniform(1 - self.contrast, 1 + self.contrast)
         shift = rng.uniform(-self.brightness, self.brightness)
         mean = float(gray.mean())
@@ -52,7 +62,7 @@ class Augment:
         out = np.clip(out, 0, 255)
         if self.gamma or self.blur or self.noise:
             out = photometric(out, self.gamma, self.blur, self.noise, rng)
-        return np.ascontiguousarray(out.astype(np.uint8))
+        return np.ascontiguousarray(out.astype(np.uint8)), None if masks is None else np.ascontiguousarray(masks)
 
 
 def photometric(image: np.ndarray, gamma: float, blur: float, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -79,7 +89,10 @@ AUGMENT_PRESETS = {
 
 
 class ImageDataset(Dataset):
-    """(image, target) pairs: image float32 (1, H, W) preprocessed; target as given (float vector or class index)."""
+    """(image, target, index) triples: image float32 (1, H, W) preprocessed; target as given (float vector or class
+    index). With `mask_rles` (training with --mask-aux; each image's RLE per class) a fourth item: where each target
+    channel's mask lies on the classifier's stride-16 feature map (data/mask_grid.py), moved with the image by
+    pasting, cropping and flips; a one-output target (the binary head) gets one channel, any class."""
 
     def __init__(
         self,
@@ -90,15 +103,20 @@ class ImageDataset(Dataset):
         augment: Augment | None = None,
         seed: int = 0,
         paste: DefectPaste | None = None,
+        mask_rles: list[list[str]] | None = None,
     ):
         if len(image_ids) != len(targets):
             raise ValueError(f"{len(image_ids)} images but {len(targets)} targets")
+        if mask_rles is not None and (augment is None or len(mask_rles) != len(image_ids)):
+            raise ValueError("mask targets are for a training set: one list of RLEs per image, with augmentation")
         self.images_dir = Path(images_dir)
         self.image_ids = list(image_ids)
         self.targets = targets
         self.preprocess = preprocess
         self.augment = augment
         self.paste = paste  # data/paste.py: training only, before the augmentation
+        self.mask_rles = mask_rles
+        self.mask_union = np.ndim(targets) == 2 and np.shape(targets)[1] == 1
         self.seed = seed
         self.epoch = 0
 
@@ -114,7 +132,10 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def load(self, index: int, target: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    def load(self, index: int, target: np.ndarray | None = None,
+             masks: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(gray, target, masks): `masks` True (with mask_rles) gives each target channel's mask at the augmented
+        image's size, else None."""
         # A repeated draw of data.sampling.BalancedSampler is index + k * len(self): the same image, its own
         # augmentation. A training image is decoded at 1/2 or 1/4 scale where it shrinks that much anyway, keeping
         # enough pixels for its smallest crop to be resized down, not up. An evaluation image is decoded whole, as
@@ -124,17 +145,37 @@ class ImageDataset(Dataset):
             size = self.preprocess.size
             if self.augment.crop < 1:
                 size = tuple(-(-side * 10 // round(self.augment.crop * 10)) for side in size)
-        gray = read_gray(self.images_dir / self.image_ids[index % len(self.image_ids)], at_least=size)
+        item = index % len(self.image_ids)
+        gray = read_gray(self.images_dir / self.image_ids[item], at_least=size)
+        planes = None
+        if masks and self.mask_rles is not None:
+            planes = decode_masks(self.mask_rles[item], gray.shape, union=self.mask_union)
         if self.augment is not None:
             if self.paste is not None and target is not None:
-                gray, target = self.paste(gray, target, paste_stream(self.seed, self.epoch, index))
-            gray = self.augment(gray, np.random.default_rng([self.seed, self.epoch, index]))
-        return gray, target
+                gray, target, planes = self._paste(gray, target, planes, paste_stream(self.seed, self.epoch, index))
+            gray, planes = self.augment.apply(gray, np.random.default_rng([self.seed, self.epoch, index]), planes)
+        return gray, target, planes
+
+    def _paste(self, gray, target, planes, rng):
+        if planes is None:
+            return (*self.paste(gray, target, rng), None)
+        drawn = self.paste.draw(gray, rng)  # the same draws as self.paste(...): only the mask is kept too
+        if drawn is None:
+            return gray, target, planes
+        gray, class_id, placed = drawn
+        target, planes = np.array(target, dtype=np.float32, copy=True), planes.copy()
+        channel = 0 if len(planes) == 1 else class_id - 1  # one channel: the binary head's any-defect mask
+        target[channel] = 1.0
+        planes[channel] |= placed.astype(planes.dtype)
+        return gray, target, planes
 
     def __getitem__(self, index: int):
         item = index % len(self.image_ids)
-        gray, target = self.load(index, self.targets[item])
-        return torch.from_numpy(self.preprocess(gray)), torch.as_tensor(target), item
+        gray, target, planes = self.load(index, self.targets[item], masks=self.mask_rles is not None)
+        x, y = torch.from_numpy(self.preprocess(gray)), torch.as_tensor(target)
+        if planes is None:
+            return x, y, item
+        return x, y, item, torch.from_numpy(grid_targets(planes, self.preprocess.size))
 
 
 class EpochSampler(Sampler[int]):

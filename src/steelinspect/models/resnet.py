@@ -161,6 +161,12 @@ class ResNetClassifier(TileableClassifier):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(2 * self.encoder.out_channels[-1], num_outputs)
 
+        self.map_channels = self.encoder.out_channels[3]  # layer3, at stride 16 (models/mask_probe.py)
+
     def forward_image(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)[-1]
-        return self.fc(self.dropout(self.pool(features)))
+        return self.forward_with_map(x)[0]
+
+    def forward_with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, layer3's stride-16 feature map): what --mask-aux trains on."""
+        features = self.encoder(x)
+        return self.fc(self.dropout(self.pool(features[-1]))), features[3]

@@ -38,6 +38,12 @@ class TileableClassifier(nn.Module):
     def forward_image(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    map_channels: int  # channels of the stride-16 feature map forward_with_map returns
+
+    def forward_with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits of the whole image, its stride-16 feature map): training with --mask-aux (models/mask_probe.py)."""
+        raise NotImplementedError
+
     def start_at_prior(self, shares) -> None:
         """Set the output layer's bias so that the untrained model gives each output its share of positive
         training draws (the prior-probability start of Lin et al. 2017's focal loss), instead of 0.5 everywhere: the

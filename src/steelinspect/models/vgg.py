@@ -47,5 +47,12 @@ class VGGNet(TileableClassifier):
             nn.Linear(128, num_outputs),
         )
 
+        self.map_channels = widths[3]  # the third block's output, at stride 16 (models/mask_probe.py)
+
     def forward_image(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+    def forward_with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, the stride-16 feature map): what --mask-aux trains on, the same logits as forward_image."""
+        middle = self.features[:4](x)
+        return self.head(self.features[4:](middle)), middle

@@ -86,6 +86,10 @@ class TrainConfig:
     # statistics and the rest of the training ones (models/frame_norm.py); thresholds are tuned that way too. 0:
     # plain BatchNorm. For a step 1 trained on synthetic steel that must run on real steel (docs/transfer.md).
     frame_norm: float = 0.0
+    # Classifiers' sigmoid heads: the weight of an auxiliary loss, during training only, in which a 1x1 convolution
+    # on the stride-16 feature map predicts where each class's mask lies (models/mask_probe.py, data/mask_grid.py):
+    # the masks tell the features which mark is the defect. 0: off. The saved model is the plain classifier.
+    mask_aux: float = 0.0
     # K-fold training (train/folds.py): folds > 1 makes `out` a parent of K runs fold_1..fold_K; in fold run k,
     # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
     folds: int = 1
@@ -157,6 +161,7 @@ class TrainConfig:
             raise ConfigError(f"--focal-alpha must be in (0, 1), got {self.focal_alpha}")
         self._validate_paste()
         self._validate_head_prior()
+        self._validate_mask_aux()
         if self.augment_preset not in AUGMENT_PRESETS:
             raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, got {self.augment_preset!r}")
         if not 0 <= self.freeze_encoder_epochs <= self.epochs:
@@ -207,6 +212,21 @@ class TrainConfig:
         if self.head_prior and self.head not in ("binary", "multilabel"):
             raise ConfigError("--head-prior is for the classifiers' sigmoid heads (train binary; train multiclass "
                               "under --protocol full)")
+
+    def _validate_mask_aux(self) -> None:
+        if not isinstance(self.mask_aux, (int, float)) or not 0 <= self.mask_aux <= 100:
+            raise ConfigError(f"--mask-aux must lie in 0..100 (the weight of the mask loss), got {self.mask_aux!r}")
+        if not self.mask_aux:
+            return
+        if self.head not in ("binary", "multilabel"):
+            raise ConfigError("--mask-aux is for the classifiers' sigmoid heads (train binary; train multiclass "
+                              "under --protocol full); the segmenter learns the masks themselves")
+        if not self.augment:
+            raise ConfigError("--mask-aux trains on the augmented training images: it needs augmentation on")
+        if self.tile_width is not None:
+            raise ConfigError("--mask-aux with --tile-width is not supported: tiles are already labelled from masks")
+        if self.pseudo is not None:
+            raise ConfigError("--mask-aux with --pseudo is not supported: pseudo-labelled images have no masks")
 
     def _validate_paste(self) -> None:
         if not 0.0 <= self.paste <= 1.0:

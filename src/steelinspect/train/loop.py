@@ -35,6 +35,7 @@ from steelinspect.io import read_json, write_json
 from steelinspect.metrics.classification import at_chance_warning, classes_at_chance
 from steelinspect.models.factory import build_model, encoder_of
 from steelinspect.models.frame_norm import plain_statistics
+from steelinspect.models.mask_probe import MaskProbe
 from steelinspect.models.weights import load_torchvision_resnet
 from steelinspect.runs.config import TrainConfig
 from steelinspect.runs.files import (CHECKPOINT_FILE, CONFIG_FILE, CURVES_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
@@ -46,6 +47,7 @@ from steelinspect.train.pseudo_data import attach_pseudo, train_sampler as make_
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
 from steelinspect.train import testhooks
 from steelinspect.train.tasks import Collector, make_task
+from steelinspect.train.losses import mask_loss
 from steelinspect.train.warmup import Warmup
 
 
@@ -133,15 +135,21 @@ class _Fit:
     best: float = -np.inf
     best_loss: float = np.inf  # the best epoch's validation loss: breaks ties of the score (see _score_epoch)
     warmup: Warmup = field(default_factory=lambda: Warmup(0))  # --warmup's ramp (set once the loader is built)
+    probe: MaskProbe | None = None  # --mask-aux: the model with its mask probe, what the training steps run
 
     def checkpoint(self, epoch: int) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history,
-                "best": self.best, "best_loss": self.best_loss, "rng": get_rng_state(),
-                "scaler": self.precision.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history,
+                 "best": self.best, "best_loss": self.best_loss, "rng": get_rng_state(),
+                 "scaler": self.precision.state_dict()}
+        if self.probe is not None:
+            state["probe"] = self.probe.cells.state_dict()
+        return state
 
     def resume(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        if self.probe is not None:
+            self.probe.cells.load_state_dict(state["probe"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start, self.history, self.best = state["epoch"] + 1, state["history"], state["best"]
@@ -175,7 +183,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         + (f", {config.augment_preset} augmentation" if config.augment and config.augment_preset != "standard" else "")
         + (f", encoder frozen for {config.freeze_encoder_epochs} epoch(s)" if config.freeze_encoder_epochs else "")
         + (f", a defect pasted into {config.paste:.0%} of training images" if config.paste else "")
-        + (f", learning rate warmed up over {config.warmup:g} epoch(s)" if config.warmup else ""))
+        + (f", learning rate warmed up over {config.warmup:g} epoch(s)" if config.warmup else "")
+        + (f", mask loss at weight {config.mask_aux:g}" if config.mask_aux else ""))
     warnings = split_warnings(splits, config.head)
     for line in warnings:
         say(f"warning: {line}")
@@ -183,7 +192,8 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
     if config.freeze_encoder_epochs and d.enabled:
         # DDP fixes which parameters it reduces when it wraps the model; a freeze that ends mid-run would change them.
         raise ConfigError("--freeze-encoder-epochs is not supported under torchrun yet: train on one process")
-    net = DistributedDataParallel(fit.model) if d.enabled else fit.model
+    trained = fit.probe if fit.probe is not None else fit.model
+    net = DistributedDataParallel(trained) if d.enabled else trained
     if config.compile:
         net = speed.compiled(net)  # fit.model stays the plain module: its state_dict is what is saved
     train_sampler, train_loader, eval_loaders = _loaders(config, task, images, splits, datasets, preprocess, d)
@@ -263,12 +273,15 @@ def _build(config: TrainConfig, task, splits: dict[str, pd.DataFrame], device: t
     if prior is not None:
         model.start_at_prior(prior)
         say("outputs start at their share of positive draws: " + ", ".join(f"{p:.3f}" for p in prior))
-    model.to(device)
+    # Built after the model, so the model's initialisation is the same with or without it.
+    probe = MaskProbe(model, task.num_outputs) if config.mask_aux else None
+    trained = model if probe is None else probe
+    trained.to(device)
     if config.channels_last:
-        speed.channels_last(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        speed.channels_last(trained)
+    optimizer = torch.optim.Adam(trained.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr * 0.05)
-    return _Fit(model, optimizer, scheduler, speed.Precision(config.precision, device))
+    return _Fit(model, optimizer, scheduler, speed.Precision(config.precision, device), probe=probe)
 
 
 def _loaders(config: TrainConfig, task, images: Path, splits: dict, datasets: dict, preprocess: Preprocess,
@@ -298,20 +311,23 @@ def _fit_epoch(net, task, loader: DataLoader, fit: _Fit, config: TrainConfig, de
     scheduled = [group["lr"] for group in fit.optimizer.param_groups]  # this epoch's rates (the cosine's)
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch", dynamic_ncols=True)
     seen = 0
-    for x, y, idx in bar:
+    for x, y, idx, *grid in bar:  # a fourth item with --mask-aux: the mask grids (data/mask_grid.py)
         x, y = speed.to_device(x, device, config.channels_last), y.to(device)
         with fit.precision.autocast():
             try:
-                logits = net(x)
+                out = net(x)
             except Exception as exc:  # torch.compile compiles at the first batch: its failure as one line
                 if config.compile and seen == 0 and not isinstance(exc, MemoryError):
                     raise speed.compile_error(exc) from None
                 raise
+        logits, cells = out if fit.probe is not None else (out, None)
         logits = logits.float()  # the loss and the collected outputs in fp32
         loss = task.loss(logits, y)
+        loss_value = loss.item()  # the classifier's own loss, comparable with validation's
+        if cells is not None:
+            loss = loss + config.mask_aux * mask_loss(cells, grid[0].to(device))
         fit.warmup.before_step(fit.optimizer, scheduled)
         fit.precision.step(loss, fit.optimizer)
-        loss_value = loss.item()
         collector.add(task.probabilities(logits.detach()), y, idx, loss_value)
         seen += len(x) * d.world
         bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")

@@ -31,6 +31,18 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_
     return loss.mean()
 
 
+# --mask-aux's cells (models/mask_probe.py): focal, as step 2's loss (most cells hold nothing), with positives and
+# negatives weighed equally, since one class's cells are a few per image.
+MASK_ALPHA = 0.5
+
+
+def mask_loss(cell_logits: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """--mask-aux: focal loss of the probe's cell logits against the mask grid (data/mask_grid.py), same shape."""
+    if cell_logits.shape != grid.shape:
+        raise ValueError(f"cell logits {tuple(cell_logits.shape)} against mask targets {tuple(grid.shape)}")
+    return focal_loss(cell_logits.float(), grid, alpha=MASK_ALPHA)
+
+
 def softmax_focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
     """The softmax head's focal loss (one class per image): -(1 - p_y)^gamma log(p_y), averaged."""
     ce = F.cross_entropy(logits, labels.long(), reduction="none")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from steelinspect.constants import NUM_CLASSES
 from steelinspect.data.dataset import AUGMENT_PRESETS, Augment, ImageDataset
+from steelinspect.data.master import RLE_COLUMNS
 from steelinspect.data.paste import defect_paste
 from steelinspect.data.transforms import Preprocess
 from steelinspect.metrics.classification import (
@@ -107,7 +108,8 @@ class ClassificationTask:
             return TileDataset(images_dir, frame, self.targets(frame), preprocess, self.name, self.tile_width,
                                self.augmentation, seed, self.tile_positive, paste)
         return ImageDataset(images_dir, frame.ImageId.tolist(), self.targets(frame), preprocess,
-                            self.augmentation if augment else None, seed, paste)
+                            self.augmentation if augment else None, seed, paste,
+                            frame[RLE_COLUMNS].fillna("").to_numpy().tolist() if augment and self.mask_aux else None)
 
     def new_collector(self) -> Collector:
         return Collector()
@@ -122,6 +124,7 @@ class ClassificationTask:
 
     augmentation: Augment = AUGMENT_PRESETS["standard"]
     paste: float = 0.0  # --paste: share of training images given one more defect (data/paste.py)
+    mask_aux: float = 0.0  # --mask-aux: training images come with their mask grids (data/mask_grid.py)
 
     def configure(self, config) -> None:
         """Settings from the TrainConfig: the loss and the augmentation preset."""
@@ -130,6 +133,7 @@ class ClassificationTask:
         self.focal_gamma, self.focal_alpha = config.focal_gamma, config.focal_alpha
         self.tile_width = config.tile_width
         self.paste = config.paste
+        self.mask_aux = config.mask_aux
 
     def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
         """Class-imbalance weights from the training targets (called once before training). `sample_weights`:
