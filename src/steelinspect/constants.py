@@ -24,3 +24,7 @@ MAX_PIXELS = 4 * IMAGE_WIDTH * IMAGE_HEIGHT
 # Overrides MAX_PIXELS for every command (`steelinspect --max-pixels N` sets it); read at each decode, so
 # worker processes and threads see it too.
 MAX_PIXELS_ENV = "STEELINSPECT_MAX_PIXELS"
+
+# Below this many validation images of a class, step 2 does not tune its threshold for F1, which would follow one
+# or two images' scores, but breaks even (metrics/classification.py class_threshold; data/splits.py warns).
+FEW_POSITIVES = 5

@@ -6,7 +6,9 @@ from steelinspect.metrics.classification import (
     at_chance_warning,
     best_f1_threshold,
     binary_metrics,
+    break_even_threshold,
     chance_f1,
+    class_threshold,
     classes_at_chance,
     multiclass_metrics,
     multilabel_metrics,
@@ -72,6 +74,27 @@ def test_chance_f1_is_naming_the_class_on_every_image():
     assert at_chance_warning(["2", "3"]) == "classes 2, 3 score no better than naming each on every image"
     assert at_chance_warning(["2"], "test image") == "class 2 scores no better than naming it on every test image"
     assert classes_at_chance(binary_metrics(y[:, 0], probs[:, 0])) == []  # step 1 has no per-class record
+
+
+def test_a_class_with_few_validation_images_breaks_even_instead_of_chasing_them():
+    # 3 positives among 60: the F1-optimal threshold drops to the one positive the model ranked low, passing 20
+    # negatives with it; breaking even calls as many images as hold the class.
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.4, 60)
+    y = np.zeros(60, int)
+    y[[0, 1, 2]] = 1
+    p[[0, 1]] = [0.6, 0.55]  # two ranked high ...
+    p[2] = 0.07  # ... and one low
+    ranked = np.sort(p)[::-1]
+    assert break_even_threshold(y, p) == pytest.approx((ranked[2] + ranked[3]) / 2)
+    assert class_threshold(y, p) == break_even_threshold(y, p) and (p >= class_threshold(y, p)).sum() == 3
+    assert best_f1_threshold(y, p) != class_threshold(y, p)
+    # Five or more: F1-optimal as before; none: the default.
+    y5 = np.r_[np.ones(5, int), np.zeros(55, int)]
+    assert class_threshold(y5, p) == best_f1_threshold(y5, p)
+    assert class_threshold(np.zeros(60, int), p) == 0.5
+    with pytest.raises(ValueError, match="some but not all"):
+        break_even_threshold(np.ones(4, int), p[:4])
 
 
 def test_threshold_tuning_finds_the_gap():

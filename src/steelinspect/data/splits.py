@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from steelinspect.constants import CLASS_IDS
+from steelinspect.constants import CLASS_IDS, FEW_POSITIVES
 from steelinspect.errors import ConfigError
 
 PROTOCOLS = ("full", "seed")
@@ -153,6 +153,9 @@ def split_warnings(splits: dict[str, pd.DataFrame], head: str) -> list[str]:
         if in_train and not in_val:
             out.append(f"class {c}: {in_train} training image(s) but none in validation" + (
                 "" if head == "multiclass" else f": its {what} stays at the default"))
-        elif in_val == 1 and head != "multiclass":
+        elif head == "multilabel" and 0 < in_val < FEW_POSITIVES:
+            out.append(f"class {c}: only {in_val} validation image(s): its threshold calls as many validation images "
+                       f"class {c} as hold it (too few to tune F1 on)")
+        elif in_val == 1 and head == "segment":
             out.append(f"class {c}: its {what} is tuned on a single validation image")
     return out

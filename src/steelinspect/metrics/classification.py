@@ -18,7 +18,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from steelinspect.constants import CLASS_IDS
+from steelinspect.constants import CLASS_IDS, FEW_POSITIVES
 
 
 def _auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
@@ -116,6 +116,26 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, thresholds, loss: 
     return _record(loss, y_true, y_pred, (p, r, f), float(np.mean(aucs)) if aucs else None,
                    _per_class(y_true, y_pred, probs), multilabel_confusion_matrix(y_true, y_pred).tolist(),
                    thresholds=[float(t) for t in thresholds])
+
+
+def class_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """A sigmoid output's decision threshold from validation: F1-optimal (best_f1_threshold), or, for a class with
+    1 to FEW_POSITIVES - 1 validation images, the break-even threshold (break_even_threshold)."""
+    y_true = np.asarray(y_true).astype(bool).ravel()
+    if 0 < y_true.sum() < min(FEW_POSITIVES, len(y_true)):
+        return break_even_threshold(y_true, prob)
+    return best_f1_threshold(y_true, prob)
+
+
+def break_even_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """The threshold that calls as many images positive as hold the class (precision equals recall on them):
+    midway between the k-th and (k + 1)-th highest probability, k the positives (fewer than the images)."""
+    y_true = np.asarray(y_true).astype(bool).ravel()
+    ranked = np.sort(np.asarray(prob, dtype=np.float64).ravel())[::-1]
+    k = int(y_true.sum())
+    if not 0 < k < len(ranked):
+        raise ValueError(f"break-even needs some but not all images positive, got {k} of {len(ranked)}")
+    return float((ranked[k - 1] + ranked[k]) / 2)
 
 
 def best_f1_threshold(y_true: np.ndarray, prob: np.ndarray, grid: np.ndarray | None = None) -> float:

@@ -22,6 +22,7 @@ from steelinspect.data.paste import defect_paste
 from steelinspect.data.transforms import Preprocess
 from steelinspect.metrics.classification import (
     best_f1_threshold,
+    class_threshold,
     binary_metrics,
     multiclass_metrics,
     multilabel_metrics,
@@ -253,7 +254,7 @@ class MultilabelTask(ClassificationTask):
 
     def tune(self, collector: Collector) -> list[float]:
         probs, y = collector.arrays()
-        return [best_f1_threshold(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
+        return [class_threshold(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
 
     def metrics(self, collector: Collector, params: list[float]) -> dict:
         probs, y = collector.arrays()
