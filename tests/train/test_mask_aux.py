@@ -29,7 +29,7 @@ def _state(run) -> dict[str, torch.Tensor]:
 def test_a_run_with_the_mask_loss_learns_otherwise_saves_a_plain_model_and_resumes_exactly(synth_dir, tmp_path,
                                                                                             monkeypatch):
     masked = train(TrainConfig(data=synth_dir, out=tmp_path / "masked", mask_aux=1.0, **SMALL), progress=False)
-    plain = train(TrainConfig(data=synth_dir, out=tmp_path / "plain", **SMALL), progress=False)
+    plain = train(TrainConfig(data=synth_dir, out=tmp_path / "plain", mask_aux=0.0, **SMALL), progress=False)
     assert json.loads((masked / "config.json").read_text())["mask_aux"] == 1.0
     # The same splits, draws and initialisation, but the features were also pulled towards the masks.
     assert json.loads((masked / "splits.json").read_text()) == json.loads((plain / "splits.json").read_text())
@@ -85,3 +85,21 @@ def test_a_weight_out_of_range_and_what_has_no_masks_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="--mask-aux with --pseudo is not supported"):
         config(mask_aux=1.0, pseudo=tmp_path, teacher=tmp_path).validate()
     config(mask_aux=0.0, augment=False).validate()  # off: nothing to refuse
+
+
+def test_step_2_learns_the_masks_by_default_where_it_can_and_nothing_else_does(tmp_path):
+    def mask_aux(**kw):
+        return TrainConfig(data=tmp_path, out=tmp_path / "r", **kw).mask_aux
+
+    assert mask_aux(task="multiclass") == 2.0  # measured: docs/rare-classes.md, "--mask-aux"
+    assert mask_aux(task="binary") == 0.0 and mask_aux(task="segment") == 0.0
+    # Where it cannot apply, the default is off rather than a refusal.
+    assert mask_aux(task="multiclass", protocol="seed") == 0.0
+    assert mask_aux(task="multiclass", tile_width=64) == 0.0
+    assert mask_aux(task="multiclass", augment=False) == 0.0
+    assert mask_aux(task="multiclass", pseudo=tmp_path, teacher=tmp_path) == 0.0
+    assert mask_aux(task="binary", mask_aux=1.5) == 1.5
+    # A run written before --mask-aux existed trained without it, and resumes so.
+    legacy = TrainConfig(task="multiclass", data=tmp_path, out=tmp_path / "r").to_dict()
+    del legacy["mask_aux"]
+    assert TrainConfig.from_dict(legacy).mask_aux == 0.0

@@ -154,10 +154,12 @@ def _classifier(task: str):
                                          "normalises each frame with this weight (0..1) of its own statistics "
                                          "and the rest of the training ones; thresholds are tuned so. For a "
                                          "model trained on synthetic steel that runs on real steel: 0.5."),
-        mask_aux: float = typer.Option(default("mask_aux"), "--mask-aux", help="Weight of a training-only loss "
-                                       "in which the classifier's stride-16 features predict where each class's "
-                                       "mask lies: the masks show it which mark is the defect. 0: off. The "
-                                       "saved model is the plain classifier."),
+        mask_aux: float = typer.Option(None, "--mask-aux", help="Weight of a training-only loss in which the "
+                                       "classifier's stride-16 features predict where each class's mask lies: the "
+                                       "masks show it which mark is the defect. 0: off. The saved model is the "
+                                       f"plain classifier. (default: {default('mask_aux', task):g}"
+                                       + ("; 0 under --protocol seed, --tile-width, --pseudo)" if task == "multiclass"
+                                          else ")")),
         augment: str = AUGMENT,
         freeze_encoder_epochs: int = FREEZE,
         precision: str = PRECISION,
