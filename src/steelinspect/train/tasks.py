@@ -253,8 +253,18 @@ class MultilabelTask(ClassificationTask):
         return [0.5] * NUM_CLASSES
 
     def tune(self, collector: Collector) -> list[float]:
+        """F1-optimal thresholds; a class with 1-4 validation images breaks even (class_threshold)."""
         probs, y = collector.arrays()
         return [class_threshold(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
+
+    def epoch_params(self, val: Collector) -> list[float]:
+        """As ClassificationTask's, but F1-optimal for every class, a rare one too: this score only ranks the
+        epochs, and a break-even class's F1 on 3 validation images jumps by thirds from epoch to epoch, which
+        then decides the epoch kept (measured: docs/rare-classes.md, "Class 2's threshold")."""
+        if self.loss_name != "focal":
+            return self.default_params()
+        probs, y = val.arrays()
+        return [best_f1_threshold(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
 
     def metrics(self, collector: Collector, params: list[float]) -> dict:
         probs, y = collector.arrays()
