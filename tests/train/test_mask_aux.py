@@ -11,9 +11,9 @@ import torch
 from steelinspect.errors import ConfigError
 from steelinspect.runs.config import TrainConfig
 from steelinspect.runs.store import load_run
-from steelinspect.train import testhooks
 from steelinspect.train.loop import train
 from tests.cli_runner import run_main
+from tests.train.interrupt import interrupted
 
 SMALL = dict(task="multiclass", epochs=2, batch_size=8, image_size=(64, 128), workers=0, arch="vgg", seed=0)
 
@@ -45,10 +45,7 @@ def test_a_run_with_the_mask_loss_learns_otherwise_saves_a_plain_model_and_resum
     assert not hasattr(model, "cells") and type(model).__name__ == "VGGNet"
     # Interrupted after epoch 1 and resumed: the same run, the probe's state included.
     part = tmp_path / "part"
-    monkeypatch.setenv(testhooks.ENV, "1")
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(data=synth_dir, out=part, mask_aux=1.0, **SMALL), progress=False)
-    monkeypatch.delenv(testhooks.ENV)
+    interrupted(monkeypatch, TrainConfig(data=synth_dir, out=part, mask_aux=1.0, **SMALL))
     train(TrainConfig(data=synth_dir, out=part, mask_aux=1.0, resume=True, **SMALL), progress=False)
     assert _history(part) == pytest.approx(_history(masked), abs=1e-6)
     assert all(torch.allclose(_state(part)[k].float(), a[k].float(), atol=1e-6) for k in a)

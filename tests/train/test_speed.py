@@ -7,9 +7,9 @@ import torch
 
 from steelinspect.errors import ConfigError
 from steelinspect.runs.config import TrainConfig
-from steelinspect.train import testhooks
 from steelinspect.train.loop import train
 from tests.cli_runner import run_main
+from tests.train.interrupt import interrupted
 
 pytestmark = pytest.mark.slow
 TINY = dict(task="binary", epochs=2, batch_size=16, image_size=(32, 64), workers=0, arch="vgg", seed=0,
@@ -20,12 +20,9 @@ def test_bf16_trains_resumes_and_records_its_precision(synth_dir, tmp_path, monk
     # Interrupted after epoch 1 (train/testhooks.py), then resumed: checkpoint.pt (with the scaler's state)
     # still loads with weights_only=True, and the run finishes in bf16 with fp32 weights.
     config = dict(TINY, data=synth_dir, out=tmp_path / "bf16", precision="bf16", channels_last=True)
-    monkeypatch.setenv(testhooks.ENV, "1")
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**config), progress=False)
+    interrupted(monkeypatch, TrainConfig(**config))
     state = torch.load(tmp_path / "bf16" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 0 and state["scaler"] == {}  # no GradScaler in bf16
-    monkeypatch.delenv(testhooks.ENV)
     run = train(TrainConfig(**config, resume=True), progress=False)
     saved = json.loads((run / "config.json").read_text())
     assert saved["precision"] == "bf16" and saved["channels_last"] is True

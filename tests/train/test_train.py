@@ -19,6 +19,7 @@ from steelinspect.train.evaluate import evaluate
 from steelinspect.train import testhooks
 from steelinspect.train.loop import train
 from tests.cli_runner import run_cli, run_main
+from tests.train.interrupt import interrupted
 
 pytestmark = pytest.mark.slow
 SMALL = dict(epochs=2, batch_size=8, image_size=(64, 128), workers=0, arch="vgg", seed=0)
@@ -140,12 +141,9 @@ def test_resume_after_interruption_matches_uninterrupted(binary_run, synth_dir, 
     # Deterministic: the run sends itself SIGINT right after epoch 1 is checkpointed (train/testhooks.py).
     part = tmp_path / "part"
     config = dict(task="binary", data=synth_dir, out=part, **SMALL)
-    monkeypatch.setenv(testhooks.ENV, "1")
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**config), progress=False)
+    interrupted(monkeypatch, TrainConfig(**config))
     assert [h["epoch"] for h in json.loads((part / "history.json").read_text())] == [1]
     assert (part / "checkpoint.pt").is_file() and not (part / "metrics.json").exists()
-    monkeypatch.delenv(testhooks.ENV)
     # Other settings are refused, naming what the run had (a default changed since it began is the usual cause).
     with pytest.raises(ConfigError, match=r"--lr 0.001 in the run, 0.002 now; --paste 0.0 in the run, 0.5 now$"):
         train(TrainConfig(**{**config, "lr": 2e-3}, paste=0.5, resume=True), progress=False)

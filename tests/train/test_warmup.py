@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from steelinspect.runs.config import TrainConfig
-from steelinspect.train import testhooks
 from steelinspect.train.loop import train
 from steelinspect.train.warmup import Warmup
 from tests.cli_runner import run_main
+from tests.train.interrupt import interrupted
 
 
 def _schedule(epochs: int, steps_per_epoch: int, warmup: Warmup) -> tuple[list[float], list[float]]:
@@ -67,10 +67,7 @@ def test_a_warmed_up_run_trains_otherwise_and_resumes_mid_ramp_as_if_never_stopp
     assert rates[0] == rates[1]
     # Interrupted after epoch 1, in the middle of its 1.5-epoch ramp, then resumed: the same run.
     part = tmp_path / "part"
-    monkeypatch.setenv(testhooks.ENV, "1")
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(data=synth_dir, out=part, warmup=1.5, **SMALL), progress=False)
-    monkeypatch.delenv(testhooks.ENV)
+    interrupted(monkeypatch, TrainConfig(data=synth_dir, out=part, warmup=1.5, **SMALL))
     train(TrainConfig(data=synth_dir, out=part, warmup=1.5, resume=True, **SMALL), progress=False)
     assert _losses(part) == pytest.approx(_losses(warm), abs=1e-6)
 
