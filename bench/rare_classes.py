@@ -3,7 +3,7 @@
     python bench/rare_classes.py [--images 1200] [--holdout 1200] [--size 128x416] [--epochs 4]
                                  [--variants natural:bce balanced:bce natural:focal balanced:focal
                                              natural:bce:tile256@256x1600 balanced:focal:paste0.5
-                                             balanced:focal:prior balanced:focal:warmup0 balanced:focal:mask1 ...]
+                                             balanced:focal:prior balanced:focal:warmup0 balanced:focal:mask2:breakeven ...]
                                  [--ensembles balanced:focal+balanced:focal:tile256@256x1600 ...]
                                  [--segment] [--seg-images 400] [--seg-size 128x800] [--seg-epochs 3]
                                  [--json out.json]
@@ -71,8 +71,8 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
     """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
     SAMPLER:LOSS, then optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size),
     :pasteP (--paste P; the segmenter pastes 0.5 unless told :paste0), :warmupE (--warmup E; step 2 warms up over 1
-    epoch unless told :warmup0), :prior (classifiers: --head-prior), :maskW (classifiers: --mask-aux W) and :alphaA
-    (--focal-alpha A)."""
+    epoch unless told :warmup0), :prior (classifiers: --head-prior), :maskW (classifiers: --mask-aux W), :alphaA
+    (--focal-alpha A) and :breakeven (step 2: --rare-threshold break-even)."""
     sampler, loss, *extras = variant.split(":")
     out, other_arch = variant_dir(task, variant, root, settings.get("arch"))
     for extra in extras:
@@ -89,9 +89,11 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
             settings = {**settings, "mask_aux": float(extra.removeprefix("mask"))}
         elif extra.startswith("alpha"):
             settings = {**settings, "focal_alpha": float(extra.removeprefix("alpha"))}
+        elif extra == "breakeven":
+            settings = {**settings, "rare_threshold": "break-even"}
         else:
             raise SystemExit(f"variant {variant!r}: {extra!r} is none of tileW@HxW, pasteP, warmupE, prior, maskW, "
-                             "alphaA")
+                             "alphaA, breakeven")
     scored = out / "holdout.json"
     if scored.is_file():
         return json.loads(scored.read_text())
@@ -204,8 +206,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the runs' --device)")
     parser.add_argument("--arch", default="vgg", help="step 2's --arch (vgg, resnet18, resnet34, resnet50, resnext50)")
     parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW][:pasteP][:warmupE][:prior]"
-                        "[:maskW][:alphaA] for step 2 (tiles: --tile-width W at --image-size HxW; pasteP: --paste P; "
-                        "warmupE: --warmup E; prior: --head-prior; maskW: --mask-aux W; alphaA: --focal-alpha A)")
+                        "[:maskW][:alphaA][:breakeven] for step 2 (tiles: --tile-width W at --image-size HxW; pasteP: "
+                        "--paste P; warmupE: --warmup E; prior: --head-prior; maskW: --mask-aux W; alphaA: "
+                        "--focal-alpha A; breakeven: --rare-threshold break-even)")
     parser.add_argument("--ensembles", nargs="*", default=[], help="VARIANT+VARIANT[+...]: step 2 variants combined "
                         "by `steelinspect ensemble` (trained here or finished under --out) and scored as one")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")

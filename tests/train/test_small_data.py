@@ -107,18 +107,19 @@ def test_split_warnings_say_what_a_tiny_validation_split_cannot_bear():
     said = split_warnings(splits, "multilabel")
     assert any("validation split holds only 3 images" in s for s in said)
     assert any(s.startswith("class 2: 1 training image(s) but none in validation: its threshold stays") for s in said)
-    # Fewer than five validation images of a class: step 2's threshold breaks even instead of chasing F1 on them.
+    assert any(s == "class 4: its threshold is tuned on a single validation image" for s in said)
+    assert not any(s.startswith("class 3") for s in said)
+    # --rare-threshold break-even: fewer than five validation images of a class, and its threshold breaks even.
+    even = split_warnings(splits, "multilabel", "break-even")
     assert ("class 4: only 1 validation image(s): its threshold calls as many validation images class 4 as hold it "
-            "(too few to tune F1 on)") in said
-    assert any(s.startswith("class 3: only 2 validation image(s)") for s in said)
-    assert ("class 4: its post-processing is tuned on a single validation image"
-            in split_warnings(splits, "segment"))
+            "(too few to tune F1 on)") in even
+    assert any(s.startswith("class 3: only 2 validation image(s)") for s in even)
     tiny_test = split_warnings({**splits, "test": frame([[3], [4]])}, "multilabel")
     assert ("the test split holds only 2 images: its scores are anecdotes (a larger --test-fraction uses more)"
             in tiny_test)
     assert any(s.endswith("(a larger --val-fraction, or --folds K, uses more)") for s in tiny_test)
     big = {"train": frame([[3]] * 40 + [[4]] * 40), "val": frame([[3]] * 6 + [[4]] * 6), "test": frame([])}
-    assert split_warnings(big, "segment") == [] and split_warnings(big, "multilabel") == []
+    assert split_warnings(big, "segment") == [] and split_warnings(big, "multilabel", "break-even") == []
     assert any("no clean image" in s for s in split_warnings(big, "binary"))
 
 

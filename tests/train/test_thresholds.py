@@ -1,4 +1,5 @@
-"""Step 2's thresholds: break-even for a class with a handful of validation images, F1-optimal to rank epochs."""
+"""Step 2's thresholds: --rare-threshold break-even for a class with a handful of validation images; F1-optimal
+to rank epochs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def test_the_run_breaks_even_on_a_rare_class_but_ranks_its_epochs_by_f1():
     collector.add(torch.from_numpy(probs), torch.from_numpy(y), torch.arange(90), 0.1)
     task = make_task("multilabel")
     task.loss_name = "focal"
+    assert task.tune(collector) == task.epoch_params(collector)  # the default, f1: F1-optimal both ways
+    task.rare_threshold = "break-even"
     final, ranking = task.tune(collector), task.epoch_params(collector)
     assert final[1] == break_even_threshold(y[:, 1], probs[:, 1]) != ranking[1]
     assert ranking[1] == best_f1_threshold(y[:, 1], probs[:, 1])

@@ -157,9 +157,10 @@ def _classifier(task: str):
         mask_aux: float = typer.Option(None, "--mask-aux", help="Weight of a training-only loss in which the "
                                        "classifier's stride-16 features predict where each class's mask lies: the "
                                        "masks show it which mark is the defect. 0: off. The saved model is the "
-                                       f"plain classifier. (default: {default('mask_aux', task):g}"
-                                       + ("; 0 under --protocol seed, --tile-width, --pseudo)" if task == "multiclass"
-                                          else ")")),
+                                       f"plain classifier. (default: {default('mask_aux', task):g})"),
+        rare_threshold: str = typer.Option(default("rare_threshold"), "--rare-threshold", help="Step 2's threshold "
+                                           "for a class with 1-4 validation images: f1 (F1-optimal) or break-even "
+                                           "(calls as many validation images that class as hold it)."),
         augment: str = AUGMENT,
         freeze_encoder_epochs: int = FREEZE,
         precision: str = PRECISION,
@@ -167,7 +168,8 @@ def _classifier(task: str):
         compile_: bool = COMPILE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, paste=paste,
-                          head_prior=head_prior, frame_norm=frame_norm, mask_aux=mask_aux, per_class=per_class,
+                          head_prior=head_prior, frame_norm=frame_norm, mask_aux=mask_aux, rare_threshold=rare_threshold,
+                          per_class=per_class,
                           epochs=epochs, batch_size=batch_size, lr=lr, warmup=warmup, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,
                           teacher=teacher, pseudo_confidence=pseudo_confidence, pseudo_share=pseudo_share,

@@ -124,13 +124,14 @@ def frames_from_ids(master: pd.DataFrame, ids: dict[str, list[str]]) -> dict[str
 MIN_HELD_OUT = 10
 
 
-def split_warnings(splits: dict[str, pd.DataFrame], head: str) -> list[str]:
+def split_warnings(splits: dict[str, pd.DataFrame], head: str, rare_threshold: str = "f1") -> list[str]:
     """What a run on few images should be told about its splits, one sentence each (empty when nothing).
 
     Sizes are never changed here (a run on 24 images keeps the splits its fractions give); what a small
     validation split cannot bear is said: too few images to choose on, a class the training split has but
     validation lacks (its decision parameter stays at the default: nothing to tune it on), a class tuned on a
-    single validation image, step 1 validated without clean or without defect images.
+    single validation image (under `rare_threshold` "break-even": a class with 1-4, whose threshold breaks even),
+    step 1 validated without clean or without defect images.
     """
     out = []
     for name in ("val", "test"):
@@ -153,9 +154,9 @@ def split_warnings(splits: dict[str, pd.DataFrame], head: str) -> list[str]:
         if in_train and not in_val:
             out.append(f"class {c}: {in_train} training image(s) but none in validation" + (
                 "" if head == "multiclass" else f": its {what} stays at the default"))
-        elif head == "multilabel" and 0 < in_val < FEW_POSITIVES:
+        elif head == "multilabel" and rare_threshold == "break-even" and 0 < in_val < FEW_POSITIVES:
             out.append(f"class {c}: only {in_val} validation image(s): its threshold calls as many validation images "
                        f"class {c} as hold it (too few to tune F1 on)")
-        elif in_val == 1 and head == "segment":
+        elif in_val == 1 and head != "multiclass":
             out.append(f"class {c}: its {what} is tuned on a single validation image")
     return out

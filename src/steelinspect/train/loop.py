@@ -185,7 +185,7 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         + (f", a defect pasted into {config.paste:.0%} of training images" if config.paste else "")
         + (f", learning rate warmed up over {config.warmup:g} epoch(s)" if config.warmup else "")
         + (f", mask loss at weight {config.mask_aux:g}" if config.mask_aux else ""))
-    warnings = split_warnings(splits, config.head)
+    warnings = split_warnings(splits, config.head, config.rare_threshold)
     for line in warnings:
         say(f"warning: {line}")
     fit = _build(config, task, splits, device, say, prior)

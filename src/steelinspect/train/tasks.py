@@ -126,6 +126,7 @@ class ClassificationTask:
     augmentation: Augment = AUGMENT_PRESETS["standard"]
     paste: float = 0.0  # --paste: share of training images given one more defect (data/paste.py)
     mask_aux: float = 0.0  # --mask-aux: training images come with their mask grids (data/mask_grid.py)
+    rare_threshold: str = "f1"  # --rare-threshold: step 2's rule for a class with 1-4 validation images
 
     def configure(self, config) -> None:
         """Settings from the TrainConfig: the loss and the augmentation preset."""
@@ -135,6 +136,7 @@ class ClassificationTask:
         self.tile_width = config.tile_width
         self.paste = config.paste
         self.mask_aux = config.mask_aux
+        self.rare_threshold = config.rare_threshold
 
     def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
         """Class-imbalance weights from the training targets (called once before training). `sample_weights`:
@@ -253,9 +255,11 @@ class MultilabelTask(ClassificationTask):
         return [0.5] * NUM_CLASSES
 
     def tune(self, collector: Collector) -> list[float]:
-        """F1-optimal thresholds; a class with 1-4 validation images breaks even (class_threshold)."""
+        """F1-optimal thresholds; with --rare-threshold break-even, a class with 1-4 validation images breaks even
+        (class_threshold)."""
         probs, y = collector.arrays()
-        return [class_threshold(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
+        rule = class_threshold if self.rare_threshold == "break-even" else best_f1_threshold
+        return [rule(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
 
     def epoch_params(self, val: Collector) -> list[float]:
         """As ClassificationTask's, but F1-optimal for every class, a rare one too: this score only ranks the
