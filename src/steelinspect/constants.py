@@ -25,6 +25,7 @@ MAX_PIXELS = 4 * IMAGE_WIDTH * IMAGE_HEIGHT
 # worker processes and threads see it too.
 MAX_PIXELS_ENV = "STEELINSPECT_MAX_PIXELS"
 
-# Below this many validation images of a class, step 2 does not tune its threshold for F1, which would follow one
-# or two images' scores, but breaks even (metrics/classification.py class_threshold; data/splits.py warns).
+# Below this many validation images of a class, an F1-optimal threshold follows one or two images' scores; under
+# `--rare-threshold break-even` step 2's breaks even instead (metrics/classification.py class_threshold;
+# data/splits.py warns).
 FEW_POSITIVES = 5
