@@ -22,7 +22,7 @@ TASK_DEFAULTS = {
     # epochs, macro F1 0.678 (mean of three run seeds, 0.671-0.689) against 0.563 (0.433-0.678) for the natural
     # sampler with BCE, 0.582 balanced with BCE, 0.532 natural with focal (docs/rare-classes.md). Its learning
     # rate warms up over the first epoch: 0.635 against 0.566 (mean of three run seeds on the CPU, each higher).
-    # --mask-aux 2 with --rare-threshold break-even scores 0.746 against 0.557 on synthetic steel and ranks class 2
+    # --mask-aux 2 with --rare-threshold break-even scores 0.746 against 0.562 on synthetic steel and ranks class 2
     # above chance, but then names class 1 on most real images, none of which has it (docs/rare-classes.md,
     # "--mask-aux"): off until the generator's class 1 stops teaching that.
     "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "balanced", "loss": "focal",

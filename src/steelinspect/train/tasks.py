@@ -262,9 +262,9 @@ class MultilabelTask(ClassificationTask):
         return [rule(y[:, i], probs[:, i]) for i in range(NUM_CLASSES)]
 
     def epoch_params(self, val: Collector) -> list[float]:
-        """As ClassificationTask's, but F1-optimal for every class, a rare one too: this score only ranks the
-        epochs, and a break-even class's F1 on 3 validation images jumps by thirds from epoch to epoch, which
-        then decides the epoch kept (measured: docs/rare-classes.md, "Class 2's threshold")."""
+        """As ClassificationTask's, but F1-optimal for every class whatever --rare-threshold says, so the setting
+        changes the run's final thresholds only, never the epoch kept (a break-even class's F1 on 3 validation
+        images moves by thirds from epoch to epoch; docs/rare-classes.md, "Class 2's threshold")."""
         if self.loss_name != "focal":
             return self.default_params()
         probs, y = val.arrays()
