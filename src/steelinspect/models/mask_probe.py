@@ -1,5 +1,6 @@
 """`train ... --mask-aux W`: during training, a 1x1 convolution on the classifier's stride-16 feature map predicts
-which cells hold each output's mask (data/mask_grid.py), and its loss (train/losses.py mask_loss), weighted by W, joins the classifier's.
+which cells hold each output's mask (data/mask_grid.py), and its loss (train/losses.py mask_loss), weighted by W,
+joins the classifier's.
 
 The masks tell the features which of the frame's lines and marks is the defect, where an image-level label only
 says that one of them is. The probe is a training aid: it is not part of the model that is saved, exported or

@@ -23,7 +23,7 @@ TASK_DEFAULTS = {
     # sampler with BCE, 0.582 balanced with BCE, 0.532 natural with focal (docs/rare-classes.md). Its learning
     # rate warms up over the first epoch: 0.635 against 0.566 (mean of three run seeds on the CPU, each higher).
     # --mask-aux 2 with --rare-threshold break-even scores 0.746 against 0.562 on synthetic steel and ranks class 2
-    # above chance, but then names class 1 on most real images, none of which has it (docs/rare-classes.md,
+    # above chance, but then puts class 1 first on most real images, none of which has it (docs/rare-classes.md,
     # "--mask-aux"): off until the generator's class 1 stops teaching that.
     "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "balanced", "loss": "focal",
                    "warmup": 1.0, "paste": 0.0, "mask_aux": 0.0},
@@ -172,7 +172,8 @@ class TrainConfig:
         self._validate_head_prior()
         self._validate_mask_aux()
         if self.rare_threshold not in RARE_THRESHOLDS:
-            raise ConfigError(f"--rare-threshold must be one of {', '.join(RARE_THRESHOLDS)}, got {self.rare_threshold!r}")
+            raise ConfigError(f"--rare-threshold must be one of {', '.join(RARE_THRESHOLDS)}, got "
+                              f"{self.rare_threshold!r}")
         if self.augment_preset not in AUGMENT_PRESETS:
             raise ConfigError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, got {self.augment_preset!r}")
         if not 0 <= self.freeze_encoder_epochs <= self.epochs:

@@ -46,8 +46,8 @@ from steelinspect.train import distributed, freeze, speed
 from steelinspect.train.pseudo_data import attach_pseudo, train_sampler as make_train_sampler
 from steelinspect.train.rng_state import get_rng_state, plain, set_rng_state
 from steelinspect.train import testhooks
-from steelinspect.train.tasks import Collector, make_task
 from steelinspect.train.losses import mask_loss
+from steelinspect.train.tasks import Collector, make_task
 from steelinspect.train.warmup import Warmup
 
 
