@@ -154,10 +154,10 @@ def _classifier(task: str):
                                          "normalises each frame with this weight (0..1) of its own statistics "
                                          "and the rest of the training ones; thresholds are tuned so. For a "
                                          "model trained on synthetic steel that runs on real steel: 0.5."),
-        mask_aux: float = typer.Option(None, "--mask-aux", help="Weight of a training-only loss in which the "
-                                       "classifier's stride-16 features predict where each class's mask lies: the "
-                                       "masks show it which mark is the defect. 0: off. The saved model is the "
-                                       f"plain classifier. (default: {default('mask_aux', task):g})"),
+        mask_aux: float = typer.Option(default("mask_aux"), "--mask-aux", help="Weight of a training-only loss in "
+                                       "which the classifier's stride-16 features predict where each class's mask "
+                                       "lies: the masks show it which mark is the defect. 0: off. The saved model "
+                                       "is the plain classifier."),
         rare_threshold: str = typer.Option(default("rare_threshold"), "--rare-threshold", help="Step 2's threshold "
                                            "for a class with 1-4 validation images: f1 (F1-optimal) or break-even "
                                            "(calls as many validation images that class as hold it)."),

@@ -164,7 +164,7 @@ class ImageDataset(Dataset):
             return gray, target, planes
         gray, class_id, placed = drawn
         target, planes = np.array(target, dtype=np.float32, copy=True), planes.copy()
-        channel = 0 if len(planes) == 1 else class_id - 1  # one channel: the binary head's any-defect mask
+        channel = self.paste.channel(class_id)
         target[channel] = 1.0
         planes[channel] |= placed.astype(planes.dtype)
         return gray, target, planes

@@ -13,22 +13,19 @@ import cv2
 import numpy as np
 
 from steelinspect import rle
-from steelinspect.constants import IMAGE_SHAPE
 
 MAP_STRIDE = 16  # the feature map the probe reads: VGG's third block, a ResNet's layer3
 
 
 def decode_masks(rles: list[str], shape: tuple[int, int], union: bool = False) -> np.ndarray:
-    """uint8 (K, H, W) at `shape` (the decoded image's, which may be a reduced-scale decode): each class's mask
-    (decoded at the Kaggle frame size, as every label is), shrunk so that a cell keeps any pixel of it. `union`:
-    one channel, any class (the binary head's defect-or-clean)."""
-    masks = np.zeros((len(rles), *shape), dtype=np.uint8)
-    for k, code in enumerate(rles):
-        if isinstance(code, str) and code:
-            full = rle.decode(code, IMAGE_SHAPE).astype(np.uint8)
-            if full.shape != tuple(shape):
-                full = cv2.resize(full * 255, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-            masks[k] = full > 0
+    """uint8 (4, H, W) at `shape` (the decoded image's, which may be a reduced-scale decode): each class's mask
+    (`rles`, one per class, decoded at the Kaggle frame size as every label is), shrunk so that a cell keeps any
+    pixel of it. `union`: one channel, any class (the binary head's defect-or-clean)."""
+    masks = rle.build_mask(rles).astype(np.uint8)
+    if masks.shape[1:] != tuple(shape):  # INTER_AREA keeps any pixel above 0: a 1-px crack survives the shrink
+        small = cv2.resize(np.moveaxis(masks, 0, -1) * 255, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+        masks = np.moveaxis(small.reshape(*shape, -1), -1, 0)
+    masks = (masks > 0).astype(np.uint8)
     return masks.max(axis=0, keepdims=True) if union else masks
 
 

@@ -103,11 +103,12 @@ class DefectPaste:
             return gray, target
         pasted, class_id, _ = drawn
         target = np.array(target, dtype=np.float32, copy=True)
-        if self.head == "binary":
-            target[:] = 1.0
-        else:
-            target[class_id - 1] = 1.0
+        target[self.channel(class_id)] = 1.0
         return pasted, target
+
+    def channel(self, class_id: int) -> int:
+        """The target channel a pasted class sets: the binary head's one output, or the class's own."""
+        return 0 if self.head == "binary" else class_id - 1
 
     def draw(self, gray: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, np.ndarray] | None:
         """(pasted image, class id, bool mask of the pasted defect at the image's size), or None: nothing pasted

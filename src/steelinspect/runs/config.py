@@ -17,31 +17,28 @@ AUGMENT_PRESETS = ("standard", "strong")
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
     "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce",
-               "warmup": 0.0, "paste": 0.0, "mask_aux": 0.0},
+               "warmup": 0.0, "paste": 0.0},
     # Step 2 draws its images class-balanced and trains with the focal loss: on held-out synthetic data at 16
     # epochs, macro F1 0.678 (mean of three run seeds, 0.671-0.689) against 0.563 (0.433-0.678) for the natural
     # sampler with BCE, 0.582 balanced with BCE, 0.532 natural with focal (docs/rare-classes.md). Its learning
     # rate warms up over the first epoch: 0.635 against 0.566 (mean of three run seeds on the CPU, each higher).
-    # --mask-aux 2 with --rare-threshold break-even scores 0.746 against 0.562 on synthetic steel and ranks class 2
-    # above chance, but then puts class 1 first on most real images, none of which has it (docs/rare-classes.md,
-    # "--mask-aux"): off until the generator's class 1 stops teaching that.
     "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "balanced", "loss": "focal",
-                   "warmup": 1.0, "paste": 0.0, "mask_aux": 0.0},
+                   "warmup": 1.0, "paste": 0.0},
     # The segmenter pastes a defect of a uniformly drawn class into half of its training images: at 3 epochs on
     # 2,000 images it then learns classes 1 and 4 on every run seed tried (3 of 3; 1 of 3 without), and scores real
     # class 4 0.287 (mean of three seeds) against 0.085 (docs/transfer.md, "The segmenter at the issue's budget").
     "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8, "sampler": "natural",
-                "loss": "bce_dice", "warmup": 0.0, "paste": 0.5, "mask_aux": 0.0},
+                "loss": "bce_dice", "warmup": 0.0, "paste": 0.5},
 }
 # The capstone's protocol keeps its own training for the classifiers (N images per class already balance it).
-PROTOCOL_DEFAULTS = {"seed": {"sampler": "natural", "loss": "bce", "warmup": 0.0, "mask_aux": 0.0}}
+PROTOCOL_DEFAULTS = {"seed": {"sampler": "natural", "loss": "bce", "warmup": 0.0}}
 # --loss per task. Classifiers: bce (BCE with class-frequency positive weights; cross-entropy for the softmax
 # head under --protocol seed) or focal (train/losses.py). Segmenter: bce_dice or lovasz (BCE + Lovasz hinge).
 LOSSES = {"binary": ("bce", "focal"), "multiclass": ("bce", "focal"), "segment": ("bce_dice", "lovasz")}
 RARE_THRESHOLDS = ("f1", "break-even")
-# What a config.json written before --sampler, --loss, --warmup, --paste and --mask-aux existed trained with.
+# What a config.json written before --sampler, --loss, --warmup and --paste existed trained with.
 LEGACY = {"sampler": "natural", "loss": {"binary": "bce", "multiclass": "bce", "segment": "bce_dice"}, "warmup": 0.0,
-          "paste": 0.0, "mask_aux": 0.0}
+          "paste": 0.0}
 
 # What a run may continue with changed (--resume): how long and where it trains, not what it learns.
 RESUMABLE = ("epochs", "resume", "workers", "device", "channels_last", "compile")
@@ -93,7 +90,10 @@ class TrainConfig:
     # Classifiers' sigmoid heads: the weight of an auxiliary loss, during training only, in which a 1x1 convolution
     # on the stride-16 feature map predicts where each class's mask lies (models/mask_probe.py, data/mask_grid.py):
     # the masks tell the features which mark is the defect. 0: off. The saved model is the plain classifier.
-    mask_aux: float | None = None  # None: the task's default (TASK_DEFAULTS), 0 where it cannot apply
+    # Off by default: with --rare-threshold break-even it scores 0.746 against 0.562 on synthetic steel and ranks
+    # class 2 above chance, but puts class 1 first on most real images, none of which has it
+    # (docs/rare-classes.md, "--mask-aux"). A config.json written before it existed reads as 0.
+    mask_aux: float = 0.0
     # Step 2's threshold for a class with 1-4 validation images: "f1" (F1-optimal, as for every other class) or
     # "break-even" (calls as many validation images that class as hold it; metrics/classification.py).
     rare_threshold: str = "f1"
@@ -123,8 +123,6 @@ class TrainConfig:
             self.sampler = "natural"  # the balanced sampler does not draw pseudo-labelled images yet
         if self.paste is None and not self.augment:
             self.paste = 0.0
-        if self.mask_aux is None and (not self.augment or self.tile_width is not None or self.pseudo is not None):
-            self.mask_aux = 0.0  # the default applies where it can: augmented whole images with masks
         defaults = dict(TASK_DEFAULTS.get(self.task, {}))
         if self.task != "segment":
             defaults.update(PROTOCOL_DEFAULTS.get(self.protocol, {}))
