@@ -3,7 +3,7 @@
     python bench/rare_classes.py [--images 1200] [--holdout 1200] [--size 128x416] [--epochs 4]
                                  [--variants natural:bce balanced:bce natural:focal balanced:focal
                                              natural:bce:tile256@256x1600 balanced:focal:paste0.5
-                                             balanced:focal:prior balanced:focal:warmup0 balanced:focal:mask2:breakeven ...]
+                                             balanced:focal:prior balanced:focal:warmup0 natural:bce:warmup0:mask0:f1 ...]
                                  [--ensembles balanced:focal+balanced:focal:tile256@256x1600 ...]
                                  [--segment] [--seg-images 400] [--seg-size 128x800] [--seg-epochs 3]
                                  [--json out.json]
@@ -71,8 +71,9 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
     """Train one variant (or reuse its finished run under --out) and score it on the held-out set. A variant is
     SAMPLER:LOSS, then optionally :tileW@HxW (classifiers: --tile-width W at --image-size HxW instead of --size),
     :pasteP (--paste P; the segmenter pastes 0.5 unless told :paste0), :warmupE (--warmup E; step 2 warms up over 1
-    epoch unless told :warmup0), :prior (classifiers: --head-prior), :maskW (classifiers: --mask-aux W), :alphaA
-    (--focal-alpha A) and :breakeven (step 2: --rare-threshold break-even)."""
+    epoch unless told :warmup0), :prior (classifiers: --head-prior), :maskW (classifiers: --mask-aux W), :classesCCC
+    (step 2: --mask-classes, as :classes1234), :alphaA (--focal-alpha A) and :breakeven or :f1 (step 2:
+    --rare-threshold). Anything not named is train's default (step 2's is :mask2:classes234:breakeven)."""
     sampler, loss, *extras = variant.split(":")
     out, other_arch = variant_dir(task, variant, root, settings.get("arch"))
     for extra in extras:
@@ -87,13 +88,15 @@ def run_variant(task: str, variant: str, data: Path, holdout: Path, root: Path, 
             settings = {**settings, "head_prior": True}
         elif extra.startswith("mask"):
             settings = {**settings, "mask_aux": float(extra.removeprefix("mask"))}
+        elif extra.startswith("classes"):
+            settings = {**settings, "mask_classes": tuple(int(c) for c in extra.removeprefix("classes"))}
         elif extra.startswith("alpha"):
             settings = {**settings, "focal_alpha": float(extra.removeprefix("alpha"))}
-        elif extra == "breakeven":
-            settings = {**settings, "rare_threshold": "break-even"}
+        elif extra in ("breakeven", "f1"):
+            settings = {**settings, "rare_threshold": "break-even" if extra == "breakeven" else "f1"}
         else:
             raise SystemExit(f"variant {variant!r}: {extra!r} is none of tileW@HxW, pasteP, warmupE, prior, maskW, "
-                             "alphaA, breakeven")
+                             "classesCCC, alphaA, breakeven, f1")
     scored = out / "holdout.json"
     if scored.is_file():
         return json.loads(scored.read_text())
@@ -205,10 +208,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the runs' --device)")
     parser.add_argument("--arch", default="vgg", help="step 2's --arch (vgg, resnet18, resnet34, resnet50, resnext50)")
-    parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW][:pasteP][:warmupE][:prior]"
-                        "[:maskW][:alphaA][:breakeven] for step 2 (tiles: --tile-width W at --image-size HxW; pasteP: "
-                        "--paste P; warmupE: --warmup E; prior: --head-prior; maskW: --mask-aux W; alphaA: "
-                        "--focal-alpha A; breakeven: --rare-threshold break-even)")
+    parser.add_argument("--variants", nargs="*", default=STEP2_VARIANTS, help="SAMPLER:LOSS[:tileW@HxW][:pasteP]"
+                        "[:warmupE][:prior][:maskW][:classesCCC][:alphaA][:breakeven|:f1] for step 2 (tiles: "
+                        "--tile-width W at --image-size HxW; pasteP: --paste P; warmupE: --warmup E; prior: "
+                        "--head-prior; maskW: --mask-aux W; classesCCC: --mask-classes C,C,C; alphaA: --focal-alpha A; "
+                        "breakeven, f1: --rare-threshold); what is not named is train's default")
     parser.add_argument("--ensembles", nargs="*", default=[], help="VARIANT+VARIANT[+...]: step 2 variants combined "
                         "by `steelinspect ensemble` (trained here or finished under --out) and scored as one")
     parser.add_argument("--segment", action="store_true", help="also the segmenter (minutes per variant)")

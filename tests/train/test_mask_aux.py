@@ -59,6 +59,24 @@ def test_step_1_learns_the_union_of_the_masks(synth_dir, tmp_path):
     assert np.isfinite(_history(run)).all()
 
 
+def test_mask_classes_leave_the_other_classes_cells_out_of_the_loss(synth_dir, tmp_path):
+    def probe(name, classes):
+        code, _, err = run_main("train", "multiclass", str(synth_dir), "--out", str(tmp_path / name), "--epochs", "1",
+                                "--batch-size", "8", "--image-size", "64x128", "--workers", "0", "--mask-aux", "1",
+                                "--mask-classes", classes)
+        assert code == 0, err
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        assert config["mask_classes"] == [int(c) for c in classes.split(",")]
+        assert TrainConfig.read(tmp_path / name / "config.json").mask_classes == tuple(config["mask_classes"])
+        return torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["probe"]["weight"][:, :, 0, 0]
+
+    # The same seed gives both probes the same start: a class whose cells are out of the loss keeps it.
+    a, b = probe("a", "2,3,4"), probe("b", "3,4")
+    assert torch.equal(a[0], b[0])  # class 1: in neither
+    assert not torch.equal(a[1], b[1])  # class 2: learnt in a only
+    assert not torch.equal(a[2], b[2])  # class 3: in both, but the features under it moved apart
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--protocol", "seed"], "--mask-aux is for the classifiers' sigmoid heads"),
     (["--tile-width", "64"], "--mask-aux with --tile-width is not supported"),
@@ -82,20 +100,44 @@ def test_a_weight_out_of_range_and_what_has_no_masks_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="--mask-aux with --pseudo is not supported"):
         config(mask_aux=1.0, pseudo=tmp_path, teacher=tmp_path).validate()
     config(mask_aux=0.0, augment=False).validate()  # off: nothing to refuse
+    step2 = dict(task="multiclass", data=tmp_path, out=tmp_path / "r", mask_aux=1.0)
+    for classes in ((), (0, 2), (2, 2), (5,), ("2",)):
+        with pytest.raises(ConfigError, match="--mask-classes must name distinct classes among 1, 2, 3, 4"):
+            TrainConfig(**step2, mask_classes=classes).validate()
+    TrainConfig(**step2, mask_classes=(4, 2)).validate()
+    with pytest.raises(ConfigError, match="--mask-classes is step 2's"):
+        config(mask_aux=1.0, mask_classes=(2, 3, 4)).validate()
+    with pytest.raises(ConfigError, match="--mask-classes chooses the classes of --mask-aux's loss"):
+        TrainConfig(**{**step2, "mask_aux": 0.0}, mask_classes=(2,)).validate()
 
 
-def test_it_is_off_by_default_and_where_it_cannot_apply(tmp_path):
+def test_mask_classes_on_the_command_line_are_a_comma_list(synth_dir, tmp_path):
+    code, _, err = run_main("train", "multiclass", str(synth_dir), "--out", str(tmp_path / "r"), "--mask-aux", "1",
+                            "--mask-classes", "2;3")
+    assert code == 1 and "--mask-classes '2;3' is not a comma-separated list" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_step_2_learns_classes_2_to_4_by_default_and_not_where_it_cannot_apply(tmp_path):
     def config(**kw):
         return TrainConfig(data=tmp_path, out=tmp_path / "r", **kw)
 
-    # Off by default: on synthetic steel it wins, on real steel it names class 1 where there is none
-    # (docs/rare-classes.md, "--mask-aux").
-    assert all(config(task=task).mask_aux == 0.0 for task in ("binary", "multiclass", "segment"))
+    # Step 2 learns where classes 2-4 lie and breaks even on a rare class: on synthetic steel it wins, and with
+    # class 1's cells it names class 1 on real steel where there is none (docs/rare-classes.md).
+    step2 = config(task="multiclass")
+    assert (step2.mask_aux, step2.mask_classes, step2.rare_threshold) == (2.0, (2, 3, 4), "break-even")
+    assert all(config(task=task).mask_aux == 0.0 for task in ("binary", "segment"))
     assert config(task="binary", mask_aux=1.5).mask_aux == 1.5
-    # A run written before --mask-aux and --rare-threshold existed trained without them, and resumes so.
-    legacy = config(task="multiclass").to_dict()
-    del legacy["mask_aux"], legacy["rare_threshold"]
+    # Where the mask loss cannot apply, the default is off; asked for there, it is refused (tests above).
+    for off in (dict(protocol="seed"), dict(tile_width=64), dict(augment=False),
+                dict(pseudo=tmp_path, teacher=tmp_path)):
+        assert config(task="multiclass", **off).mask_aux == 0.0, off
+    config(task="multiclass", tile_width=64).validate()  # no refusal of what the user did not ask for
+    assert config(task="multiclass", protocol="seed").rare_threshold == "f1"
+    # A run written before --mask-aux, --mask-classes and --rare-threshold existed trained without them.
+    legacy = step2.to_dict()
+    del legacy["mask_aux"], legacy["rare_threshold"], legacy["mask_classes"]
     restored = TrainConfig.from_dict(legacy)
-    assert restored.mask_aux == 0.0 and restored.rare_threshold == "f1"
+    assert (restored.mask_aux, restored.mask_classes, restored.rare_threshold) == (0.0, (1, 2, 3, 4), "f1")
     with pytest.raises(ConfigError, match="--rare-threshold must be one of f1, break-even, got 'median'"):
         config(task="multiclass", rare_threshold="median").validate()

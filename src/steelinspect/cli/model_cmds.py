@@ -24,7 +24,19 @@ def build_config(task: str, data: Path, out_dir: Path, **options) -> "TrainConfi
     from steelinspect.runs.config import TrainConfig
 
     size = options.pop("image_size")
+    if isinstance(options.get("mask_classes"), str):
+        options["mask_classes"] = parse_classes(options["mask_classes"], "--mask-classes")
     return TrainConfig(task=task, data=data, out=out_dir, image_size=parse_size(size), **options)
+
+
+def parse_classes(text: str, option: str) -> tuple[int, ...]:
+    """'2,3,4' -> (2, 3, 4); which classes are allowed is TrainConfig's check."""
+    from steelinspect.errors import ConfigError
+
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not a comma-separated list of class numbers (e.g. 2,3,4)") from None
 
 
 def _run(config) -> None:
@@ -154,13 +166,19 @@ def _classifier(task: str):
                                          "normalises each frame with this weight (0..1) of its own statistics "
                                          "and the rest of the training ones; thresholds are tuned so. For a "
                                          "model trained on synthetic steel that runs on real steel: 0.5."),
-        mask_aux: float = typer.Option(default("mask_aux"), "--mask-aux", help="Weight of a training-only loss in "
-                                       "which the classifier's stride-16 features predict where each class's mask "
-                                       "lies: the masks show it which mark is the defect. 0: off. The saved model "
-                                       "is the plain classifier."),
-        rare_threshold: str = typer.Option(default("rare_threshold"), "--rare-threshold", help="Step 2's threshold "
-                                           "for a class with 1-4 validation images: f1 (F1-optimal) or break-even "
-                                           "(calls as many validation images that class as hold it)."),
+        mask_aux: float = typer.Option(None, "--mask-aux", help="Weight of a training-only loss in which the "
+                                       "classifier's stride-16 features predict where each class's mask lies: the "
+                                       "masks show it which mark is the defect. 0: off. The saved model is the plain "
+                                       f"classifier (default: {default('mask_aux', task):g}; 0 without augmentation, "
+                                       "with --tile-width or --pseudo"
+                                       + (", under --protocol seed)" if task == "multiclass" else ")")),
+        mask_classes: str = typer.Option(None, "--mask-classes", help="Step 2 under --mask-aux: the classes whose "
+                                         "masks its loss learns, as 2,3,4; the others learn from their labels alone "
+                                         f"(default: {','.join(map(str, default('mask_classes', task)))})."),
+        rare_threshold: str = typer.Option(None, "--rare-threshold", help="Step 2's threshold for a class with 1-4 "
+                                           "validation images: f1 (F1-optimal) or break-even (calls as many "
+                                           "validation images that class as hold it; default: "
+                                           f"{default('rare_threshold', task)})."),
         augment: str = AUGMENT,
         freeze_encoder_epochs: int = FREEZE,
         precision: str = PRECISION,
@@ -168,7 +186,7 @@ def _classifier(task: str):
         compile_: bool = COMPILE,
     ) -> None:
         _run(build_config(task, data, out_dir, protocol=protocol, tile_width=tile_width, paste=paste,
-                          head_prior=head_prior, frame_norm=frame_norm, mask_aux=mask_aux, rare_threshold=rare_threshold,
+                          head_prior=head_prior, frame_norm=frame_norm, mask_aux=mask_aux, mask_classes=mask_classes, rare_threshold=rare_threshold,
                           per_class=per_class,
                           epochs=epochs, batch_size=batch_size, lr=lr, warmup=warmup, image_size=image_size, arch=arch, seed=seed, device=device,
                           workers=workers, resume=resume, weights=weights, init=init, folds=folds, pseudo=pseudo,

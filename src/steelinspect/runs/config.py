@@ -7,6 +7,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from steelinspect.constants import CLASS_IDS
 from steelinspect.errors import ConfigError
 
 TASKS = ("binary", "multiclass", "segment")
@@ -17,28 +18,37 @@ AUGMENT_PRESETS = ("standard", "strong")
 # nowhere else: the CLI and SegmentTask read them through default().
 TASK_DEFAULTS = {
     "binary": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "natural", "loss": "bce",
-               "warmup": 0.0, "paste": 0.0},
+               "warmup": 0.0, "paste": 0.0, "mask_aux": 0.0, "mask_classes": CLASS_IDS, "rare_threshold": "f1"},
     # Step 2 draws its images class-balanced and trains with the focal loss: on held-out synthetic data at 16
     # epochs, macro F1 0.678 (mean of three run seeds, 0.671-0.689) against 0.563 (0.433-0.678) for the natural
     # sampler with BCE, 0.582 balanced with BCE, 0.532 natural with focal (docs/rare-classes.md). Its learning
     # rate warms up over the first epoch: 0.635 against 0.566 (mean of three run seeds on the CPU, each higher).
+    # It also learns where classes 2-4 lie (--mask-aux 2 --mask-classes 2,3,4) and breaks even on a class with
+    # 1-4 validation images: on the same bench, 0.743 (0.722-0.764, class 2 above chance on every seed) against
+    # 0.562 without, and 0.464 for natural + BCE; class 1's cells are left out because with them step 2 learns a
+    # detector of any crisp mark as class 1 and, trained here, names a class that is on real steel on 58.9% of the
+    # images (three seeds) against 76.7% (docs/rare-classes.md, "The default: the mask loss over classes 2-4").
     "multiclass": {"arch": "vgg", "image_size": (256, 512), "batch_size": 16, "sampler": "balanced", "loss": "focal",
-                   "warmup": 1.0, "paste": 0.0},
+                   "warmup": 1.0, "paste": 0.0, "mask_aux": 2.0, "mask_classes": (2, 3, 4),
+                   "rare_threshold": "break-even"},
     # The segmenter pastes a defect of a uniformly drawn class into half of its training images: at 3 epochs on
     # 2,000 images it then learns classes 1 and 4 on every run seed tried (3 of 3; 1 of 3 without), and scores real
     # class 4 0.287 (mean of three seeds) against 0.085 (docs/transfer.md, "The segmenter at the issue's budget").
     "segment": {"arch": "unet_resnet18", "image_size": (256, 1600), "batch_size": 8, "sampler": "natural",
-                "loss": "bce_dice", "warmup": 0.0, "paste": 0.5},
+                "loss": "bce_dice", "warmup": 0.0, "paste": 0.5, "mask_aux": 0.0, "mask_classes": CLASS_IDS,
+                "rare_threshold": "f1"},
 }
 # The capstone's protocol keeps its own training for the classifiers (N images per class already balance it).
-PROTOCOL_DEFAULTS = {"seed": {"sampler": "natural", "loss": "bce", "warmup": 0.0}}
+PROTOCOL_DEFAULTS = {"seed": {"sampler": "natural", "loss": "bce", "warmup": 0.0, "mask_aux": 0.0,
+                              "mask_classes": CLASS_IDS, "rare_threshold": "f1"}}
 # --loss per task. Classifiers: bce (BCE with class-frequency positive weights; cross-entropy for the softmax
 # head under --protocol seed) or focal (train/losses.py). Segmenter: bce_dice or lovasz (BCE + Lovasz hinge).
 LOSSES = {"binary": ("bce", "focal"), "multiclass": ("bce", "focal"), "segment": ("bce_dice", "lovasz")}
 RARE_THRESHOLDS = ("f1", "break-even")
-# What a config.json written before --sampler, --loss, --warmup and --paste existed trained with.
+# What a config.json written before --sampler, --loss, --warmup, --paste, --mask-aux, --mask-classes and
+# --rare-threshold existed trained with.
 LEGACY = {"sampler": "natural", "loss": {"binary": "bce", "multiclass": "bce", "segment": "bce_dice"}, "warmup": 0.0,
-          "paste": 0.0}
+          "paste": 0.0, "mask_aux": 0.0, "mask_classes": CLASS_IDS, "rare_threshold": "f1"}
 
 # What a run may continue with changed (--resume): how long and where it trains, not what it learns.
 RESUMABLE = ("epochs", "resume", "workers", "device", "channels_last", "compile")
@@ -90,13 +100,16 @@ class TrainConfig:
     # Classifiers' sigmoid heads: the weight of an auxiliary loss, during training only, in which a 1x1 convolution
     # on the stride-16 feature map predicts where each class's mask lies (models/mask_probe.py, data/mask_grid.py):
     # the masks tell the features which mark is the defect. 0: off. The saved model is the plain classifier.
-    # Off by default: with --rare-threshold break-even it scores 0.746 against 0.562 on synthetic steel and ranks
-    # class 2 above chance, but puts class 1 first on most real images, none of which has it
-    # (docs/rare-classes.md, "--mask-aux"). A config.json written before it existed reads as 0.
-    mask_aux: float = 0.0
+    # None: the task's default (TASK_DEFAULTS: 2 for step 2, 0 for step 1), 0 where the mask loss cannot apply
+    # (no augmentation, --tile-width, --pseudo); an explicit weight there is refused.
+    mask_aux: float | None = None
+    # Step 2 under --mask-aux: the classes whose mask cells the probe learns (the others learn from their labels
+    # alone). Step 1's probe learns the union of every class's mask. None: the task's default.
+    mask_classes: tuple[int, ...] | None = None
     # Step 2's threshold for a class with 1-4 validation images: "f1" (F1-optimal, as for every other class) or
-    # "break-even" (calls as many validation images that class as hold it; metrics/classification.py).
-    rare_threshold: str = "f1"
+    # "break-even" (calls as many validation images that class as hold it; metrics/classification.py). None: the
+    # task's default.
+    rare_threshold: str | None = None
     # K-fold training (train/folds.py): folds > 1 makes `out` a parent of K runs fold_1..fold_K; in fold run k,
     # fold = k is the fold it validates on (0: not a fold run). The test split stays out of every fold.
     folds: int = 1
@@ -123,6 +136,8 @@ class TrainConfig:
             self.sampler = "natural"  # the balanced sampler does not draw pseudo-labelled images yet
         if self.paste is None and not self.augment:
             self.paste = 0.0
+        if self.mask_aux is None and (not self.augment or self.tile_width is not None or self.pseudo is not None):
+            self.mask_aux = 0.0  # the default mask loss needs whole, augmented, labelled training images
         defaults = dict(TASK_DEFAULTS.get(self.task, {}))
         if self.task != "segment":
             defaults.update(PROTOCOL_DEFAULTS.get(self.protocol, {}))
@@ -227,6 +242,8 @@ class TrainConfig:
         if not isinstance(self.mask_aux, (int, float)) or not 0 <= self.mask_aux <= 100:
             raise ConfigError(f"--mask-aux must lie in 0..100 (the weight of the mask loss), got {self.mask_aux!r}")
         if not self.mask_aux:
+            if tuple(self.mask_classes) not in (CLASS_IDS, default("mask_classes", self.task)):  # set, not used
+                raise ConfigError("--mask-classes chooses the classes of --mask-aux's loss: it needs --mask-aux W")
             return
         if self.head not in ("binary", "multilabel"):
             raise ConfigError("--mask-aux is for the classifiers' sigmoid heads (train binary; train multiclass "
@@ -237,6 +254,13 @@ class TrainConfig:
             raise ConfigError("--mask-aux with --tile-width is not supported: tiles are already labelled from masks")
         if self.pseudo is not None:
             raise ConfigError("--mask-aux with --pseudo is not supported: pseudo-labelled images have no masks")
+        classes = self.mask_classes
+        if (not classes or len(set(classes)) != len(classes)
+                or not all(isinstance(c, int) and c in CLASS_IDS for c in classes)):
+            raise ConfigError(f"--mask-classes must name distinct classes among {', '.join(map(str, CLASS_IDS))}, "
+                              f"got {classes!r}")
+        if self.head == "binary" and tuple(sorted(classes)) != CLASS_IDS:
+            raise ConfigError("--mask-classes is step 2's: step 1's mask loss learns where any defect lies")
 
     def _validate_paste(self) -> None:
         if not 0.0 <= self.paste <= 1.0:
@@ -293,7 +317,7 @@ class TrainConfig:
         for key in ("weights", "init", "pseudo", "teacher", "pseudo_gate"):
             if values.get(key):
                 values[key] = Path(values[key])
-        for key in ("image_size", "crop_width"):
+        for key in ("image_size", "crop_width", "mask_classes"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)

@@ -184,7 +184,9 @@ def _train(config: TrainConfig, device: torch.device, d: distributed.Dist, progr
         + (f", encoder frozen for {config.freeze_encoder_epochs} epoch(s)" if config.freeze_encoder_epochs else "")
         + (f", a defect pasted into {config.paste:.0%} of training images" if config.paste else "")
         + (f", learning rate warmed up over {config.warmup:g} epoch(s)" if config.warmup else "")
-        + (f", mask loss at weight {config.mask_aux:g}" if config.mask_aux else ""))
+        + (f", mask loss at weight {config.mask_aux:g}" if config.mask_aux else "")
+        + (f" over classes {', '.join(map(str, sorted(config.mask_classes)))}"
+           if config.mask_aux and task.mask_channels else ""))
     warnings = split_warnings(splits, config.head, config.rare_threshold)
     for line in warnings:
         say(f"warning: {line}")
@@ -325,7 +327,7 @@ def _fit_epoch(net, task, loader: DataLoader, fit: _Fit, config: TrainConfig, de
         loss = task.loss(logits, y)
         loss_value = loss.item()  # the classifier's own loss, comparable with validation's
         if cells is not None:
-            loss = loss + config.mask_aux * mask_loss(cells, grid[0].to(device))
+            loss = loss + config.mask_aux * mask_loss(cells, grid[0].to(device), task.mask_channels)
         fit.warmup.before_step(fit.optimizer, scheduled)
         fit.precision.step(loss, fit.optimizer)
         collector.add(task.probabilities(logits.detach()), y, idx, loss_value)

@@ -36,10 +36,13 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_
 MASK_ALPHA = 0.5
 
 
-def mask_loss(cell_logits: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """--mask-aux: focal loss of the probe's cell logits against the mask grid (data/mask_grid.py), same shape."""
+def mask_loss(cell_logits: torch.Tensor, grid: torch.Tensor, channels: list[int] | None = None) -> torch.Tensor:
+    """--mask-aux: focal loss of the probe's cell logits against the mask grid (data/mask_grid.py), same shape;
+    `channels`: only these outputs' cells (--mask-classes), None: all."""
     if cell_logits.shape != grid.shape:
         raise ValueError(f"cell logits {tuple(cell_logits.shape)} against mask targets {tuple(grid.shape)}")
+    if channels is not None:
+        cell_logits, grid = cell_logits[:, channels], grid[:, channels]
     return focal_loss(cell_logits.float(), grid, alpha=MASK_ALPHA)
 
 

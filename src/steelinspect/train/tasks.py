@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from steelinspect.constants import NUM_CLASSES
+from steelinspect.constants import CLASS_IDS, NUM_CLASSES
 from steelinspect.data.dataset import AUGMENT_PRESETS, Augment, ImageDataset
 from steelinspect.data.master import RLE_COLUMNS
 from steelinspect.data.paste import defect_paste
@@ -126,6 +126,7 @@ class ClassificationTask:
     augmentation: Augment = AUGMENT_PRESETS["standard"]
     paste: float = 0.0  # --paste: share of training images given one more defect (data/paste.py)
     mask_aux: float = 0.0  # --mask-aux: training images come with their mask grids (data/mask_grid.py)
+    mask_channels: list[int] | None = None  # --mask-classes: the outputs whose cells the mask loss covers (None: all)
     rare_threshold: str = "f1"  # --rare-threshold: step 2's rule for a class with 1-4 validation images
 
     def configure(self, config) -> None:
@@ -136,6 +137,8 @@ class ClassificationTask:
         self.tile_width = config.tile_width
         self.paste = config.paste
         self.mask_aux = config.mask_aux
+        if self.name == "multilabel" and tuple(config.mask_classes) != CLASS_IDS:  # step 2: one output per class
+            self.mask_channels = [c - 1 for c in sorted(config.mask_classes)]
         self.rare_threshold = config.rare_threshold
 
     def setup_loss(self, train_targets: np.ndarray, sample_weights: np.ndarray | None = None) -> None:
