@@ -302,6 +302,9 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
     flagged = named = top_right = end_to_end = named_count = 0
     dice: dict[int, list[float]] = {c: [] for c in CLASS_IDS}
     named_per_class = {c: [0, 0] for c in CLASS_IDS}  # [images with class c where step 2 names c, images with c]
+    # Per class, the images whose most probable class it is: a class the real images lack ranked first on many of
+    # them (class 1 on the sample) is a look the generator gave it that real steel has under another class.
+    top_counts = {c: 0 for c in CLASS_IDS}
     defect_items = [item for item in items if item[2]]
     # Per image, for threshold-free scores pooled over folds (bench/fewshot.py): step 1's probability on the defect
     # images and on the clean frames, step 2's probabilities, the classes it names and the true ones.
@@ -324,6 +327,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
             named_per_class[c][0] += c in alone
             named_per_class[c][1] += 1
         top_right += int(np.argmax(p_class)) + 1 in truth
+        top_counts[int(np.argmax(p_class)) + 1] += 1
         end_to_end += result.has_defect and bool(set(result.classes) & truth)
         if inspector.segment is not None:
             for c, value in segment_dice(inspector.segment, result.image, masks).items():
@@ -339,6 +343,7 @@ def score(binary: Path, multiclass: Path, segment: Path | None, items: list, mar
     return {
         "defect_images": n, "clean_frames": total_clean,
         "step1_flagged": flagged / n, "step2_names_a_true_class": named / n, "step2_top_class_true": top_right / n,
+        "step2_top_class_counts": top_counts,
         "cascade_flagged_and_true_class": end_to_end / n, "step2_classes_named_mean": named_count / n,
         "clean_frames_passed": passed / total_clean if total_clean else float("nan"),
         "dice": mean_per_class(dice),
@@ -422,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     print_ranking(result)
     # Naming every class would make "names a class that is there" 100%: how many it names is printed beside it.
     print(f"  {'step 2 classes named per image (mean)':<38} {result['step2_classes_named_mean']:6.2f}")
+    if "step2_top_class_counts" in result:
+        tops = "  ".join(f"{c}: {k}" for c, k in result["step2_top_class_counts"].items())
+        label = "images by step 2's top class"
+        print(f"  {label:<38} {tops}")
     print_dice(result)
     if args.adapt:
         print_adapted(result["adapted"])

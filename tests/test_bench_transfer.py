@@ -121,3 +121,20 @@ def test_segment_reviewed_scores_each_image_with_a_setting_tuned_without_it():
     assert count == 10 and mean == pytest.approx((8 * 0.5 + 0.0 + 0.6) / 10)
     assert sorted(s["thresholds"][2] for s in result["reviewed_settings"]) == [0.1, 0.1, 0.1, 0.1, 0.5]
     assert set(result["reviewed_dice"]) == {3}
+
+
+def test_step_2_scores_count_the_images_by_their_top_class(tiny_runs, tiny_seg_data, tmp_path, capsys):
+    """Which class step 2 ranks first, image by image: a class the real set lacks ranked first shows up here."""
+    import json
+
+    import transfer
+
+    out = tmp_path / "cascade.json"
+    assert transfer.main(["--binary", str(tiny_runs["binary"]), "--multiclass", str(tiny_runs["multiclass"]),
+                          "--real", str(tiny_seg_data), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    tops = np.argmax(np.array(result["per_image"]["p_class"]), axis=1) + 1
+    assert {int(c): k for c, k in result["step2_top_class_counts"].items()} == {
+        c: int((tops == c).sum()) for c in (1, 2, 3, 4)}
+    assert sum(result["step2_top_class_counts"].values()) == result["defect_images"]
+    assert "images by step 2's top class" in capsys.readouterr().out
