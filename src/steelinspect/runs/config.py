@@ -101,7 +101,7 @@ class TrainConfig:
     # on the stride-16 feature map predicts where each class's mask lies (models/mask_probe.py, data/mask_grid.py):
     # the masks tell the features which mark is the defect. 0: off. The saved model is the plain classifier.
     # None: the task's default (TASK_DEFAULTS: 2 for step 2, 0 for step 1), 0 where the mask loss cannot apply
-    # (no augmentation, --tile-width, --pseudo); an explicit weight there is refused.
+    # (no augmentation, --tile-width, --pseudo, --protocol seed); an explicit weight there is refused.
     mask_aux: float | None = None
     # Step 2 under --mask-aux: the classes whose mask cells the probe learns (the others learn from their labels
     # alone). Step 1's probe learns the union of every class's mask. None: the task's default.
