@@ -152,21 +152,9 @@ class ImageDataset(Dataset):
             planes = decode_masks(self.mask_rles[item], gray.shape, union=self.mask_union)
         if self.augment is not None:
             if self.paste is not None and target is not None:
-                gray, target, planes = self._paste(gray, target, planes, paste_stream(self.seed, self.epoch, index))
+                rng = paste_stream(self.seed, self.epoch, index)
+                gray, target, planes = self.paste.apply(gray, target, rng, planes)
             gray, planes = self.augment.apply(gray, np.random.default_rng([self.seed, self.epoch, index]), planes)
-        return gray, target, planes
-
-    def _paste(self, gray, target, planes, rng):
-        if planes is None:
-            return (*self.paste(gray, target, rng), None)
-        drawn = self.paste.draw(gray, rng)  # the same draws as self.paste(...): only the mask is kept too
-        if drawn is None:
-            return gray, target, planes
-        gray, class_id, placed = drawn
-        target, planes = np.array(target, dtype=np.float32, copy=True), planes.copy()
-        channel = self.paste.channel(class_id)
-        target[channel] = 1.0
-        planes[channel] |= placed.astype(planes.dtype)
         return gray, target, planes
 
     def __getitem__(self, index: int):

@@ -89,7 +89,8 @@ def plate_grain_removed(change: np.ndarray, mask: np.ndarray, blur: float, k: fl
 class DefectPaste:
     """One defect from the donors, pasted with probability `probability`. `draw` gives the pasted image, the
     class and where its mask landed (the segmenter's and the tiles' datasets add the mask); calling it with an
-    image-level target gives the target the class (`head` "binary": (1,) becomes 1; "multilabel": (4,))."""
+    image-level target gives the target the class (`head` "binary": (1,) becomes 1; "multilabel": (4,)); `apply`
+    does the same and adds the defect to --mask-aux's masks."""
 
     def __init__(self, images_dir: Path, donors: dict[int, list[Donor]], probability: float, head: str = "multilabel"):
         if head not in ("binary", "multilabel"):
@@ -98,13 +99,23 @@ class DefectPaste:
         self.donors = {c: d for c, d in sorted(donors.items()) if d}
 
     def __call__(self, gray: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self.apply(gray, target, rng)[:2]
+
+    def apply(self, gray: np.ndarray, target: np.ndarray, rng: np.random.Generator,
+              planes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(image, target, planes) with the defect pasted or not: `planes` (one mask per target channel at the
+        image's size, --mask-aux's; None: none) gain where it landed. The draws are the same with or without."""
         drawn = self.draw(gray, rng)
         if drawn is None:
-            return gray, target
-        pasted, class_id, _ = drawn
+            return gray, target, planes
+        pasted, class_id, placed = drawn
+        channel = self.channel(class_id)
         target = np.array(target, dtype=np.float32, copy=True)
-        target[self.channel(class_id)] = 1.0
-        return pasted, target
+        target[channel] = 1.0
+        if planes is not None:
+            planes = planes.copy()
+            planes[channel] |= placed.astype(planes.dtype)
+        return pasted, target, planes
 
     def channel(self, class_id: int) -> int:
         """The target channel a pasted class sets: the binary head's one output, or the class's own."""
